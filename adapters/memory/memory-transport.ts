@@ -1,0 +1,364 @@
+import { EventEmitter } from 'node:events';
+import {
+  Delivery,
+  DeliveryHandler,
+  Headers,
+  OutgoingMessage,
+  PublishOptions,
+  ReceivedMessage,
+  ReplyMessage,
+  Subscription,
+  SubscriptionSpec,
+  Transport,
+  TransportCapabilities,
+  DeadLetterInfo,
+  TransportEvent,
+  TransportEvents,
+} from '../../lib/transport';
+import { PublishRejectedError, RequestTimeoutError, TransportClosedError, UnroutableError } from '../../lib/errors';
+import { topicMatcher } from '../../lib/topic';
+
+export interface MemoryTransportOptions {
+  /**
+   * The broker to connect to. Transports given the same broker are clients of one broker
+   * (competing consumers, fan-out between them); without one, each transport has its own.
+   */
+  readonly broker?: MemoryBroker;
+  /** Largest body accepted by publish(). Default 16 MiB. */
+  readonly maxMessageBytes?: number;
+}
+
+export interface MemoryBrokerOptions {
+  /**
+   * A publish waits while a queue it routes to holds this many ready messages (back-pressure,
+   * so a fast publisher cannot exhaust memory). Default 10,000.
+   */
+  readonly maxQueueLength?: number;
+}
+
+interface StoredMessage {
+  readonly topic: string;
+  readonly body: Buffer;
+  readonly headers: Record<string, string>;
+  redelivered: boolean;
+  readonly replyTo?: (reply: ReplyMessage) => void;
+}
+
+interface Consumer {
+  readonly queue: Queue;
+  readonly prefetch: number;
+  readonly weight: number;
+  readonly handler: DeliveryHandler;
+  readonly unacked: Set<StoredMessage>;
+  delivered: number;
+  active: boolean;
+}
+
+class Queue {
+  readonly ready: StoredMessage[] = [];
+  readonly consumers: Consumer[] = [];
+  readonly waiters: Array<() => void> = [];
+  dead?: Queue;
+  constructor(
+    readonly name: string,
+    readonly matches: (topic: string) => boolean,
+    readonly exclusive: boolean,
+  ) {}
+}
+
+/**
+ * An in-process broker: the embedded default. Queues per group and subscription, bound by
+ * pattern, that outlive their consumers; dead-letter queues; prefetch; back-pressure. It has no
+ * module-level state: two brokers share nothing.
+ */
+export class MemoryBroker {
+  private readonly queues = new Map<string, Queue>();
+  private readonly maxQueueLength: number;
+  private exclusiveSeq = 0;
+
+  constructor(options: MemoryBrokerOptions = {}) {
+    this.maxQueueLength = options.maxQueueLength ?? 10_000;
+  }
+
+  /** Queue name for a subscription: `<group>.<name>`; broadcasts get a private one. */
+  queueFor(spec: SubscriptionSpec): Queue {
+    const name = spec.group ? `${spec.group}.${spec.name}` : `amq.gen.${spec.name}.${++this.exclusiveSeq}`;
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue(name, topicMatcher(spec.pattern), !spec.group);
+      q.dead = new Queue(`${name}.dead`, () => false, false);
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  deleteQueue(q: Queue): void {
+    this.queues.delete(q.name);
+  }
+
+  /** Routes to every matching queue; resolves when all have room. Returns how many queues. */
+  async route(message: StoredMessage): Promise<number> {
+    const targets: Queue[] = [];
+    for (const q of this.queues.values()) if (q.matches(message.topic)) targets.push(q);
+    for (const q of targets) {
+      while (q.ready.length >= this.maxQueueLength && this.queues.get(q.name) === q) {
+        await new Promise<void>((resolve) => q.waiters.push(resolve));
+      }
+    }
+    for (const q of targets) this.enqueue(q, { ...message, redelivered: false });
+    return targets.length;
+  }
+
+  enqueue(q: Queue, m: StoredMessage, front = false): void {
+    if (front) q.ready.unshift(m);
+    else q.ready.push(m);
+    this.dispatch(q);
+  }
+
+  attach(c: Consumer): void {
+    c.queue.consumers.push(c);
+    this.dispatch(c.queue);
+  }
+
+  /** Detaches a consumer; what it held unacked goes back to the front of its queue. */
+  detach(c: Consumer): void {
+    c.active = false;
+    const list = c.queue.consumers;
+    const i = list.indexOf(c);
+    if (i >= 0) list.splice(i, 1);
+    const held = [...c.unacked];
+    c.unacked.clear();
+    for (let k = held.length - 1; k >= 0; k--) {
+      held[k].redelivered = true;
+      c.queue.ready.unshift(held[k]);
+    }
+    if (c.queue.exclusive && list.length === 0) this.deleteQueue(c.queue);
+    else this.dispatch(c.queue);
+  }
+
+  /** Hands ready messages to consumers with room, the least loaded relative to its weight first. */
+  dispatch(q: Queue): void {
+    while (q.ready.length > 0) {
+      let best: Consumer | undefined;
+      for (const c of q.consumers) {
+        if (!c.active || c.unacked.size >= c.prefetch) continue;
+        if (!best || c.delivered / c.weight < best.delivered / best.weight) best = c;
+      }
+      if (!best) break;
+      const m = q.ready.shift()!;
+      best.unacked.add(m);
+      best.delivered++;
+      const consumer = best;
+      queueMicrotask(() => this.deliver(consumer, m));
+    }
+    while (q.waiters.length > 0 && q.ready.length < this.maxQueueLength) q.waiters.shift()!();
+  }
+
+  private deliver(c: Consumer, m: StoredMessage): void {
+    const broker = this;
+    let settled = false;
+    const settle = (action: () => void): Promise<void> => {
+      if (settled || !c.unacked.has(m)) return Promise.resolve();
+      settled = true;
+      c.unacked.delete(m);
+      action();
+      broker.dispatch(c.queue);
+      return Promise.resolve();
+    };
+    const attempt = Number(m.headers[Headers.attempt]) || 1;
+    const delivery: Delivery = {
+      topic: m.topic,
+      body: m.body,
+      headers: m.headers,
+      attempt,
+      redelivered: m.redelivered,
+      replyExpected: !!m.replyTo,
+      raw: m,
+      ack: () => settle(() => undefined),
+      requeue: () => settle(() => broker.enqueue(c.queue, { ...m, redelivered: true }, true)),
+      retry: (delayMs: number) =>
+        settle(() => {
+          const copy = { ...m, redelivered: false, headers: { ...m.headers, [Headers.attempt]: String(attempt + 1) } };
+          setTimeout(() => broker.enqueue(c.queue, copy), Math.max(0, delayMs)).unref();
+        }),
+      deadLetter: (info: DeadLetterInfo) =>
+        settle(() => broker.enqueue(c.queue.dead!, { ...m, redelivered: false, headers: deadHeaders(m.headers, info, c.queue.name) })),
+      reply: async (reply: ReplyMessage) => {
+        m.replyTo?.({ body: Buffer.from(reply.body), headers: { ...reply.headers } });
+      },
+    };
+    Promise.resolve()
+      .then(() => c.handler(delivery))
+      .catch(() => {
+        // A handler that rejects without settling: give the message back rather than lose it.
+        void delivery.requeue();
+      });
+  }
+}
+
+function deadHeaders(headers: Record<string, string>, info: DeadLetterInfo, queue: string): Record<string, string> {
+  const out: Record<string, string> = { ...headers, [Headers.deadReason]: info.reason, [Headers.deadQueue]: queue };
+  out[Headers.deadTime] = new Date().toISOString();
+  if (info.errorName) out[Headers.deadError] = info.errorName;
+  if (info.errorMessage) out[Headers.deadMessage] = info.errorMessage;
+  return out;
+}
+
+/** Transport over a {@link MemoryBroker}: no network, the same contract as the broker adapters. */
+export class MemoryTransport extends EventEmitter implements Transport {
+  readonly name = 'memory';
+  readonly capabilities: TransportCapabilities;
+  private readonly broker: MemoryBroker;
+  private readonly consumers = new Set<Consumer>();
+  private readonly pendingPublishes = new Set<Promise<unknown>>();
+  private readonly pendingRequests = new Set<() => void>();
+  private closing?: Promise<void>;
+  private connected = false;
+
+  constructor(options: MemoryTransportOptions = {}) {
+    super();
+    this.broker = options.broker ?? new MemoryBroker();
+    this.capabilities = {
+      durableGroups: true,
+      competingConsumers: true,
+      patterns: true,
+      requeue: true,
+      delayedRetry: true,
+      deadLetter: true,
+      requestReply: true,
+      weightedConsumers: true,
+      confirmedPublish: true,
+      mandatory: true,
+      maxMessageBytes: options.maxMessageBytes ?? 16 * 1024 * 1024,
+    };
+  }
+
+  async connect(): Promise<void> {
+    if (this.closing) throw new TransportClosedError('connect');
+    if (this.connected) return;
+    this.connected = true;
+    for (const c of this.consumers) this.broker.attach(c);
+    this.emit('connected', { url: 'memory://' });
+  }
+
+  async publish(message: OutgoingMessage, options: PublishOptions = {}): Promise<void> {
+    await this.send(message, options);
+  }
+
+  private async send(message: OutgoingMessage, options: PublishOptions, replyTo?: StoredMessage['replyTo']): Promise<void> {
+    if (this.closing) throw new TransportClosedError();
+    if (message.body.length > this.capabilities.maxMessageBytes) {
+      throw new PublishRejectedError(message.topic, `message of ${message.body.length} bytes exceeds ${this.capabilities.maxMessageBytes}`);
+    }
+    const stored: StoredMessage = {
+      topic: message.topic,
+      body: Buffer.from(message.body),
+      headers: { ...message.headers },
+      redelivered: false,
+      replyTo,
+    };
+    const routing = this.broker.route(stored);
+    this.pendingPublishes.add(routing);
+    try {
+      const queues = await routing;
+      if (queues === 0 && options.mandatory) throw new UnroutableError(message.topic);
+    } finally {
+      this.pendingPublishes.delete(routing);
+    }
+  }
+
+  async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+    return this.consume(this.broker.queueFor(spec), spec, handler);
+  }
+
+  async subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+    return this.consume(this.broker.queueFor(of).dead!, of, handler);
+  }
+
+  private consume(queue: Queue, spec: SubscriptionSpec, handler: DeliveryHandler): Subscription {
+    if (this.closing) throw new TransportClosedError('subscribe');
+    const consumer: Consumer = {
+      queue,
+      prefetch: Math.max(1, spec.prefetch),
+      weight: Math.max(1, spec.weight ?? 1),
+      handler,
+      unacked: new Set(),
+      delivered: 0,
+      active: true,
+    };
+    this.consumers.add(consumer);
+    if (this.connected) this.broker.attach(consumer);
+    let closed = false;
+    return {
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        this.consumers.delete(consumer);
+        this.broker.detach(consumer);
+      },
+    };
+  }
+
+  async request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
+    return new Promise<ReceivedMessage>((resolve, reject) => {
+      let done = false;
+      const finish = () => {
+        done = true;
+        clearTimeout(timer);
+        this.pendingRequests.delete(cancel);
+      };
+      const cancel = () => {
+        if (done) return;
+        finish();
+        reject(new TransportClosedError('wait for a reply'));
+      };
+      const timer = setTimeout(() => {
+        if (done) return;
+        finish();
+        reject(new RequestTimeoutError(message.topic, options.timeoutMs));
+      }, options.timeoutMs);
+      this.pendingRequests.add(cancel);
+      const onReply = (reply: ReplyMessage) => {
+        if (done) return;
+        finish();
+        resolve({ topic: reply.headers[Headers.type] ?? message.topic, body: reply.body, headers: reply.headers });
+      };
+      this.send(message, {}, onReply).catch((err) => {
+        if (done) return;
+        finish();
+        reject(err);
+      });
+    });
+  }
+
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (!this.closing) this.closing = this.shutdown(options.timeoutMs ?? 10_000);
+    return this.closing;
+  }
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    for (const c of this.consumers) c.active = false;
+    const deadline = Date.now() + timeoutMs;
+    while ([...this.consumers].some((c) => c.unacked.size > 0) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    for (const c of this.consumers) this.broker.detach(c);
+    this.consumers.clear();
+    await Promise.allSettled([...this.pendingPublishes]);
+    for (const cancel of [...this.pendingRequests]) cancel();
+    this.connected = false;
+    this.emit('disconnected', { url: 'memory://' });
+  }
+
+  override on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
+    return super.on(event, listener as (...args: unknown[]) => void);
+  }
+  override off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
+    return super.off(event, listener as (...args: unknown[]) => void);
+  }
+}
+
+/** The embedded default transport. */
+export function memoryTransport(options: MemoryTransportOptions = {}): MemoryTransport {
+  return new MemoryTransport(options);
+}
