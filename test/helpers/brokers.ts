@@ -1,12 +1,35 @@
 /**
  * The one broker fixture for every test that needs a broker. Order of choice:
  *   1. an explicit URL from the environment (COURIER_AMQP_URL, COURIER_MQTT_URL);
- *   2. (to come with the testcontainers issue) a container when a Docker-compatible engine answers;
+ *   2. a container started through testcontainers when a Docker-compatible engine answers
+ *      (DOCKER_HOST, else /var/run/docker.sock, else a Podman socket at its usual places);
  *   3. the machine's own broker on its default port.
- * It says once which one it chose, and fails loudly when none answers.
+ * It says once which one it chose (console.log), and fails loudly when none answers.
+ *
+ * COURIER_REQUIRE_CONTAINERS=1 (set by .ci/run): no silent fall-back. If no engine answers or the
+ * container does not start, amqpBroker()/mqttBroker() throw instead of using the local broker
+ * (an explicit env URL is still honoured: it is a deliberate choice, not a fall-back).
+ *
+ * Containers are stopped at the end of the run, also when tests fail: by the root-level mocha
+ * hook in test/helpers/root-hooks.ts (and by a root `after` this module registers when it is
+ * loaded by a spec), and, as a last resort, synchronously on process exit and on SIGINT/SIGTERM.
+ * There is no reaper (Ryuk cannot be pulled here): TESTCONTAINERS_RYUK_DISABLED defaults to true.
+ *
+ * Images: localhost/courier-rabbitmq:test and localhost/courier-mosquitto:test, built from
+ * test/containers/* by scripts/container-engine.sh (or `docker build`, see docs/testing.md).
+ * Override with COURIER_RABBITMQ_IMAGE / COURIER_MOSQUITTO_IMAGE.
+ *
+ * Fault tests use amqpContainer()/mqttContainer(): a dedicated container (never the shared one)
+ * with stop()/start()/restart()/pause()/unpause(). Its host port is FIXED when it is created (a
+ * free port is chosen, then mapped explicitly), so its URL stays valid across stop/start/restart.
  */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { redactUrl } from '../../lib/errors';
+
+export type BrokerKind = 'amqp' | 'mqtt';
 
 export interface BrokerEndpoint {
   readonly url: string;
@@ -15,6 +38,43 @@ export interface BrokerEndpoint {
   /** Where it came from: 'env', 'container' or 'local'. */
   readonly origin: 'env' | 'container' | 'local';
 }
+
+/** A dedicated broker container that a fault test may disturb. Its URL/port never change. */
+export interface BrokerContainer extends BrokerEndpoint {
+  readonly origin: 'container';
+  readonly kind: BrokerKind;
+  readonly id: string;
+  /** Stops the broker (SIGTERM, then SIGKILL after `timeoutSec`); the container is kept. */
+  stop(timeoutSec?: number): Promise<void>;
+  /** Starts a stopped container and waits (bounded) until the broker speaks its protocol. */
+  start(): Promise<void>;
+  /** stop() + start(). `kill: true` kills the broker with SIGKILL instead of stopping it. */
+  restart(opts?: { kill?: boolean; timeoutSec?: number }): Promise<void>;
+  /** Freezes every process of the broker: connections stay open, nothing answers. */
+  pause(): Promise<void>;
+  unpause(): Promise<void>;
+  /** Removes the container (also done for every container at the end of the run). */
+  dispose(): Promise<void>;
+}
+
+const IMAGES: Record<BrokerKind, () => string> = {
+  amqp: () => process.env.COURIER_RABBITMQ_IMAGE ?? 'localhost/courier-rabbitmq:test',
+  mqtt: () => process.env.COURIER_MOSQUITTO_IMAGE ?? 'localhost/courier-mosquitto:test',
+};
+const CONTAINER_PORT: Record<BrokerKind, number> = { amqp: 5672, mqtt: 1883 };
+const READY_LOG: Record<BrokerKind, RegExp> = {
+  amqp: /Server startup complete/,
+  mqtt: /mosquitto version \S+ running/,
+};
+const START_TIMEOUT_MS = Number(process.env.COURIER_CONTAINER_START_TIMEOUT_MS ?? 120_000);
+const READY_TIMEOUT_MS = 90_000;
+
+export function containersRequired(): boolean {
+  const v = process.env.COURIER_REQUIRE_CONTAINERS;
+  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
+}
+
+// ------------------------------------------------------------------ the shared endpoints
 
 const chosen = new Map<string, Promise<BrokerEndpoint>>();
 
@@ -26,7 +86,7 @@ export function mqttBroker(): Promise<BrokerEndpoint> {
   return pick('mqtt', process.env.COURIER_MQTT_URL, 'mqtt://127.0.0.1:1883');
 }
 
-function pick(kind: string, fromEnv: string | undefined, local: string): Promise<BrokerEndpoint> {
+function pick(kind: BrokerKind, fromEnv: string | undefined, local: string): Promise<BrokerEndpoint> {
   let p = chosen.get(kind);
   if (!p) {
     p = resolve(kind, fromEnv, local);
@@ -35,22 +95,276 @@ function pick(kind: string, fromEnv: string | undefined, local: string): Promise
   return p;
 }
 
-async function resolve(kind: string, fromEnv: string | undefined, local: string): Promise<BrokerEndpoint> {
-  const candidates: Array<[BrokerEndpoint['origin'], string]> = [];
-  if (fromEnv) candidates.push(['env', fromEnv]);
-  else candidates.push(['local', local]);
+async function resolve(kind: BrokerKind, fromEnv: string | undefined, local: string): Promise<BrokerEndpoint> {
   const tried: string[] = [];
-  for (const [origin, url] of candidates) {
-    const u = new URL(url);
-    const port = Number(u.port) || (kind === 'amqp' ? 5672 : 1883);
-    if (await answers(u.hostname, port)) {
-      console.log(`[brokers] ${kind}: using ${origin} broker at ${redactUrl(url)}`);
-      return { url, host: u.hostname, port, origin };
+  const say = (e: BrokerEndpoint, extra = '') =>
+    console.log(`[brokers] ${kind}: using ${e.origin} broker at ${redactUrl(e.url)}${extra}`);
+
+  // 1. explicit URL
+  if (fromEnv) {
+    const e = endpointOf(kind, fromEnv, 'env');
+    if (await answers(e.host, e.port)) {
+      say(e);
+      return e;
     }
-    tried.push(`${origin} ${redactUrl(url)}`);
+    // An explicit URL that does not answer is an error, never a reason to use something else.
+    throw new Error(`[brokers] ${kind}: COURIER_${kind.toUpperCase()}_URL=${redactUrl(fromEnv)} does not answer.`);
   }
-  throw new Error(`No ${kind} broker answers (tried: ${tried.join(', ')}). Start one (see README) or set COURIER_${kind.toUpperCase()}_URL.`);
+
+  // 2. container
+  const engine = await containerEngine();
+  if (engine.ok) {
+    try {
+      const t0 = Date.now();
+      const c = await startContainer(kind, 'shared');
+      say(c, ` (container ${c.id.slice(0, 12)} from ${IMAGES[kind]()}, started in ${Date.now() - t0} ms, engine ${engine.where})`);
+      return { url: c.url, host: c.host, port: c.port, origin: 'container' };
+    } catch (err) {
+      const msg = `[brokers] ${kind}: the engine at ${engine.where} answers but the ${IMAGES[kind]()} container did not start: ${(err as Error).message}`;
+      if (containersRequired()) throw new Error(`${msg} (COURIER_REQUIRE_CONTAINERS is set: no fall-back)`);
+      console.warn(`${msg}; falling back to the local broker`);
+      tried.push(`container (${(err as Error).message})`);
+    }
+  } else {
+    if (containersRequired()) {
+      throw new Error(
+        `[brokers] ${kind}: COURIER_REQUIRE_CONTAINERS is set but no Docker-compatible engine answers (${engine.where}). ` +
+          'Run scripts/container-engine.sh and export the DOCKER_HOST it prints.',
+      );
+    }
+    tried.push(`container (no engine: ${engine.where})`);
+  }
+
+  // 3. the machine's own broker
+  const e = endpointOf(kind, local, 'local');
+  if (await answers(e.host, e.port)) {
+    say(e, engine.ok ? '' : ` (no container engine: ${engine.where})`);
+    return e;
+  }
+  tried.push(`local ${redactUrl(local)}`);
+  throw new Error(
+    `No ${kind} broker answers (tried: ${tried.join('; ')}). Start one (see README / docs/testing.md) or set COURIER_${kind.toUpperCase()}_URL.`,
+  );
 }
+
+function endpointOf<O extends BrokerEndpoint['origin']>(kind: BrokerKind, url: string, origin: O) {
+  const u = new URL(url);
+  const port = Number(u.port) || CONTAINER_PORT[kind];
+  return { url, host: u.hostname, port, origin };
+}
+
+// ------------------------------------------------------------------ dedicated containers for fault tests
+
+/** A new RabbitMQ container of its own (throws when no engine answers). */
+export function amqpContainer(): Promise<BrokerContainer> {
+  return dedicated('amqp');
+}
+
+/** A new Mosquitto container of its own, with the durable configuration (throws when no engine answers). */
+export function mqttContainer(): Promise<BrokerContainer> {
+  return dedicated('mqtt');
+}
+
+async function dedicated(kind: BrokerKind): Promise<BrokerContainer> {
+  const engine = await containerEngine();
+  if (!engine.ok) throw new Error(`[brokers] ${kind}: no Docker-compatible engine answers (${engine.where})`);
+  return startContainer(kind, 'dedicated');
+}
+
+// ------------------------------------------------------------------ engine detection
+
+export interface EngineAnswer {
+  readonly ok: boolean;
+  /** The socket/URL that answered, or why none did. */
+  readonly where: string;
+}
+
+let engineAnswer: Promise<EngineAnswer> | undefined;
+
+/** Whether a Docker-compatible engine answers; sets DOCKER_HOST for testcontainers when it found one itself. */
+export function containerEngine(): Promise<EngineAnswer> {
+  engineAnswer ??= detectEngine();
+  return engineAnswer;
+}
+
+async function detectEngine(): Promise<EngineAnswer> {
+  const fromEnv = process.env.DOCKER_HOST;
+  if (fromEnv) {
+    const ok = await pingDocker(fromEnv);
+    return { ok, where: ok ? `DOCKER_HOST=${fromEnv}` : `DOCKER_HOST=${fromEnv} does not answer /_ping` };
+  }
+  const candidates = ['/var/run/docker.sock'];
+  if (process.env.XDG_RUNTIME_DIR) candidates.push(`${process.env.XDG_RUNTIME_DIR}/podman/podman.sock`);
+  candidates.push('/run/podman/podman.sock');
+  for (const sock of candidates) {
+    if (fs.existsSync(sock) && (await pingDocker(`unix://${sock}`))) {
+      process.env.DOCKER_HOST = `unix://${sock}`;
+      return { ok: true, where: `unix://${sock}` };
+    }
+  }
+  return { ok: false, where: `DOCKER_HOST unset and none of ${candidates.join(', ')} answers` };
+}
+
+/** GET /_ping on a Docker API (unix:// or tcp://), bounded to 3 s. */
+export function pingDocker(dockerHost: string, timeoutMs = 3000): Promise<boolean> {
+  return new Promise((done) => {
+    let opts: http.RequestOptions;
+    try {
+      if (dockerHost.startsWith('unix://')) opts = { socketPath: dockerHost.slice('unix://'.length), path: '/_ping' };
+      else {
+        const u = new URL(dockerHost.replace(/^tcp:/, 'http:'));
+        opts = { host: u.hostname, port: Number(u.port) || 2375, path: '/_ping' };
+      }
+    } catch {
+      done(false);
+      return;
+    }
+    const req = http.get({ ...opts, timeout: timeoutMs }, (res) => {
+      res.resume();
+      done(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => done(false));
+  });
+}
+
+// ------------------------------------------------------------------ starting containers
+
+type Started = import('testcontainers').StartedTestContainer;
+const live = new Map<string, Started>();
+
+async function loadTestcontainers(): Promise<typeof import('testcontainers')> {
+  process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
+  // /.dockerenv exists on these machines, so testcontainers would answer Podman's gateway address;
+  // the published ports are reachable on the loopback address, which is what tests may target.
+  process.env.TESTCONTAINERS_HOST_OVERRIDE ??= '127.0.0.1';
+  return import('testcontainers');
+}
+
+async function startContainer(kind: BrokerKind, role: 'shared' | 'dedicated'): Promise<BrokerContainer> {
+  const tc = await loadTestcontainers();
+  const cport = CONTAINER_PORT[kind];
+  const hostPort = await freePort();
+  const started = await new tc.GenericContainer(IMAGES[kind]())
+    .withPullPolicy({ shouldPull: () => false })
+    .withExposedPorts({ container: cport, host: hostPort })
+    .withLabels({ 'courier.test': '1', 'courier.pid': String(process.pid), 'courier.role': role })
+    .withWaitStrategy(tc.Wait.forLogMessage(READY_LOG[kind]))
+    .withStartupTimeout(START_TIMEOUT_MS)
+    .start();
+  live.set(started.getId(), started);
+  installExitHandlers();
+  const host = started.getHost();
+  const port = started.getMappedPort(cport);
+  const url = kind === 'amqp' ? `amqp://guest:guest@${host}:${port}` : `mqtt://${host}:${port}`;
+  // The log line says the broker listens inside the container; make sure it is reachable here too.
+  await untilSpeaks(kind, host, port, READY_TIMEOUT_MS);
+  return handle(kind, started, url, host, port);
+}
+
+function handle(kind: BrokerKind, started: Started, url: string, host: string, port: number): BrokerContainer {
+  const id = started.getId();
+  const docker = async () => {
+    const { getContainerRuntimeClient } = await loadTestcontainers();
+    return (await getContainerRuntimeClient()).container.dockerode.getContainer(id);
+  };
+  const h: BrokerContainer = {
+    kind,
+    id,
+    url,
+    host,
+    port,
+    origin: 'container',
+    async stop(timeoutSec = 10) {
+      await (await docker()).stop({ t: timeoutSec });
+    },
+    async start() {
+      await (await docker()).start();
+      await untilSpeaks(kind, host, port, READY_TIMEOUT_MS);
+    },
+    async restart(opts = {}) {
+      const c = await docker();
+      if (opts.kill) await c.kill({ signal: 'SIGKILL' });
+      else await c.stop({ t: opts.timeoutSec ?? 10 });
+      await waitStopped(c, 30_000);
+      await c.start();
+      await untilSpeaks(kind, host, port, READY_TIMEOUT_MS);
+    },
+    async pause() {
+      await (await docker()).pause();
+    },
+    async unpause() {
+      await (await docker()).unpause();
+    },
+    async dispose() {
+      if (!live.delete(id)) return;
+      await started.stop({ timeout: 5, remove: true, removeVolumes: true });
+    },
+  };
+  return h;
+}
+
+async function waitStopped(c: import('dockerode').Container, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await c.inspect();
+    if (!s.State.Running) return;
+    if (Date.now() > deadline) throw new Error(`container ${c.id.slice(0, 12)} still running after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Stops and removes every container this process started. Idempotent; bounded. */
+export async function stopAllContainers(): Promise<void> {
+  const all = [...live.entries()];
+  live.clear();
+  chosen.clear();
+  await Promise.all(
+    all.map(async ([id, c]) => {
+      try {
+        await withTimeout(c.stop({ timeout: 5, remove: true, removeVolumes: true }), 30_000, `stopping ${id.slice(0, 12)}`);
+      } catch (err) {
+        console.warn(`[brokers] could not stop container ${id.slice(0, 12)}: ${(err as Error).message}`);
+        live.set(id, c); // leave it to the exit handler
+      }
+    }),
+  );
+}
+
+let exitHandlersInstalled = false;
+function installExitHandlers(): void {
+  if (exitHandlersInstalled) return;
+  exitHandlersInstalled = true;
+  // Last resort when the mocha hooks did not run (crash, process.exit): remove what is left,
+  // synchronously, with a child process that speaks to the engine's API.
+  process.on('exit', () => removeSync([...live.keys()]));
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      removeSync([...live.keys()]);
+      live.clear();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+  }
+}
+
+function removeSync(ids: string[]): void {
+  if (ids.length === 0) return;
+  const dockerHost = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+  const script = `
+    const http = require('node:http');
+    const [host, ...ids] = process.argv.slice(1);
+    const base = host.startsWith('unix://') ? { socketPath: host.slice(7) } : (() => { const u = new URL(host.replace(/^tcp:/, 'http:')); return { host: u.hostname, port: Number(u.port) || 2375 }; })();
+    let n = ids.length;
+    for (const id of ids) {
+      const req = http.request({ ...base, method: 'DELETE', path: '/containers/' + id + '?force=true&v=true', timeout: 20000 }, (res) => { res.resume(); res.on('end', () => { if (--n === 0) process.exit(0); }); });
+      req.on('error', () => { if (--n === 0) process.exit(1); });
+      req.on('timeout', () => req.destroy());
+      req.end();
+    }`;
+  spawnSync(process.execPath, ['-e', script, dockerHost, ...ids], { stdio: 'ignore', timeout: 30_000 });
+}
+
+// ------------------------------------------------------------------ probes
 
 export function answers(host: string, port: number, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
@@ -62,5 +376,78 @@ export function answers(host: string, port: number, timeoutMs = 2000): Promise<b
     s.setTimeout(timeoutMs, () => done(false));
     s.once('connect', () => done(true));
     s.once('error', () => done(false));
+  });
+}
+
+/**
+ * Whether the broker at host:port speaks its protocol (a TCP accept alone proves nothing when a
+ * port forwarder sits in front): AMQP answers the protocol header with Connection.Start (a method
+ * frame, type 1); MQTT answers CONNECT with CONNACK (0x20).
+ */
+export function speaks(kind: BrokerKind, host: string, port: number, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('error', () => done(false));
+    s.once('close', () => done(false));
+    s.once('connect', () => {
+      if (kind === 'amqp') s.write(Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 0, 9, 1]));
+      else {
+        const id = Buffer.from(`probe${process.pid}${Date.now() % 100000}`);
+        const body = Buffer.concat([
+          Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 10]), // "MQTT", v3.1.1, clean session, keepalive 10
+          Buffer.from([0, id.length]),
+          id,
+        ]);
+        s.write(Buffer.concat([Buffer.from([0x10, body.length]), body]));
+      }
+    });
+    s.once('data', (d) => done(kind === 'amqp' ? d[0] === 1 : d[0] === 0x20));
+  });
+}
+
+async function untilSpeaks(kind: BrokerKind, host: string, port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await speaks(kind, host, port))) {
+    if (Date.now() > deadline) throw new Error(`${kind} broker at ${host}:${port} does not answer after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** A port that is free on the loopback address now (used for a fixed host port mapping). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`timed out after ${ms} ms ${what}`), ms);
+    }),
+  ]).finally(() => clearTimeout(t));
+}
+
+// When a spec file loads this module, mocha's globals exist: register a root-level `after` so
+// containers are stopped at the end of the run even without test/helpers/root-hooks.ts.
+// (When root-hooks.ts loaded this module first, the globals do not exist yet and its hook serves.)
+const mochaAfter = (globalThis as { after?: (name: string, fn: () => Promise<void>) => unknown }).after;
+if (typeof mochaAfter === 'function') {
+  mochaAfter('stop broker containers', async function (this: { timeout(ms: number): void }) {
+    this.timeout(60_000);
+    await stopAllContainers();
   });
 }
