@@ -32,6 +32,8 @@ export const Headers = {
   deadQueue: 'courierdeadqueue',
   /** Set when a message is dead-lettered: ISO time. */
   deadTime: 'courierdeadtime',
+  /** On a reply: the remote handler failed; the body is `{ name, message }`. */
+  replyError: 'courierreplyerror',
   /** Optional message signature (see lib/signing.ts). */
   signature: 'couriersignature',
 } as const;

@@ -1,0 +1,326 @@
+/**
+ * The bus wires decorated handlers and publishers to a transport and applies the one failure
+ * policy (docs/failure-policy.md): decode and validate before the handler (a bad message goes to
+ * the dead letter at once), ack only after the handler resolved, retry with exponential backoff
+ * and jitter up to the handler's attempts, then dead-letter with the error's class and message.
+ */
+import { EventEmitter } from 'node:events';
+import { decode, encode, EnvelopeInput, parseJson, validatePayload } from './codec';
+import { currentMessage, MessageContext } from './context';
+import { DedupeStore, MemoryDedupeStore } from './dedupe';
+import { messageMetadata, PayloadClass, PayloadShape } from './decorators';
+import {
+  CourierError,
+  redactSecrets,
+  RejectMessageError,
+  RemoteHandlerError,
+  RequeueMessageError,
+  StartupError,
+  UnknownMessageTypeError,
+} from './errors';
+import { Meter, MeteredTransport, MetricsSnapshot } from './meter';
+import { backoffDelay, buildRegistry, HandlerDefinition, unknownKeys } from './registry';
+import { DeadLetterReason, Delivery, Headers, Subscription, Transport } from './transport';
+
+export interface Logger {
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** Warnings and errors to stderr. */
+export const consoleLogger: Logger = {
+  warn: (m, f) => console.warn(`[courier] ${m}`, f ? JSON.stringify(f) : ''),
+  error: (m, f) => console.error(`[courier] ${m}`, f ? JSON.stringify(f) : ''),
+};
+export const silentLogger: Logger = { warn: () => undefined, error: () => undefined };
+
+export interface BusOptions {
+  readonly transport: Transport;
+  /** This service's name: the CloudEvents `source`, and the group of handlers that name none. */
+  readonly source: string;
+  /** Largest message body accepted on either side, checked before parsing. Default 1 MiB. */
+  readonly maxMessageBytes?: number;
+  /** How long stop() waits for handlers in flight. Default 10 s. */
+  readonly shutdownTimeoutMs?: number;
+  /** Default timeout of request(). Default 5 s. */
+  readonly requestTimeoutMs?: number;
+  /** Skip messages a handler already handled, by envelope id. */
+  readonly idempotency?: { readonly store?: DedupeStore; readonly ttlMs?: number };
+  /** The meter to report to (default: a new one); `false` for none. */
+  readonly meter?: Meter | false;
+  readonly logger?: Logger;
+}
+
+const BUS_KEYS = new Set(['transport', 'source', 'maxMessageBytes', 'shutdownTimeoutMs', 'requestTimeoutMs', 'idempotency', 'meter', 'logger']);
+
+export interface PublishCallOptions {
+  readonly mandatory?: boolean;
+  /** Extra headers (CloudEvents extensions); the envelope's own attributes cannot be overridden. */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly correlationId?: string;
+}
+
+export interface RequestOptions<R> {
+  readonly timeoutMs?: number;
+  /** The reply's payload class; default: the request class's `@Message({ reply })`. */
+  readonly reply?: PayloadClass<R>;
+}
+
+export interface DeadLetterEvent {
+  readonly subscription: string;
+  readonly reason: DeadLetterReason;
+  readonly errorName?: string;
+  readonly errorMessage?: string;
+  readonly id?: string;
+  readonly type: string;
+}
+
+export class Bus extends EventEmitter {
+  private readonly transport: Transport;
+  private readonly meter?: Meter;
+  private readonly log: Logger;
+  private readonly maxBytes: number;
+  private readonly dedupe?: DedupeStore;
+  private readonly instances: object[] = [];
+  private readonly subscriptions: Subscription[] = [];
+  private state: 'new' | 'started' | 'stopped' = 'new';
+  private starting?: Promise<void>;
+  private stopping?: Promise<void>;
+
+  constructor(private readonly options: BusOptions) {
+    super();
+    this.meter = options.meter === false ? undefined : options.meter ?? new Meter();
+    this.transport = this.meter ? new MeteredTransport(options.transport, this.meter) : options.transport;
+    this.log = options.logger ?? consoleLogger;
+    this.maxBytes = Math.min(options.maxMessageBytes ?? 1024 * 1024, options.transport.capabilities.maxMessageBytes);
+    this.dedupe = options.idempotency ? options.idempotency.store ?? new MemoryDedupeStore() : undefined;
+  }
+
+  /** Adds subscriber and publisher instances. Before start() only. */
+  register(...instances: object[]): this {
+    if (this.state !== 'new' || this.starting) throw new CourierError('register() must be called before start()');
+    this.instances.push(...instances);
+    return this;
+  }
+
+  /** Checks everything registered (one StartupError listing every problem), subscribes, connects. */
+  start(): Promise<void> {
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    const problems: string[] = [];
+    unknownKeys(this.options, BUS_KEYS, 'createBus', problems);
+    if (!this.options.source) problems.push('createBus: source (the service name) is required');
+    const registry = buildRegistry({
+      instances: this.instances,
+      capabilities: this.transport.capabilities,
+      defaultGroup: this.options.source,
+      hasDedupeStore: !!this.dedupe,
+    });
+    problems.push(...registry.problems);
+    if (problems.length) throw new StartupError(problems);
+
+    for (const p of registry.publishers) {
+      const original = (p.instance as Record<string, (...a: unknown[]) => unknown>)[p.method];
+      Object.defineProperty(p.instance, p.method, {
+        configurable: true,
+        writable: true,
+        value: async (...args: unknown[]) => {
+          const value = await original.apply(p.instance, args);
+          await this.publish(p.payload, value as never, { mandatory: p.options.mandatory });
+          return value;
+        },
+      });
+    }
+    for (const h of registry.handlers) {
+      this.subscriptions.push(await this.transport.subscribe(h.spec, (d) => this.handle(h, d)));
+    }
+    await this.transport.connect();
+    this.state = 'started';
+  }
+
+  /** Validates and publishes; resolves once the transport accepted the message. */
+  async publish<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions = {}): Promise<string> {
+    const meta = this.meta(type);
+    const instance = validatePayload(type, meta.type, payload);
+    const message = encode(instance, this.envelope(meta.type, options));
+    await this.transport.publish(message, { mandatory: options.mandatory });
+    return message.headers[Headers.id];
+  }
+
+  /** Sends a request and resolves to its validated reply. */
+  async request<T, R = unknown>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: RequestOptions<R> = {}): Promise<R> {
+    const meta = this.meta(type);
+    const message = encode(validatePayload(type, meta.type, payload), this.envelope(meta.type, {}));
+    const reply = await this.transport.request(message, { timeoutMs: options.timeoutMs ?? this.options.requestTimeoutMs ?? 5000 });
+    if (reply.headers[Headers.replyError]) {
+      const body = safeParse(reply.body) as { name?: string; message?: string } | undefined;
+      throw new RemoteHandlerError(meta.type, String(body?.name ?? 'Error'), String(body?.message ?? ''));
+    }
+    const { data } = decode(reply, 1, this.maxBytes);
+    const replyClass = options.reply ?? (meta.reply as PayloadClass<R> | undefined);
+    return (replyClass && data !== null ? validatePayload(replyClass, `${meta.type} reply`, data) : data) as R;
+  }
+
+  /** The meter's snapshot: rates, backlog, in-flight and latency per message type and handler. */
+  metrics(): MetricsSnapshot {
+    if (!this.meter) throw new CourierError('This bus was created with meter: false');
+    return this.meter.snapshot();
+  }
+
+  /**
+   * Takes no new deliveries, waits for handlers in flight (up to shutdownTimeoutMs), waits for
+   * pending publishes, closes the transport. Unfinished deliveries go back to their group. Idempotent.
+   */
+  stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.starting?.catch(() => undefined);
+      await this.transport.close({ timeoutMs: options.timeoutMs ?? this.options.shutdownTimeoutMs ?? 10_000 });
+      this.state = 'stopped';
+    })();
+    return this.stopping;
+  }
+
+  private meta(type: PayloadClass): { type: string; reply?: PayloadClass } {
+    const meta = messageMetadata(type);
+    if (!meta) throw new CourierError(`${type?.name ?? type} has no @Message decorator`);
+    return meta;
+  }
+
+  private envelope(type: string, options: PublishCallOptions): EnvelopeInput {
+    const parent = currentMessage.getStore();
+    return {
+      type,
+      source: this.options.source,
+      correlationId: options.correlationId ?? parent?.correlationId,
+      causationId: parent?.id,
+      traceparent: parent?.traceparent,
+      tracestate: parent?.tracestate,
+      extraHeaders: options.headers,
+    };
+  }
+
+  private async handle(h: HandlerDefinition, d: Delivery): Promise<void> {
+    try {
+      await this.process(h, d);
+    } catch (err) {
+      // Only a failing settle gets here (the broker went away): the broker redelivers.
+      this.log.error(`${h.id}: could not settle a delivery`, { error: redactSecrets(String(err)) });
+    }
+  }
+
+  private async process(h: HandlerDefinition, d: Delivery): Promise<void> {
+    const typeHint = d.headers[Headers.type] ?? d.topic;
+    const declared = h.classes.get(typeHint);
+    let decoded;
+    try {
+      decoded = decode(d, d.attempt, messageMetadata(declared)?.maxBytes ?? this.maxBytes);
+    } catch (err) {
+      return this.deadLetter(h, d, 'malformed', err, typeHint);
+    }
+    const { envelope, data } = decoded;
+    if (h.filter && !h.filter.test(envelope.type)) return d.ack();
+    const cls = h.classes.get(envelope.type);
+    if (!cls) return this.deadLetter(h, d, 'unknown-type', new UnknownMessageTypeError(envelope.type), envelope.type);
+    let payload: unknown;
+    try {
+      payload = validatePayload(cls, envelope.type, data);
+    } catch (err) {
+      return this.deadLetter(h, d, 'invalid', err, envelope.type);
+    }
+    const dedupeKey = `${h.spec.group ?? ''}/${h.id}/${envelope.id}`;
+    if (h.idempotent && !d.replyExpected && (await this.dedupe!.has(dedupeKey))) return d.ack();
+
+    const ctx = new MessageContext(envelope, d.headers, d.redelivered, `${h.spec.group ?? ''}.${h.id}`, d);
+    const method = (h.instance as Record<string, (p: unknown, c: MessageContext) => unknown>)[h.method];
+    let result: unknown;
+    try {
+      result = await currentMessage.run(envelope, () => method.call(h.instance, payload, ctx));
+      if (d.replyExpected) await d.reply(this.replyMessage(cls, result, envelope));
+    } catch (err) {
+      if (err instanceof RequeueMessageError) return d.requeue();
+      if (d.replyExpected) {
+        // The caller is waiting: answer with the error now rather than retry behind its back.
+        await d.reply(errorReply(err, envelope));
+        return d.ack();
+      }
+      if (err instanceof RejectMessageError) return this.deadLetter(h, d, 'rejected', err, envelope.type);
+      if (d.attempt >= h.retry.attempts) return this.deadLetter(h, d, 'exhausted', err, envelope.type);
+      this.log.warn(`${h.id} failed on attempt ${d.attempt} of ${h.retry.attempts}; retrying`, {
+        id: envelope.id,
+        error: describe(err),
+      });
+      return d.retry(backoffDelay(h.retry, d.attempt));
+    }
+    if (h.idempotent && !d.replyExpected) await this.dedupe!.add(dedupeKey, this.options.idempotency?.ttlMs ?? 24 * 3600_000);
+    await d.ack();
+  }
+
+  private replyMessage(cls: PayloadClass, result: unknown, envelope: { type: string; id: string; correlationId: string }) {
+    const replyClass = messageMetadata(cls)?.reply;
+    const data = replyClass && result != null ? validatePayload(replyClass, `${envelope.type} reply`, result) : result;
+    const m = encode(data ?? null, {
+      type: `${envelope.type}.reply`,
+      source: this.options.source,
+      correlationId: envelope.correlationId,
+      causationId: envelope.id,
+    });
+    return { body: m.body, headers: m.headers };
+  }
+
+  private async deadLetter(h: HandlerDefinition, d: Delivery, reason: DeadLetterReason, err: unknown, type: string): Promise<void> {
+    const e = err instanceof Error ? err : new Error(String(err));
+    const event: DeadLetterEvent = {
+      subscription: `${h.spec.group ?? ''}.${h.id}`,
+      reason,
+      errorName: e.name,
+      errorMessage: redactSecrets(e.message).slice(0, 1000),
+      id: d.headers[Headers.id],
+      type,
+    };
+    if (d.replyExpected && (reason === 'malformed' || reason === 'invalid' || reason === 'unknown-type')) {
+      await d.reply(errorReply(e, { type, id: event.id ?? '', correlationId: d.headers[Headers.correlationid] ?? '' }));
+    }
+    this.log.warn(`${h.id}: message dead-lettered (${reason})`, { ...event });
+    await d.deadLetter({ reason, errorName: event.errorName, errorMessage: event.errorMessage });
+    this.emit('deadLetter', event);
+  }
+}
+
+/** A new bus; nothing connects until start(). */
+export function createBus(options: BusOptions): Bus {
+  return new Bus(options);
+}
+
+function errorReply(err: unknown, envelope: { type: string; id: string; correlationId: string }) {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const body = { name: e.name, message: redactSecrets(e.message) };
+  return {
+    body: Buffer.from(JSON.stringify(body)),
+    headers: {
+      [Headers.specversion]: '1.0',
+      [Headers.id]: `${envelope.id}.error`,
+      [Headers.type]: `${envelope.type}.reply`,
+      [Headers.datacontenttype]: 'application/json',
+      [Headers.correlationid]: envelope.correlationId,
+      [Headers.causationid]: envelope.id,
+      [Headers.replyError]: e.name,
+    },
+  };
+}
+
+function describe(err: unknown): string {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return redactSecrets(`${e.name}: ${e.message}`);
+}
+
+function safeParse(body: Buffer): unknown {
+  try {
+    return parseJson(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+

@@ -1,0 +1,146 @@
+/**
+ * Bytes <-> validated payload instances, and the CloudEvents envelope around them.
+ * Binary mode (the default on the wire): attributes as headers, the body is the JSON data.
+ * Structured mode (`application/cloudevents+json`): accepted on input, body is the whole event.
+ */
+import { randomUUID } from 'node:crypto';
+import { plainToInstance } from 'class-transformer';
+import { ValidationError, validateSync } from 'class-validator';
+import { Envelope } from './context';
+import { PayloadClass } from './decorators';
+import { MalformedMessageError, PayloadValidationError, Violation } from './errors';
+import { Headers, OutgoingMessage } from './transport';
+
+export const JSON_TYPE = 'application/json';
+export const STRUCTURED_TYPE = 'application/cloudevents+json';
+
+const VALIDATION = { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true } as const;
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** Validates plain data against a payload class; returns the instance or throws with every violation. */
+export function validatePayload<T>(cls: PayloadClass<T>, type: string, data: unknown): T {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new PayloadValidationError(type, [{ property: '(root)', constraints: { isObject: 'payload must be an object' } }]);
+  }
+  const instance = plainToInstance(cls as new () => T, data) as T;
+  const errors = validateSync(instance as object, VALIDATION);
+  if (errors.length) throw new PayloadValidationError(type, flatten(errors));
+  return instance;
+}
+
+function flatten(errors: ValidationError[], prefix = ''): Violation[] {
+  const out: Violation[] = [];
+  for (const e of errors) {
+    const property = prefix ? `${prefix}.${e.property}` : e.property;
+    if (e.constraints) out.push({ property, constraints: { ...e.constraints } });
+    if (e.children?.length) out.push(...flatten(e.children, property));
+  }
+  return out;
+}
+
+/** JSON.parse that refuses keys able to reach a prototype (`__proto__`, `constructor`). */
+export function parseJson(text: string): unknown {
+  let bad: string | undefined;
+  const value = JSON.parse(text, (key, v) => {
+    if (FORBIDDEN_KEYS.has(key)) bad = key;
+    return v;
+  });
+  if (bad) throw new MalformedMessageError(`Forbidden key "${bad}" in message body`);
+  return value;
+}
+
+export interface EnvelopeInput {
+  readonly type: string;
+  readonly source: string;
+  readonly correlationId?: string;
+  readonly causationId?: string;
+  readonly traceparent?: string;
+  readonly tracestate?: string;
+  readonly id?: string;
+  readonly extraHeaders?: Readonly<Record<string, string>>;
+}
+
+/** Builds the outgoing message for already validated data. */
+export function encode(data: unknown, env: EnvelopeInput): OutgoingMessage {
+  const id = env.id ?? randomUUID();
+  const headers: Record<string, string> = {
+    ...env.extraHeaders,
+    [Headers.specversion]: '1.0',
+    [Headers.id]: id,
+    [Headers.source]: env.source,
+    [Headers.type]: env.type,
+    [Headers.time]: new Date().toISOString(),
+    [Headers.datacontenttype]: JSON_TYPE,
+    [Headers.correlationid]: env.correlationId ?? id,
+    [Headers.attempt]: '1',
+  };
+  if (env.causationId) headers[Headers.causationid] = env.causationId;
+  if (env.traceparent) headers[Headers.traceparent] = env.traceparent;
+  if (env.tracestate) headers[Headers.tracestate] = env.tracestate;
+  return { topic: env.type, body: Buffer.from(JSON.stringify(data ?? null)), headers };
+}
+
+export interface Decoded {
+  readonly envelope: Envelope;
+  readonly data: unknown;
+}
+
+/**
+ * Reads envelope and data from a received message; never trusts it. Size is checked before
+ * parsing. Throws MalformedMessageError for anything that is not a well-formed event.
+ */
+export function decode(
+  msg: { topic: string; body: Buffer; headers: Readonly<Record<string, string>> },
+  attempt: number,
+  maxBytes: number,
+): Decoded {
+  if (msg.body.length > maxBytes) {
+    throw new MalformedMessageError(`Message of ${msg.body.length} bytes exceeds the limit of ${maxBytes}`);
+  }
+  const contentType = (msg.headers[Headers.datacontenttype] ?? JSON_TYPE).split(';')[0].trim().toLowerCase();
+  let attrs: Record<string, unknown> = msg.headers;
+  let data: unknown;
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(msg.body);
+  } catch (cause) {
+    throw new MalformedMessageError('Message body is not valid UTF-8', { cause });
+  }
+  try {
+    if (contentType === STRUCTURED_TYPE) {
+      const event = parseJson(text);
+      if (!event || typeof event !== 'object' || Array.isArray(event)) throw new MalformedMessageError('Structured event is not an object');
+      attrs = event as Record<string, unknown>;
+      const dct = String(attrs.datacontenttype ?? JSON_TYPE).split(';')[0].trim().toLowerCase();
+      if (dct !== JSON_TYPE) throw new MalformedMessageError(`Unsupported datacontenttype "${dct}"`);
+      data = attrs.data;
+    } else if (contentType === JSON_TYPE || contentType.endsWith('+json')) {
+      data = parseJson(text);
+    } else {
+      throw new MalformedMessageError(`Unsupported content type "${contentType}"`);
+    }
+  } catch (err) {
+    if (err instanceof MalformedMessageError) throw err;
+    throw new MalformedMessageError(`Message body is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const str = (k: string): string | undefined => (typeof attrs[k] === 'string' ? (attrs[k] as string) : undefined);
+  const id = str(Headers.id);
+  if (!id) throw new MalformedMessageError('Message has no CloudEvents id');
+  const type = str(Headers.type) ?? msg.topic;
+  return {
+    data,
+    envelope: {
+      id,
+      type,
+      source: str(Headers.source) ?? 'unknown',
+      time: str(Headers.time) ?? '',
+      specversion: str(Headers.specversion) ?? '1.0',
+      datacontenttype: JSON_TYPE,
+      correlationId: str(Headers.correlationid) ?? id,
+      causationId: str(Headers.causationid),
+      traceparent: str(Headers.traceparent),
+      tracestate: str(Headers.tracestate),
+      attempt,
+    },
+  };
+}

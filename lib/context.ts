@@ -1,0 +1,54 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Delivery } from './transport';
+
+/** The envelope of a received message, as a handler sees it. */
+export interface Envelope {
+  /** CloudEvents `id`: unique per message; the key for deduplication. */
+  readonly id: string;
+  readonly type: string;
+  readonly source: string;
+  readonly time: string;
+  readonly specversion: string;
+  readonly datacontenttype: string;
+  /** Shared by every message of one conversation (a request and its reply, a saga). */
+  readonly correlationId: string;
+  /** The id of the message whose handling caused this one, if any. */
+  readonly causationId?: string;
+  /** W3C trace context, carried through when present. */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
+  /** 1-based delivery attempt. */
+  readonly attempt: number;
+}
+
+/** What a handler gets besides its payload. */
+export class MessageContext {
+  constructor(
+    readonly envelope: Envelope,
+    readonly headers: Readonly<Record<string, string>>,
+    /** True when the broker says this message may have been delivered before. */
+    readonly redelivered: boolean,
+    /** The subscription handling it: `<group>.<Class.method>`. */
+    readonly subscription: string,
+    /** The transport's own delivery (its `raw` is the broker's message): not portable. */
+    readonly delivery: Delivery,
+  ) {}
+  get id(): string {
+    return this.envelope.id;
+  }
+  get type(): string {
+    return this.envelope.type;
+  }
+  get attempt(): number {
+    return this.envelope.attempt;
+  }
+  get correlationId(): string {
+    return this.envelope.correlationId;
+  }
+}
+
+/**
+ * The message being handled, for messages published while handling it: they inherit its
+ * correlation id and trace, and take its id as their causation id, with no argument passing.
+ */
+export const currentMessage = new AsyncLocalStorage<Envelope>();

@@ -1,0 +1,161 @@
+/**
+ * The decorators only record plain data with reflect-metadata, keyed by class and method; the
+ * registry (registry.ts) reads it back once at start-up and reports every problem at once.
+ * Payload classes are passed explicitly: esbuild-based runners emit no `design:*` metadata.
+ */
+import 'reflect-metadata';
+import type { MessageContext } from './context';
+
+/** A class decorated with @Message. */
+export type PayloadClass<T = unknown> = new (...args: never[]) => T;
+
+/** The plain data a payload class describes (what a publisher returns): its non-function fields. */
+export type PayloadShape<T> = { [K in keyof T as T[K] extends (...args: never[]) => unknown ? never : K]: T[K] };
+
+export interface MessageOptions {
+  /** The payload class of the reply, when this message is a request. */
+  readonly reply?: PayloadClass;
+  /** Largest body accepted for this type, checked before parsing. Default: the bus's limit. */
+  readonly maxBytes?: number;
+}
+
+export interface MessageMetadata extends MessageOptions {
+  readonly type: string;
+}
+
+export interface RetryOptions {
+  /** Attempts in all, the first included. Default 3. */
+  readonly attempts?: number;
+  /** Delay before the second attempt. Default 200 ms. */
+  readonly initialDelayMs?: number;
+  /** Growth of the delay per attempt. Default 2. */
+  readonly factor?: number;
+  /** Ceiling of the delay. Default 30 s. */
+  readonly maxDelayMs?: number;
+}
+
+export interface SubscribeOptions {
+  /** Topic pattern (`order.*`, `order.#`). Default: the payload class's type (one class only). */
+  readonly pattern?: string;
+  /** Consumer-side filter on the message type, for what a pattern cannot express. */
+  readonly filter?: RegExp;
+  /** Overrides the class's group. `null`: a broadcast subscription (every instance gets every message). */
+  readonly group?: string | null;
+  /** Unacked deliveries this handler holds at once. Default: the class's, else 10. */
+  readonly prefetch?: number;
+  /** Relative share of the group's work (needs a transport with weighted consumers). */
+  readonly weight?: number;
+  readonly retry?: RetryOptions;
+  /** Skip a message whose envelope id this handler already handled (needs the bus's dedupe store). */
+  readonly idempotent?: boolean;
+}
+
+export interface SubscriptionMetadata {
+  readonly method: string;
+  /** Exactly what the decorator was given; the registry checks it. */
+  readonly payloads: ReadonlyArray<PayloadClass | undefined>;
+  readonly options: SubscribeOptions;
+}
+
+export interface SubscriberOptions {
+  /** Competing-consumer group: instances with the same group share the work. */
+  readonly group?: string;
+  /** Default prefetch of the class's handlers. */
+  readonly prefetch?: number;
+}
+
+export interface PublishMetadata {
+  readonly method: string;
+  readonly payload: PayloadClass | undefined;
+  readonly options: PublishMethodOptions;
+}
+
+export interface PublishMethodOptions {
+  /** Reject the publish when no subscription receives it (transports with `mandatory`). */
+  readonly mandatory?: boolean;
+}
+
+const MESSAGE = Symbol('courier:message');
+const SUBSCRIBER = Symbol('courier:subscriber');
+const SUBSCRIPTIONS = Symbol('courier:subscriptions');
+const PUBLISHER = Symbol('courier:publisher');
+const PUBLICATIONS = Symbol('courier:publications');
+
+/** Marks a payload class; `type` is its routing identity (`product.price-changed`). */
+export function Message(type: string, options: MessageOptions = {}): ClassDecorator {
+  return (target) => Reflect.defineMetadata(MESSAGE, { ...options, type }, target);
+}
+
+/** Marks a class whose @Subscribe methods handle messages. */
+export function Subscriber(options: SubscriberOptions = {}): ClassDecorator {
+  return (target) => Reflect.defineMetadata(SUBSCRIBER, options, target);
+}
+
+/** Marks a class whose @Publish methods publish what they return. */
+export function Publisher(): ClassDecorator {
+  return (target) => Reflect.defineMetadata(PUBLISHER, true, target);
+}
+
+type Handler<T> = (event: T, ctx: MessageContext) => unknown;
+
+/**
+ * Handles messages of `payload` (or of several classes, with a `pattern`). The method gets the
+ * validated payload instance and its {@link MessageContext}; what it returns is the reply when
+ * the message is a request. Its message is acked only after its promise resolves.
+ */
+export function Subscribe<T>(
+  payload: PayloadClass<T> | ReadonlyArray<PayloadClass<T>>,
+  options: SubscribeOptions = {},
+): <M extends Handler<T>>(target: object, method: string | symbol, descriptor: TypedPropertyDescriptor<M>) => void {
+  return (target, method) => {
+    const list: SubscriptionMetadata[] = Reflect.getOwnMetadata(SUBSCRIPTIONS, target.constructor) ?? [];
+    const payloads = Array.isArray(payload) ? [...payload] : [payload as PayloadClass<T>];
+    list.push({ method: String(method), payloads, options });
+    Reflect.defineMetadata(SUBSCRIPTIONS, list, target.constructor);
+  };
+}
+
+/**
+ * Publishes what the method resolves to as a `payload` message, after validating it. The call
+ * resolves once the transport has accepted the message, and rejects (publishing nothing) when
+ * the value is invalid.
+ */
+export function Publish<T>(
+  payload: PayloadClass<T>,
+  options: PublishMethodOptions = {},
+): <M extends (...args: never[]) => PayloadShape<T> | Promise<PayloadShape<T>>>(
+  target: object,
+  method: string | symbol,
+  descriptor: TypedPropertyDescriptor<M>,
+) => void {
+  return (target, method) => {
+    const list: PublishMetadata[] = Reflect.getOwnMetadata(PUBLICATIONS, target.constructor) ?? [];
+    list.push({ method: String(method), payload, options });
+    Reflect.defineMetadata(PUBLICATIONS, list, target.constructor);
+  };
+}
+
+export function messageMetadata(cls: unknown): MessageMetadata | undefined {
+  return typeof cls === 'function' ? Reflect.getMetadata(MESSAGE, cls) : undefined;
+}
+export function subscriberMetadata(cls: Function): SubscriberOptions | undefined {
+  return Reflect.getMetadata(SUBSCRIBER, cls);
+}
+export function publisherMetadata(cls: Function): boolean {
+  return Reflect.getMetadata(PUBLISHER, cls) === true;
+}
+/** Subscriptions of a class and of the classes it extends. */
+export function subscriptionsOf(cls: Function): SubscriptionMetadata[] {
+  return collect<SubscriptionMetadata>(SUBSCRIPTIONS, cls);
+}
+export function publicationsOf(cls: Function): PublishMetadata[] {
+  return collect<PublishMetadata>(PUBLICATIONS, cls);
+}
+
+function collect<T>(key: symbol, cls: Function): T[] {
+  const out: T[] = [];
+  for (let c: Function | null = cls; c && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
+    out.unshift(...((Reflect.getOwnMetadata(key, c) as T[] | undefined) ?? []));
+  }
+  return out;
+}

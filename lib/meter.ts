@@ -1,0 +1,264 @@
+/**
+ * The throughput meter: a wrapper around any transport (adapters know nothing of it) that counts,
+ * per message type and per handler, over sliding windows:
+ *   - publish rate Ps and consume rate Pd (messages/s; Pd is the effective throughput);
+ *   - backlog growth Ps - Pd (what some write-ups call "throughput": it is how fast the backlog grows);
+ *   - backlog (published minus settled, as seen by this process), in-flight, handler latency p50/p99;
+ *   - time to drain: backlog / (Pd - Ps) when consumption outpaces publishing, else null (never).
+ * The clock is injectable so that tests are exact.
+ */
+import {
+  Delivery,
+  DeliveryHandler,
+  OutgoingMessage,
+  PublishOptions,
+  ReceivedMessage,
+  Subscription,
+  SubscriptionSpec,
+  Transport,
+  TransportEvent,
+  TransportEvents,
+} from './transport';
+
+export type Clock = () => number;
+export const WINDOWS_S = [1, 10, 60] as const;
+const BUCKETS = 60;
+const SAMPLES_PER_BUCKET = 256;
+
+/** Per-second buckets over the last minute. */
+class Series {
+  private readonly counts = new Float64Array(BUCKETS);
+  private readonly seconds = new Float64Array(BUCKETS).fill(-1);
+  private readonly samples: number[][] = Array.from({ length: BUCKETS }, () => []);
+  private readonly seen = new Float64Array(BUCKETS);
+  total = 0;
+
+  add(now: number, latencyMs?: number): void {
+    const sec = Math.floor(now / 1000);
+    const i = sec % BUCKETS;
+    if (this.seconds[i] !== sec) {
+      this.seconds[i] = sec;
+      this.counts[i] = 0;
+      this.samples[i] = [];
+      this.seen[i] = 0;
+    }
+    this.counts[i]++;
+    this.total++;
+    if (latencyMs !== undefined) {
+      // Reservoir sampling keeps each bucket's memory fixed at any rate.
+      const n = ++this.seen[i];
+      if (this.samples[i].length < SAMPLES_PER_BUCKET) this.samples[i].push(latencyMs);
+      else {
+        const j = Math.floor(Math.random() * n);
+        if (j < SAMPLES_PER_BUCKET) this.samples[i][j] = latencyMs;
+      }
+    }
+  }
+
+  /** Events per second over the last `windowS` whole seconds before now (the current one excluded). */
+  rate(now: number, windowS: number): number {
+    const sec = Math.floor(now / 1000);
+    let sum = 0;
+    for (let s = sec - windowS; s < sec; s++) {
+      const i = ((s % BUCKETS) + BUCKETS) % BUCKETS;
+      if (this.seconds[i] === s) sum += this.counts[i];
+    }
+    return sum / windowS;
+  }
+
+  percentiles(now: number, windowS: number): { p50: number | null; p99: number | null } {
+    const sec = Math.floor(now / 1000);
+    const all: number[] = [];
+    for (let s = sec - windowS; s <= sec; s++) {
+      const i = ((s % BUCKETS) + BUCKETS) % BUCKETS;
+      if (this.seconds[i] === s) all.push(...this.samples[i]);
+    }
+    if (!all.length) return { p50: null, p99: null };
+    all.sort((a, b) => a - b);
+    const at = (q: number) => all[Math.min(all.length - 1, Math.ceil(q * all.length) - 1)];
+    return { p50: at(0.5), p99: at(0.99) };
+  }
+}
+
+export type Rates = Record<`${(typeof WINDOWS_S)[number]}s`, number>;
+
+export interface TopicMetrics {
+  readonly published: number;
+  readonly consumed: number;
+  readonly publishRate: Rates;
+  readonly consumeRate: Rates;
+  /** Ps - Pd per window: positive means the backlog grows. */
+  readonly backlogGrowth: Rates;
+  /** Published minus settled, as seen by this process (>= 0). */
+  readonly backlog: number;
+  readonly inFlight: number;
+  /** Over the 10 s window: backlog / (Pd - Ps), or null when it will not drain at this pace. */
+  readonly timeToDrainMs: number | null;
+}
+
+export interface HandlerMetrics {
+  readonly consumed: number;
+  readonly failed: number;
+  readonly deadLettered: number;
+  readonly inFlight: number;
+  readonly consumeRate: Rates;
+  /** Delivery to settle, over the last 60 s. */
+  readonly latencyMs: { p50: number | null; p99: number | null };
+}
+
+export interface MetricsSnapshot {
+  readonly at: number;
+  readonly topics: Record<string, TopicMetrics>;
+  readonly handlers: Record<string, HandlerMetrics>;
+}
+
+interface TopicState {
+  published: Series;
+  consumed: Series;
+  inFlight: number;
+}
+interface HandlerState {
+  consumed: Series;
+  failed: number;
+  deadLettered: number;
+  inFlight: number;
+}
+
+export class Meter {
+  private readonly topics = new Map<string, TopicState>();
+  private readonly handlers = new Map<string, HandlerState>();
+  constructor(readonly clock: Clock = Date.now) {}
+
+  private topic(t: string): TopicState {
+    let s = this.topics.get(t);
+    if (!s) this.topics.set(t, (s = { published: new Series(), consumed: new Series(), inFlight: 0 }));
+    return s;
+  }
+  private handler(h: string): HandlerState {
+    let s = this.handlers.get(h);
+    if (!s) this.handlers.set(h, (s = { consumed: new Series(), failed: 0, deadLettered: 0, inFlight: 0 }));
+    return s;
+  }
+
+  published(topic: string): void {
+    this.topic(topic).published.add(this.clock());
+  }
+
+  /** Call when a delivery reaches a handler; call the returned function when it is settled. */
+  started(topic: string, handler: string): (outcome: 'ack' | 'retry' | 'requeue' | 'dead') => void {
+    const t = this.topic(topic);
+    const h = this.handler(handler);
+    const start = this.clock();
+    t.inFlight++;
+    h.inFlight++;
+    let done = false;
+    return (outcome) => {
+      if (done) return;
+      done = true;
+      t.inFlight--;
+      h.inFlight--;
+      const now = this.clock();
+      if (outcome === 'ack' || outcome === 'dead') {
+        t.consumed.add(now);
+        h.consumed.add(now, now - start);
+      }
+      if (outcome !== 'ack') h.failed++;
+      if (outcome === 'dead') h.deadLettered++;
+    };
+  }
+
+  snapshot(): MetricsSnapshot {
+    const now = this.clock();
+    const rates = (s: Series): Rates => Object.fromEntries(WINDOWS_S.map((w) => [`${w}s`, s.rate(now, w)])) as Rates;
+    const topics: Record<string, TopicMetrics> = {};
+    for (const [name, t] of this.topics) {
+      const ps = rates(t.published);
+      const pd = rates(t.consumed);
+      const backlog = Math.max(0, t.published.total - t.consumed.total);
+      const net = pd['10s'] - ps['10s'];
+      topics[name] = {
+        published: t.published.total,
+        consumed: t.consumed.total,
+        publishRate: ps,
+        consumeRate: pd,
+        backlogGrowth: Object.fromEntries(WINDOWS_S.map((w) => [`${w}s`, ps[`${w}s`] - pd[`${w}s`]])) as Rates,
+        backlog,
+        inFlight: t.inFlight,
+        timeToDrainMs: backlog === 0 ? 0 : net > 0 ? Math.round((backlog / net) * 1000) : null,
+      };
+    }
+    const handlers: Record<string, HandlerMetrics> = {};
+    for (const [name, h] of this.handlers) {
+      handlers[name] = {
+        consumed: h.consumed.total,
+        failed: h.failed,
+        deadLettered: h.deadLettered,
+        inFlight: h.inFlight,
+        consumeRate: rates(h.consumed),
+        latencyMs: h.consumed.percentiles(now, 60),
+      };
+    }
+    return { at: now, topics, handlers };
+  }
+}
+
+/** A transport that reports to a {@link Meter}; everything else passes through. */
+export class MeteredTransport implements Transport {
+  constructor(readonly inner: Transport, readonly meter: Meter) {}
+  get name(): string {
+    return this.inner.name;
+  }
+  get capabilities() {
+    return this.inner.capabilities;
+  }
+  connect(): Promise<void> {
+    return this.inner.connect();
+  }
+  async publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
+    await this.inner.publish(message, options);
+    this.meter.published(message.topic);
+  }
+  subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+    return this.inner.subscribe(spec, this.wrap(spec, handler));
+  }
+  subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+    return this.inner.subscribeDeadLetters(of, handler);
+  }
+  request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
+    this.meter.published(message.topic);
+    return this.inner.request(message, options);
+  }
+  close(options?: { timeoutMs?: number }): Promise<void> {
+    return this.inner.close(options);
+  }
+  on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
+    this.inner.on(event, listener);
+    return this;
+  }
+  off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
+    this.inner.off(event, listener);
+    return this;
+  }
+
+  private wrap(spec: SubscriptionSpec, handler: DeliveryHandler): DeliveryHandler {
+    const name = spec.group ? `${spec.group}.${spec.name}` : spec.name;
+    return (d: Delivery) => {
+      const end = this.meter.started(d.topic, name);
+      const metered: Delivery = {
+        topic: d.topic,
+        body: d.body,
+        headers: d.headers,
+        attempt: d.attempt,
+        redelivered: d.redelivered,
+        replyExpected: d.replyExpected,
+        raw: d.raw,
+        ack: () => d.ack().finally(() => end('ack')),
+        requeue: () => d.requeue().finally(() => end('requeue')),
+        retry: (ms) => d.retry(ms).finally(() => end('retry')),
+        deadLetter: (info) => d.deadLetter(info).finally(() => end('dead')),
+        reply: (m) => d.reply(m),
+      };
+      return handler(metered);
+    };
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Reads the decorators' metadata once, at start-up, checks it against the transport's
+ * capabilities and returns either the handler and publisher definitions or every problem found.
+ */
+import {
+  PayloadClass,
+  PublishMethodOptions,
+  RetryOptions,
+  SubscribeOptions,
+  messageMetadata,
+  publicationsOf,
+  publisherMetadata,
+  subscriberMetadata,
+  subscriptionsOf,
+} from './decorators';
+import { checkPattern, isPattern, matchTopic } from './topic';
+import { SubscriptionSpec, TransportCapabilities } from './transport';
+
+export interface HandlerDefinition {
+  readonly instance: object;
+  /** `Class.method` */
+  readonly id: string;
+  readonly method: string;
+  readonly spec: SubscriptionSpec;
+  /** Payload class per message type this handler accepts. */
+  readonly classes: ReadonlyMap<string, PayloadClass>;
+  readonly filter?: RegExp;
+  readonly retry: Required<RetryOptions>;
+  readonly idempotent: boolean;
+}
+
+export interface PublisherDefinition {
+  readonly instance: object;
+  readonly method: string;
+  readonly payload: PayloadClass;
+  readonly type: string;
+  readonly options: PublishMethodOptions;
+}
+
+export interface RegistryInput {
+  readonly instances: readonly object[];
+  readonly capabilities: TransportCapabilities;
+  /** Group for handlers whose class and decorator name none: the bus's source. */
+  readonly defaultGroup: string;
+  readonly hasDedupeStore: boolean;
+}
+
+export const DEFAULT_RETRY: Required<RetryOptions> = { attempts: 3, initialDelayMs: 200, factor: 2, maxDelayMs: 30_000 };
+export const DEFAULT_PREFETCH = 10;
+
+const SUBSCRIBE_KEYS = new Set(['pattern', 'filter', 'group', 'prefetch', 'weight', 'retry', 'idempotent']);
+const RETRY_KEYS = new Set(['attempts', 'initialDelayMs', 'factor', 'maxDelayMs']);
+const SUBSCRIBER_KEYS = new Set(['group', 'prefetch']);
+const PUBLISH_KEYS = new Set(['mandatory']);
+
+export function buildRegistry(input: RegistryInput): {
+  handlers: HandlerDefinition[];
+  publishers: PublisherDefinition[];
+  problems: string[];
+} {
+  const problems: string[] = [];
+  const handlers: HandlerDefinition[] = [];
+  const publishers: PublisherDefinition[] = [];
+  const queues = new Map<string, string>();
+  const caps = input.capabilities;
+
+  for (const instance of input.instances) {
+    const cls = instance.constructor;
+    const subs = subscriptionsOf(cls);
+    const pubs = publicationsOf(cls);
+    const subscriber = subscriberMetadata(cls);
+    if (!subscriber && !publisherMetadata(cls) && subs.length === 0 && pubs.length === 0) {
+      problems.push(`${cls.name} has no @Subscriber, @Publisher, @Subscribe or @Publish: nothing to register`);
+      continue;
+    }
+    if (subs.length && !subscriber) problems.push(`${cls.name} has @Subscribe methods but no @Subscriber decorator`);
+    if (subscriber) unknownKeys(subscriber, SUBSCRIBER_KEYS, `@Subscriber of ${cls.name}`, problems);
+
+    for (const sub of subs) {
+      const id = `${cls.name}.${sub.method}`;
+      const o: SubscribeOptions = sub.options;
+      const before = problems.length;
+      unknownKeys(o, SUBSCRIBE_KEYS, id, problems);
+      if (o.retry) unknownKeys(o.retry, RETRY_KEYS, `${id} retry`, problems);
+      const classes = new Map<string, PayloadClass>();
+      sub.payloads.forEach((p, i) => {
+        const meta = messageMetadata(p);
+        if (!p) problems.push(`${id}: payload class #${i + 1} is undefined (a circular import?)`);
+        else if (!meta) problems.push(`${id}: ${p.name} has no @Message decorator`);
+        else {
+          checkPattern(meta.type).forEach((e) => problems.push(`${id}: message type "${meta.type}" ${e}`));
+          if (classes.has(meta.type)) problems.push(`${id}: two payload classes for type "${meta.type}"`);
+          classes.set(meta.type, p);
+        }
+      });
+      if (sub.payloads.length === 0) problems.push(`${id}: no payload class`);
+      const pattern = o.pattern ?? (classes.size === 1 ? [...classes.keys()][0] : undefined);
+      if (!pattern && classes.size > 1) problems.push(`${id}: several payload classes need a pattern option`);
+      if (pattern) {
+        checkPattern(pattern).forEach((e) => problems.push(`${id}: pattern "${pattern}" ${e}`));
+        for (const type of classes.keys()) {
+          if (!matchTopic(pattern, type)) problems.push(`${id}: type "${type}" does not match pattern "${pattern}"`);
+        }
+        if (isPattern(pattern) && !caps.patterns) problems.push(`${id}: pattern "${pattern}" needs a transport with patterns`);
+      }
+      const group = o.group === null ? undefined : o.group ?? subscriber?.group ?? input.defaultGroup;
+      const retry = { ...DEFAULT_RETRY, ...o.retry };
+      const prefetch = o.prefetch ?? subscriber?.prefetch ?? DEFAULT_PREFETCH;
+      if (!Number.isInteger(retry.attempts) || retry.attempts < 1) problems.push(`${id}: retry.attempts must be an integer >= 1`);
+      if (!Number.isInteger(prefetch) || prefetch < 1) problems.push(`${id}: prefetch must be an integer >= 1`);
+      if (o.weight !== undefined) {
+        if (!(o.weight > 0)) problems.push(`${id}: weight must be > 0`);
+        if (!caps.weightedConsumers) problems.push(`${id}: weight needs a transport with weighted consumers`);
+      }
+      if (retry.attempts > 1 && !caps.delayedRetry) problems.push(`${id}: retries need a transport with delayed retry`);
+      if (!caps.deadLetter) problems.push(`${id}: the transport cannot dead-letter, so a failing message would be lost`);
+      if (group && !caps.competingConsumers) problems.push(`${id}: group "${group}" needs a transport with competing consumers`);
+      if (o.idempotent && !input.hasDedupeStore) problems.push(`${id}: idempotent needs the bus's idempotency option`);
+      for (const c of classes.values()) {
+        if (messageMetadata(c)?.reply && !caps.requestReply) {
+          problems.push(`${id}: ${c.name} is a request, and the transport has no request/reply`);
+        }
+      }
+      const queue = `${group ?? '(broadcast)'}.${id}`;
+      if (group && queues.has(queue)) problems.push(`${id}: duplicate handler (${queues.get(queue)} is registered in group "${group}" already)`);
+      queues.set(queue, id);
+      if (problems.length > before || !pattern) continue;
+      handlers.push({
+        instance,
+        id,
+        method: sub.method,
+        classes,
+        filter: o.filter,
+        retry,
+        idempotent: o.idempotent ?? input.hasDedupeStore,
+        spec: { pattern, group, name: id, prefetch, weight: o.weight, maxAttempts: retry.attempts },
+      });
+    }
+
+    for (const pub of pubs) {
+      const id = `${cls.name}.${pub.method}`;
+      unknownKeys(pub.options, PUBLISH_KEYS, id, problems);
+      const meta = messageMetadata(pub.payload);
+      if (!pub.payload) problems.push(`${id}: @Publish payload class is undefined (a circular import?)`);
+      else if (!meta) problems.push(`${id}: ${pub.payload.name} has no @Message decorator`);
+      else {
+        if (pub.options.mandatory && !caps.mandatory) problems.push(`${id}: mandatory needs a transport that reports unroutable messages`);
+        publishers.push({ instance, method: pub.method, payload: pub.payload, type: meta.type, options: pub.options });
+      }
+    }
+  }
+  return { handlers, publishers, problems };
+}
+
+export function unknownKeys(value: object, allowed: Set<string>, where: string, problems: string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.has(key)) problems.push(`${where}: unknown option "${key}" (known: ${[...allowed].join(', ')})`);
+  }
+}
+
+/** Exponential backoff with jitter: the delay before attempt `attempt + 1`. */
+export function backoffDelay(retry: Required<RetryOptions>, attempt: number, random = Math.random): number {
+  const base = Math.min(retry.maxDelayMs, retry.initialDelayMs * retry.factor ** (attempt - 1));
+  return Math.round(base / 2 + (random() * base) / 2);
+}
