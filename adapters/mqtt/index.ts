@@ -1,0 +1,2 @@
+export { MqttTransport, mqttTransport } from './mqtt-transport';
+export type { MqttTransportOptions, MqttTlsOptions } from './mqtt-transport';

@@ -1,0 +1,888 @@
+/**
+ * The MQTT adapter: Courier's transport contract over mqtt.js 5 (Mosquitto and other MQTT 5
+ * brokers; MQTT 3.1.1 as an option). The mapping is in docs/wire-format.md, the broker settings
+ * durable use needs in docs/brokers.md.
+ *
+ * Shape: one publisher client per transport (clean session; publishes, request replies), and one
+ * client per subscription. A group subscription is a persistent session with a stable client id
+ * (clean start off, a session expiry) holding a shared subscription, so the broker queues what
+ * arrives while the member is away and shares the work among the members.
+ *
+ * Ack after success: mqtt.js hands incoming packets to `handleMessage(packet, cb)` one at a time
+ * and sends the QoS 1 PUBACK when `cb()` is called, but it also waits for `cb` before it reads the
+ * next packet (PUBACKs of our own publishes and PINGRESPs included). Holding `cb` would therefore
+ * cap prefetch at 1 and stall the connection. Instead `cb` is called at once with a marker error,
+ * which makes mqtt.js skip its PUBACK and move on, and the adapter sends the PUBACK itself when
+ * the delivery is acked (see {@link Feed}).
+ */
+import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import {
+  DeadLetterInfo,
+  Delivery,
+  DeliveryHandler,
+  Headers,
+  OutgoingMessage,
+  PublishOptions,
+  ReceivedMessage,
+  ReplyMessage,
+  Subscription,
+  SubscriptionSpec,
+  Transport,
+  TransportCapabilities,
+  TransportEvent,
+  TransportEvents,
+} from '../../lib/transport';
+import {
+  AccessRefusedError,
+  BrokerRefusedError,
+  ConnectionError,
+  CourierError,
+  NotConnectedError,
+  PublishRejectedError,
+  PublishTimeoutError,
+  RequestTimeoutError,
+  SessionTakenOverError,
+  TransportClosedError,
+  redactSecrets,
+  redactUrl,
+} from '../../lib/errors';
+import { matchTopic } from '../../lib/topic';
+import {
+  Decoded,
+  InternalHeaders,
+  ReservedLevels,
+  decode,
+  encode,
+  mqttFilterFor,
+  safeLevel,
+  topicToType,
+  typeToTopic,
+} from './mqtt-mapping';
+
+export interface MqttTlsOptions {
+  readonly ca?: string | Buffer | string[] | Buffer[];
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
+  /** Verify the broker's certificate. Default true; turn off only for a local test broker. */
+  readonly rejectUnauthorized?: boolean;
+}
+
+export interface MqttTransportOptions {
+  /** `mqtt://host:1883`, `mqtts://host:8883`; several URLs (a cluster's nodes) fail over in turn. */
+  readonly url: string | readonly string[];
+  readonly username?: string;
+  readonly password?: string;
+  readonly tls?: MqttTlsOptions;
+  /** 5 (default) or 4 (MQTT 3.1.1: structured CloudEvents JSON, no reason codes; see the docs). */
+  readonly protocolVersion?: 4 | 5;
+  /** First topic level of every Courier topic. Default `courier`. */
+  readonly prefix?: string;
+  /**
+   * Base of the client ids. A group member's session id is `<clientId>:<group>:<name>`: it must be
+   * the same when the member restarts (else its queued messages wait in an orphaned session) and
+   * differ between members running at once (else they take each other's session over).
+   * Default `courier-<hostname>`.
+   */
+  readonly clientId?: string;
+  /** Overrides the session id of a group member, for deployments that number their replicas. */
+  readonly groupClientId?: (group: string, name: string) => string;
+  /** QoS of publishes: 1 (default, resolves on PUBACK) or 2 (resolves on PUBCOMP). */
+  readonly qos?: 1 | 2;
+  /** Default publish timeout. Default 10,000 ms. */
+  readonly publishTimeoutMs?: number;
+  /** Publishes awaiting their PUBACK at once; more wait for a slot. Default 1,000. */
+  readonly maxInFlight?: number;
+  /** Publishes accepted while disconnected; beyond that publish() rejects with NotConnectedError. Default 10,000. */
+  readonly maxOffline?: number;
+  /** How long the broker keeps a group member's session while it is away. Default 7 days. */
+  readonly sessionExpirySeconds?: number;
+  /** Reconnect back-off: from `minMs` doubling up to `maxMs`, with +-50 % jitter. Default 250 / 15,000. */
+  readonly reconnect?: { readonly minMs?: number; readonly maxMs?: number };
+  /** connect() rejects with ConnectionError when not connected within this. Default 15,000 ms. */
+  readonly connectTimeoutMs?: number;
+  /** Largest body accepted by publish(). Default: the MQTT maximum packet size less 64 KiB. */
+  readonly maxMessageBytes?: number;
+  readonly keepaliveSeconds?: number;
+}
+
+type MqttModule = typeof import('mqtt');
+
+/** Passed to mqtt.js's handleMessage callback: skip your PUBACK, the adapter sends it on ack. */
+const DEFER_ACK = Object.assign(new Error('courier: PUBACK deferred until the delivery is settled'), {
+  courierDeferred: true,
+});
+
+const MQTT_MAX_PACKET = 268_435_455;
+const SESSION_TAKEN_OVER = 0x8e;
+
+export class MqttTransport implements Transport {
+  readonly name = 'mqtt';
+  readonly capabilities: TransportCapabilities;
+
+  private readonly opts: Required<
+    Pick<MqttTransportOptions, 'prefix' | 'clientId' | 'qos' | 'publishTimeoutMs' | 'maxInFlight' | 'maxOffline'>
+  > & { version: 4 | 5; urls: string[] };
+  private readonly events = new EventEmitter();
+  private mqtt?: MqttModule;
+  private publisher?: MqttClient;
+  private replyTopic = '';
+  private readonly consumers = new Set<Consumer>();
+  private readonly pendingRequests = new Map<string, { resolve(m: ReceivedMessage): void; reject(e: Error): void }>();
+  private readonly pendingPublishes = new Set<Promise<unknown>>();
+  private inFlight = 0;
+  private readonly windowWaiters: Array<() => void> = [];
+  private connected = false;
+  private connecting?: Promise<void>;
+  private closing?: Promise<void>;
+
+  constructor(private readonly options: MqttTransportOptions) {
+    const urls = typeof options.url === 'string' ? [options.url] : [...options.url];
+    if (!urls.length) throw new ConnectionError('mqttTransport: at least one url is required');
+    this.opts = {
+      urls,
+      version: options.protocolVersion ?? 5,
+      prefix: options.prefix ?? 'courier',
+      clientId: options.clientId ?? `courier-${os.hostname()}`,
+      qos: options.qos ?? 1,
+      publishTimeoutMs: options.publishTimeoutMs ?? 10_000,
+      maxInFlight: options.maxInFlight ?? 1000,
+      maxOffline: options.maxOffline ?? 10_000,
+    };
+    this.capabilities = {
+      durableGroups: true,
+      competingConsumers: true,
+      patterns: true,
+      requeue: true,
+      delayedRetry: true,
+      deadLetter: true,
+      requestReply: true,
+      // MQTT shared subscriptions have no weights; the broker picks (Mosquitto: round robin).
+      weightedConsumers: false,
+      confirmedPublish: true,
+      // "No matching subscribers" (0x10) is optional for MQTT 5 brokers and counts offline sessions
+      // as subscribers; the adapter cannot tell "nobody receives this" reliably.
+      mandatory: false,
+      maxMessageBytes: options.maxMessageBytes ?? MQTT_MAX_PACKET - 65_536,
+    };
+  }
+
+  on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
+    this.events.on(event, listener as (...a: unknown[]) => void);
+    return this;
+  }
+  off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
+    this.events.off(event, listener as (...a: unknown[]) => void);
+    return this;
+  }
+
+  /** @internal for the adapter's own parts: never throws, even without an 'error' listener. */
+  emit<E extends TransportEvent>(event: E, ...args: TransportEvents[E]): void {
+    if (event === 'error' && this.events.listenerCount('error') === 0) return;
+    this.events.emit(event, ...args);
+  }
+
+  get prefix(): string {
+    return this.opts.prefix;
+  }
+  get version(): 4 | 5 {
+    return this.opts.version;
+  }
+  get urls(): readonly string[] {
+    return this.opts.urls;
+  }
+  get connectTimeoutMs(): number {
+    return this.options.connectTimeoutMs ?? 15_000;
+  }
+
+  connect(): Promise<void> {
+    if (this.closing) return Promise.reject(new TransportClosedError('connect'));
+    this.connecting ??= this.doConnect();
+    return this.connecting;
+  }
+
+  private async doConnect(): Promise<void> {
+    this.mqtt = require('mqtt') as MqttModule;
+    const id = `${this.opts.clientId}:pub:${randomBytes(4).toString('hex')}`;
+    this.replyTopic = `${this.opts.prefix}/${ReservedLevels.reply}/${safeLevel(id)}`;
+    const client = this.createClient(id, { clean: true }, 'publisher');
+    this.publisher = client;
+    client.handleMessage = (packet, cb) => {
+      this.onReply(packet);
+      cb();
+    };
+    client.on('connect', () => (this.connected = true));
+    client.on('close', () => (this.connected = false));
+    try {
+      await startClient(client, [this.replyTopic], this.connectTimeoutMs, this.opts.urls);
+      await Promise.all([...this.consumers].map((c) => c.start()));
+    } catch (e) {
+      client.end(true);
+      for (const c of this.consumers) c.stop(true);
+      throw e;
+    }
+  }
+
+  /** @internal One mqtt.js client with the adapter's reconnect policy, events and TLS. */
+  createClient(clientId: string, session: { clean: boolean }, role: string): MqttClient {
+    const mqtt = this.mqtt!;
+    const o = this.options;
+    const minMs = o.reconnect?.minMs ?? 250;
+    const maxMs = o.reconnect?.maxMs ?? 15_000;
+    let failures = 0;
+    const backoff = () => Math.round(Math.min(maxMs, minMs * 2 ** Math.min(failures, 20)) * (0.5 + Math.random()));
+    const urls = this.opts.urls.map((u) => new URL(u));
+    const clientOptions: IClientOptions = {
+      clientId,
+      clean: session.clean,
+      protocolVersion: this.opts.version,
+      username: o.username ?? (decodeURIComponent(urls[0].username) || undefined),
+      password: o.password ?? (decodeURIComponent(urls[0].password) || undefined),
+      keepalive: o.keepaliveSeconds ?? 30,
+      reconnectPeriod: backoff(),
+      connectTimeout: o.connectTimeoutMs ?? 15_000,
+      manualConnect: true,
+      resubscribe: true,
+      // mqtt.js re-sends unacknowledged QoS 1/2 publishes from its outgoing store on reconnect.
+      queueQoSZero: false,
+      ca: o.tls?.ca,
+      cert: o.tls?.cert,
+      key: o.tls?.key,
+      rejectUnauthorized: o.tls?.rejectUnauthorized ?? true,
+      ...(urls.length > 1
+        ? {
+            servers: urls.map((u) => ({
+              host: u.hostname,
+              port: Number(u.port) || defaultPort(u.protocol),
+              protocol: u.protocol.replace(':', '') as 'mqtt' | 'mqtts',
+            })),
+          }
+        : {}),
+      ...(this.opts.version === 5 && !session.clean
+        ? { properties: { sessionExpiryInterval: o.sessionExpirySeconds ?? 7 * 24 * 3600 } }
+        : {}),
+    };
+    const client = mqtt.connect(this.opts.urls[0], clientOptions);
+    client.setMaxListeners(50);
+    const url = () => redactUrl(currentUrl(client, this.opts.urls));
+    client.on('connect', () => {
+      failures = 0;
+      client.options.reconnectPeriod = backoff();
+      this.emit('connected', { url: url() });
+    });
+    client.on('close', () => {
+      // Runs after mqtt.js scheduled the next attempt; sets the delay of the one after it.
+      failures++;
+      client.options.reconnectPeriod = backoff();
+    });
+    client.on('offline', () => this.emit('disconnected', { url: url() }));
+    client.on('disconnect', (packet) => {
+      if (packet.reasonCode === SESSION_TAKEN_OVER) {
+        // Another process uses this client id. Reconnecting would take the session back and start
+        // a storm of mutual take-overs; stop this client and say so instead.
+        client.end(true);
+        this.emit('error', new SessionTakenOverError(`MQTT session ${clientId} (${role}) was taken over by another client with the same id; this client stopped`));
+      }
+    });
+    client.on('error', (err) => {
+      this.emit('error', new ConnectionError(`MQTT ${role} ${clientId} at ${url()}: ${redactSecrets(err.message)}`, { cause: err }));
+    });
+    return client;
+  }
+
+  async publish(message: OutgoingMessage, options: PublishOptions = {}): Promise<void> {
+    await this.send(typeToTopic(this.opts.prefix, message.topic), message.topic, message.body, message.headers, options.timeoutMs);
+  }
+
+  /** @internal Publish on the publisher client, resolving on PUBACK / PUBCOMP. */
+  async send(
+    mqttTopic: string,
+    label: string,
+    body: Buffer,
+    headers: Readonly<Record<string, string>>,
+    timeoutMs = this.opts.publishTimeoutMs,
+    reply?: { responseTopic: string; correlation: Buffer },
+    allowWhileClosing = false,
+  ): Promise<void> {
+    if ((this.closing && !allowWhileClosing) || !this.publisher) {
+      throw new TransportClosedError(this.publisher ? 'publish' : 'publish before connect()');
+    }
+    if (body.length > this.capabilities.maxMessageBytes) {
+      throw new PublishRejectedError(label, `body of ${body.length} bytes exceeds maxMessageBytes ${this.capabilities.maxMessageBytes}`);
+    }
+    if (!this.connected && this.inFlight >= this.opts.maxOffline) {
+      throw new NotConnectedError(`MQTT not connected and ${this.inFlight} publishes are already waiting (maxOffline ${this.opts.maxOffline})`);
+    }
+    const deadline = Date.now() + timeoutMs;
+    const work = (async () => {
+      await this.acquire(label, timeoutMs);
+      try {
+        const enc = encode(this.opts.version, body, headers, reply);
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new PublishTimeoutError(label, timeoutMs)),
+            Math.max(1, deadline - Date.now()),
+          );
+          this.publisher!.publish(mqttTopic, enc.payload, { qos: this.opts.qos, properties: enc.properties }, (err) => {
+            clearTimeout(timer);
+            if (!err) return resolve();
+            const code = (err as { code?: number }).code;
+            if (typeof code === 'number' && code >= 0x80) {
+              reject(new PublishRejectedError(label, `reason code 0x${code.toString(16)} (${err.message})`, { cause: err }));
+            } else if (this.closing) reject(new TransportClosedError('publish'));
+            else reject(new PublishRejectedError(label, err.message, { cause: err }));
+          });
+        });
+      } finally {
+        this.release();
+      }
+    })();
+    this.pendingPublishes.add(work);
+    try {
+      await work;
+    } finally {
+      this.pendingPublishes.delete(work);
+    }
+  }
+
+  private async acquire(label: string, timeoutMs: number): Promise<void> {
+    this.inFlight++;
+    if (this.inFlight <= this.opts.maxInFlight) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = this.windowWaiters.indexOf(go);
+        if (i >= 0) this.windowWaiters.splice(i, 1);
+        this.inFlight--;
+        reject(new PublishTimeoutError(label, timeoutMs));
+      }, timeoutMs);
+      const go = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.windowWaiters.push(go);
+    });
+  }
+
+  private release(): void {
+    this.inFlight--;
+    this.windowWaiters.shift()?.();
+  }
+
+  async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+    return this.addConsumer(spec, handler, false);
+  }
+
+  async subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+    return this.addConsumer(of, handler, true);
+  }
+
+  private async addConsumer(spec: SubscriptionSpec, handler: DeliveryHandler, dead: boolean): Promise<Subscription> {
+    if (this.closing) throw new TransportClosedError('subscribe');
+    if (!(spec.prefetch >= 1)) throw new CourierError(`prefetch must be >= 1 (got ${spec.prefetch})`);
+    const consumer = new Consumer(this, spec, handler, dead);
+    this.consumers.add(consumer);
+    // Before connect(), the consumer starts with the transport; after, at once. Either way its
+    // handler is installed before its client connects, so no backlog message is PUBACKed unseen.
+    if (this.connecting) {
+      await this.connecting;
+      await consumer.start();
+    }
+    return {
+      close: async () => {
+        this.consumers.delete(consumer);
+        await consumer.close(5000);
+      },
+    };
+  }
+
+  /** @internal */
+  memberClientId(group: string, name: string): string {
+    return this.options.groupClientId?.(group, name) ?? `${this.opts.clientId}:${group}:${name}`;
+  }
+
+  /** @internal */
+  newClientId(kind: string): string {
+    return `${this.opts.clientId}:${kind}:${randomBytes(4).toString('hex')}`;
+  }
+
+  async request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
+    const correlation = randomBytes(16);
+    const key = correlation.toString('hex');
+    return new Promise<ReceivedMessage>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingRequests.delete(key);
+        reject(new RequestTimeoutError(message.topic, options.timeoutMs));
+      }, options.timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.pendingRequests.delete(key);
+      };
+      this.pendingRequests.set(key, {
+        resolve: (m) => (done(), resolve(m)),
+        reject: (e) => (done(), reject(e)),
+      });
+      this.send(typeToTopic(this.opts.prefix, message.topic), message.topic, message.body, message.headers, options.timeoutMs, {
+        responseTopic: this.replyTopic,
+        correlation,
+      }).catch((err) => {
+        clearTimeout(timer);
+        this.pendingRequests.delete(key);
+        reject(err);
+      });
+    });
+  }
+
+  private onReply(packet: IPublishPacket): void {
+    let d: Decoded;
+    try {
+      d = decode(this.opts.version, packet);
+    } catch (err) {
+      this.emit('error', err as Error);
+      return;
+    }
+    const key = this.opts.version === 5 ? packet.properties?.correlationData?.toString('hex') : d.replyFor;
+    const pending = key ? this.pendingRequests.get(key) : undefined;
+    pending?.resolve({ topic: d.headers[Headers.type] ?? packet.topic, body: d.body, headers: d.headers });
+  }
+
+  /** @internal Delivery.reply(): to the request's response topic, with its correlation. */
+  async sendReply(route: { responseTopic: string; correlation: Buffer }, reply: ReplyMessage): Promise<void> {
+    const headers =
+      this.opts.version === 5 ? reply.headers : { ...reply.headers, [InternalHeaders.replyFor]: route.correlation.toString('hex') };
+    const enc = encode(this.opts.version, reply.body, headers);
+    const props = this.opts.version === 5 ? { ...enc.properties, correlationData: route.correlation } : undefined;
+    await this.rawPublish(route.responseTopic, reply.headers[Headers.type] ?? 'reply', enc.payload, props);
+  }
+
+  private async rawPublish(topic: string, label: string, payload: Buffer, properties: object | undefined): Promise<void> {
+    if (!this.publisher) throw new TransportClosedError('reply');
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new PublishTimeoutError(label, this.opts.publishTimeoutMs)), this.opts.publishTimeoutMs);
+      this.publisher!.publish(topic, payload, { qos: 1, properties }, (err) => {
+        clearTimeout(timer);
+        if (err) reject(new PublishRejectedError(label, err.message, { cause: err }));
+        else resolve();
+      });
+    });
+  }
+
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.closing ??= this.doClose(options.timeoutMs ?? 10_000);
+    return this.closing;
+  }
+
+  private async doClose(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    await this.connecting?.catch(() => undefined);
+    const consumers = [...this.consumers];
+    this.consumers.clear();
+    // Stop taking deliveries, let those in flight settle (their retry / dead-letter copies are
+    // published through the publisher, which is still up), then wait for unconfirmed publishes.
+    await Promise.all(consumers.map((c) => c.close(Math.max(0, deadline - Date.now()))));
+    await Promise.race([
+      Promise.allSettled([...this.pendingPublishes]),
+      new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref()),
+    ]);
+    for (const pending of [...this.pendingRequests.values()]) pending.reject(new TransportClosedError('wait for a reply'));
+    await endClient(this.publisher);
+  }
+}
+
+/** `mqttTransport({ url, ...options })`: the factory the bus configuration uses. */
+export function mqttTransport(options: MqttTransportOptions): MqttTransport {
+  return new MqttTransport(options);
+}
+
+/**
+ * One subscription: its mqtt.js clients ("feeds": the main one and, for retries, a second one so
+ * that messages waiting for their retry time never occupy the main connection's in-flight window)
+ * and the dispatcher that hands at most `prefetch` deliveries at a time to the handler.
+ */
+class Consumer {
+  private readonly queue: MqttDelivery[] = [];
+  private readonly unsettled = new Set<MqttDelivery>();
+  private readonly feeds: Feed[] = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private active = 0;
+  private stopped = false;
+  private started?: Promise<void>;
+  private idle?: () => void;
+  readonly queueName: string;
+  readonly retryTopic: string;
+  private readonly matcher?: (type: string) => boolean;
+
+  constructor(
+    readonly transport: MqttTransport,
+    readonly spec: SubscriptionSpec,
+    private readonly handler: DeliveryHandler,
+    readonly dead: boolean,
+  ) {
+    const t = transport;
+    this.queueName = spec.group ? `${spec.group}/${spec.name}` : spec.name;
+    const share = spec.group ? safeLevel(`${spec.group}:${spec.name}${dead ? ':dead' : ''}`) : undefined;
+    const memberId = spec.group
+      ? t.memberClientId(spec.group, spec.name) + (dead ? ':dead' : '')
+      : t.newClientId(dead ? 'bcdead' : 'bc');
+    const retryLevel = share ?? safeLevel(memberId);
+    this.retryTopic = `${t.prefix}/${ReservedLevels.retry}/${retryLevel}`;
+    const { filter, exact } = mqttFilterFor(dead ? `${t.prefix}/${ReservedLevels.dead}` : t.prefix, spec.pattern);
+    if (!exact) this.matcher = (type) => matchTopic(spec.pattern, type);
+    const shared = (f: string) => (share ? `$share/${share}/${f}` : f);
+    const clean = !spec.group;
+    this.feeds.push(new Feed(this, memberId, clean, [shared(filter)]));
+    this.feeds.push(new Feed(this, `${memberId}:retry`, clean, [shared(`${this.retryTopic}/#`)]));
+  }
+
+  start(): Promise<void> {
+    this.started ??= Promise.all(this.feeds.map((f) => f.start())).then(() => undefined);
+    return this.started;
+  }
+
+  /** Called by a feed for each incoming PUBLISH, in the order received. */
+  accept(feed: Feed, packet: IPublishPacket): void {
+    const t = this.transport;
+    const route = topicToType(t.prefix, packet.topic);
+    const ack = feed.acker(packet);
+    if (!route || (this.matcher && !this.matcher(route.type)) || (!this.dead && route.via === 'dead')) {
+      ack(); // not ours (a `#` filter also sees the adapter's own topics): drop it
+      return;
+    }
+    let decoded: Decoded;
+    try {
+      decoded = decode(t.version, packet);
+    } catch (err) {
+      // Undecodable bytes cannot be handed to the bus as a Delivery; keep them readable.
+      t.emit('error', err as Error);
+      void this.deadLetterRaw(packet, route.type, err as Error).then(ack, () => undefined);
+      return;
+    }
+    if (this.dead && decoded.headers[Headers.deadQueue] !== this.queueName) {
+      ack(); // another subscription's dead letter on an overlapping topic
+      return;
+    }
+    const delivery = new MqttDelivery(this, packet, route.type, decoded, ack, undefined, feed);
+    const wait = decoded.retryAt !== undefined ? decoded.retryAt - Date.now() : 0;
+    if (wait > 0) {
+      // A retry copy that is not due yet: hold it (unacked, so the broker keeps it) on the retry
+      // feed, whose in-flight window is separate from the main feed's.
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        this.enqueue(delivery);
+      }, wait);
+      this.timers.add(timer);
+      return;
+    }
+    this.enqueue(delivery);
+  }
+
+  /** A feed reconnected: what it had not yet handed out will be redelivered by the broker. */
+  forget(feed: Feed): void {
+    if (!feed.persistent) return;
+    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i].feed === feed) this.queue.splice(i, 1);
+  }
+
+  enqueue(d: MqttDelivery, front = false): void {
+    if (front) this.queue.unshift(d);
+    else this.queue.push(d);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.active < this.spec.prefetch && this.queue.length) {
+      const d = this.queue.shift()!;
+      this.active++;
+      this.unsettled.add(d);
+      this.handler(d).catch((err) => {
+        // The bus settles deliveries itself; a handler that throws anyway gets its message back.
+        this.transport.emit('error', new CourierError(`Handler of ${this.queueName} threw: ${(err as Error)?.message}`, { cause: err }));
+        if (!d.settled) void d.requeue();
+      });
+    }
+  }
+
+  /** A delivery was settled: its prefetch slot is free. */
+  settled(d: MqttDelivery): void {
+    if (!this.unsettled.delete(d)) return;
+    this.active--;
+    if (this.unsettled.size === 0) this.idle?.();
+    this.pump();
+  }
+
+  /** Dead-letter a message whose bytes could not be decoded. */
+  private async deadLetterRaw(packet: IPublishPacket, type: string, err: Error): Promise<void> {
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    await this.transport.send(
+      `${this.transport.prefix}/${ReservedLevels.dead}/${type.split('.').join('/')}`,
+      type,
+      payload,
+      deadHeaders({}, this.queueName, { reason: 'malformed', errorName: err.name, errorMessage: err.message }),
+      undefined,
+      undefined,
+      true,
+    );
+  }
+
+  later(ms: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      fn();
+    }, ms);
+    this.timers.add(timer);
+  }
+
+  async close(timeoutMs: number): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.unsettled.size) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.stop(false);
+    await Promise.all(this.feeds.map((f) => f.end()));
+  }
+
+  stop(force: boolean): void {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.queue.length = 0;
+    if (force) for (const f of this.feeds) f.kill();
+  }
+}
+
+/** One mqtt.js client of a consumer, and the PUBACKs it owes. */
+class Feed {
+  private client?: MqttClient;
+  /** Bumped on every (re)connect: a PUBACK owed on an older connection is not sent. */
+  private generation = 0;
+  readonly persistent: boolean;
+
+  constructor(
+    private readonly consumer: Consumer,
+    readonly clientId: string,
+    clean: boolean,
+    private readonly filters: string[],
+  ) {
+    this.persistent = !clean;
+  }
+
+  async start(): Promise<void> {
+    const t = this.consumer.transport;
+    const client = t.createClient(this.clientId, { clean: !this.persistent }, `subscriber ${this.consumer.queueName}`);
+    this.client = client;
+    client.on('connect', () => {
+      this.generation++;
+      this.consumer.forget(this);
+    });
+    client.handleMessage = (packet, cb) => {
+      if (packet.cmd !== 'publish' || !packet.qos) {
+        if (packet.cmd === 'publish') this.consumer.accept(this, packet);
+        return cb();
+      }
+      this.consumer.accept(this, packet);
+      cb(DEFER_ACK);
+    };
+    await startClient(client, this.filters, t.connectTimeoutMs, t.urls);
+  }
+
+  /** The PUBACK of this packet, sent once, on the connection that received it. */
+  acker(packet: IPublishPacket): () => void {
+    const gen = this.generation;
+    let done = packet.qos === 0;
+    return () => {
+      if (done) return;
+      done = true;
+      const client = this.client;
+      if (!client || !client.connected || gen !== this.generation || packet.messageId === undefined) return;
+      // mqtt.js has no public "send this PUBACK": its own handlers call _sendPacket the same way.
+      const sendPacket = (client as unknown as { _sendPacket(p: object, cb?: () => void): void })._sendPacket.bind(client);
+      sendPacket(
+        this.consumer.transport.version === 5
+          ? { cmd: 'puback', messageId: packet.messageId, reasonCode: 0 }
+          : { cmd: 'puback', messageId: packet.messageId },
+      );
+    };
+  }
+
+  end(): Promise<void> {
+    return endClient(this.client);
+  }
+
+  kill(): void {
+    this.client?.end(true);
+  }
+}
+
+class MqttDelivery implements Delivery {
+  readonly topic: string;
+  readonly body: Buffer;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly attempt: number;
+  readonly redelivered: boolean;
+  readonly replyExpected: boolean;
+  settled = false;
+
+  constructor(
+    private readonly consumer: Consumer,
+    readonly raw: IPublishPacket,
+    type: string,
+    private readonly decoded: Decoded,
+    private readonly ackPacket: () => void,
+    redelivered?: boolean,
+    readonly feed?: Feed,
+  ) {
+    this.topic = type;
+    this.body = decoded.body;
+    this.headers = decoded.headers;
+    const a = Number(decoded.headers[Headers.attempt]);
+    this.attempt = Number.isInteger(a) && a >= 1 ? a : 1;
+    this.redelivered = redelivered ?? !!raw.dup;
+    this.replyExpected = !!decoded.reply;
+  }
+
+  /** Settle once; a failed settle (a copy the broker did not confirm) leaves it unsettled. */
+  private async settle(fn: () => Promise<void> | void): Promise<void> {
+    if (this.settled) return;
+    this.settled = true;
+    try {
+      await fn();
+    } catch (err) {
+      this.settled = false;
+      throw err;
+    }
+    this.consumer.settled(this);
+  }
+
+  ack(): Promise<void> {
+    return this.settle(() => this.ackPacket());
+  }
+
+  requeue(): Promise<void> {
+    // MQTT has no nack: the message is still unacked at the broker, so handing it to the
+    // dispatcher again is a redelivery that survives a crash in between.
+    return this.settle(() => {
+      this.consumer.settled(this);
+      this.consumer.enqueue(this.copy(true), true);
+    });
+  }
+
+  retry(delayMs: number): Promise<void> {
+    return this.settle(async () => {
+      const t = this.consumer.transport;
+      const headers = {
+        ...this.headers,
+        [Headers.attempt]: String(this.attempt + 1),
+        [InternalHeaders.retryAt]: String(Date.now() + Math.max(0, delayMs)),
+      };
+      try {
+        // Stored again (PUBACKed) before the original is acked: never lost in between.
+        await t.send(`${this.consumer.retryTopic}/${this.topic.split('.').join('/')}`, this.topic, this.body, headers, undefined, this.decoded.reply, true);
+      } catch (err) {
+        // Cannot store the copy: keep the original unacked and retry it in the adapter.
+        t.emit('error', err as Error);
+        this.consumer.settled(this);
+        this.consumer.later(delayMs, () => this.consumer.enqueue(this.copy(true, this.attempt + 1)));
+        return;
+      }
+      this.ackPacket();
+    });
+  }
+
+  deadLetter(info: DeadLetterInfo): Promise<void> {
+    return this.settle(async () => {
+      const t = this.consumer.transport;
+      const headers = deadHeaders(this.headers, this.consumer.queueName, info);
+      await t.send(`${t.prefix}/${ReservedLevels.dead}/${this.topic.split('.').join('/')}`, this.topic, this.body, headers, undefined, undefined, true);
+      this.ackPacket();
+    });
+  }
+
+  async reply(message: ReplyMessage): Promise<void> {
+    if (!this.decoded.reply) throw new CourierError(`Message ${this.topic} expects no reply`);
+    await this.consumer.transport.sendReply(this.decoded.reply, message);
+  }
+
+  /** The same unacked broker message, handed out again. */
+  private copy(redelivered: boolean, attempt = this.attempt): MqttDelivery {
+    const decoded = { ...this.decoded, headers: { ...this.decoded.headers, [Headers.attempt]: String(attempt) } };
+    return new MqttDelivery(this.consumer, this.raw, this.topic, decoded, this.ackPacket, redelivered, this.feed);
+  }
+}
+
+function deadHeaders(headers: Readonly<Record<string, string>>, queue: string, info: DeadLetterInfo): Record<string, string> {
+  return {
+    ...headers,
+    [Headers.deadReason]: info.reason,
+    ...(info.errorName ? { [Headers.deadError]: info.errorName } : {}),
+    ...(info.errorMessage ? { [Headers.deadMessage]: redactSecrets(info.errorMessage) } : {}),
+    [Headers.deadQueue]: queue,
+    [Headers.deadTime]: new Date().toISOString(),
+  };
+}
+
+/** Connect (manualConnect clients), subscribe the filters at QoS 1, bounded by `timeoutMs`. */
+async function startClient(client: MqttClient, filters: string[], timeoutMs: number, urls: readonly string[]): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new ConnectionError(`Cannot connect to MQTT at ${urls.map(redactUrl).join(', ')} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onConnect = () => {
+      cleanup();
+      resolve();
+    };
+    const onDisconnect = (packet: { reasonCode?: number }) => {
+      if (packet.reasonCode === SESSION_TAKEN_OVER) {
+        cleanup();
+        reject(new SessionTakenOverError(`MQTT session ${client.options.clientId} was taken over while connecting`));
+      }
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      client.off('connect', onConnect);
+      client.off('disconnect', onDisconnect);
+    };
+    client.on('connect', onConnect);
+    client.on('disconnect', onDisconnect);
+    client.connect();
+  });
+  if (!filters.length) return;
+  const granted = await client.subscribeAsync(filters, { qos: 1 });
+  const refused = granted.filter((g) => g.qos >= 0x80);
+  if (refused.length) {
+    const what = refused.map((g) => `${g.topic} (reason 0x${g.qos.toString(16)})`).join(', ');
+    const Err = refused.some((g) => (g.qos as number) === 0x87) ? AccessRefusedError : BrokerRefusedError;
+    throw new Err(`MQTT broker refused subscription ${what}`, refused[0].topic, client.options.username);
+  }
+}
+
+function endClient(client: MqttClient | undefined): Promise<void> {
+  if (!client) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      client.end(true);
+      resolve();
+    }, 2000);
+    client.end(false, {}, () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function currentUrl(client: MqttClient, urls: readonly string[]): string {
+  const o = client.options;
+  if (urls.length === 1) return urls[0];
+  return `${o.protocol ?? 'mqtt'}://${o.host}:${o.port}`;
+}
+
+function defaultPort(protocol: string): number {
+  return protocol === 'mqtts:' || protocol === 'ssl:' ? 8883 : 1883;
+}
