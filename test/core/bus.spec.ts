@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import {
+  Bus,
   createBus,
   MessageContext,
   PayloadValidationError,
@@ -94,7 +95,7 @@ describe('bus: decorated publishers and subscribers', () => {
     const received: MessageContext[] = [];
     @Subscriber({ group: 'g' })
     class Chain {
-      constructor(private readonly bus: { publish: typeof bus.publish }) {}
+      constructor(private readonly bus: Bus) {}
       @Subscribe(OrderPlaced)
       async onPlaced(e: OrderPlaced) {
         await this.bus.publish(OrderCancelled, { orderId: e.orderId });
