@@ -1,0 +1,95 @@
+import { StartupError } from '../../lib/errors';
+
+/** Options of {@link amqpTransport}. Defaults are in {@link resolveOptions}, in one place. */
+export interface AmqpTransportOptions {
+  /** One broker URL, or the nodes of a cluster: a reconnect moves on to the next one. `amqps://` for TLS. */
+  readonly url: string | readonly string[];
+  /** The durable topic exchange of events. Default `courier.events`. */
+  readonly exchange?: string;
+  /** Queue type of work and dead-letter queues. Quorum queues add `x-delivery-limit`. Default 'classic'. */
+  readonly queueType?: 'classic' | 'quorum';
+  /** Heartbeat interval the client asks for, in seconds (loss detection). Default 10. */
+  readonly heartbeatSeconds?: number;
+  /** Default publish timeout (PublishOptions.timeoutMs overrides). Default 15000. */
+  readonly publishTimeoutMs?: number;
+  /** Most publishes written and not yet confirmed at once. Default 1000. */
+  readonly maxUnconfirmed?: number;
+  /** While disconnected: hold publishes (up to `maxBuffered`) or reject them with NotConnectedError. Default 'buffer'. */
+  readonly whileDisconnected?: 'buffer' | 'reject';
+  /** Most publishes held while disconnected. Default 10000. */
+  readonly maxBuffered?: number;
+  /** Backoff between reconnect attempts: exponential from `initialDelayMs` to `maxDelayMs`, with jitter (0..1). */
+  readonly reconnect?: { readonly initialDelayMs?: number; readonly maxDelayMs?: number; readonly factor?: number; readonly jitter?: number };
+  /** Attempts of the first connect() before it rejects with ConnectionError (each tries the next URL). Default 3. */
+  readonly connectAttempts?: number;
+  /** Socket connect timeout. Default 10000. */
+  readonly connectTimeoutMs?: number;
+  /** TLS material for `amqps://`. Certificate verification is on unless `rejectUnauthorized: false`. */
+  readonly tls?: {
+    readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
+    readonly cert?: string | Buffer;
+    readonly key?: string | Buffer;
+    readonly passphrase?: string;
+    readonly servername?: string;
+    readonly rejectUnauthorized?: boolean;
+  };
+  /** Largest body accepted by publish(). Default 128 MiB (RabbitMQ's own default max_message_size). */
+  readonly maxMessageBytes?: number;
+  /** Shown in the RabbitMQ management UI as the connection name. */
+  readonly connectionName?: string;
+}
+
+export type ResolvedAmqpOptions = Required<Omit<AmqpTransportOptions, 'url' | 'tls' | 'connectionName' | 'reconnect'>> & {
+  readonly urls: readonly string[];
+  readonly tls: AmqpTransportOptions['tls'];
+  readonly connectionName?: string;
+  readonly reconnect: { initialDelayMs: number; maxDelayMs: number; factor: number; jitter: number };
+};
+
+/** Applies the defaults and checks everything, reporting every problem at once. */
+export function resolveOptions(o: AmqpTransportOptions): ResolvedAmqpOptions {
+  const urls = typeof o.url === 'string' ? [o.url] : [...(o.url ?? [])];
+  const r: ResolvedAmqpOptions = {
+    urls,
+    exchange: o.exchange ?? 'courier.events',
+    queueType: o.queueType ?? 'classic',
+    heartbeatSeconds: o.heartbeatSeconds ?? 10,
+    publishTimeoutMs: o.publishTimeoutMs ?? 15_000,
+    maxUnconfirmed: o.maxUnconfirmed ?? 1000,
+    whileDisconnected: o.whileDisconnected ?? 'buffer',
+    maxBuffered: o.maxBuffered ?? 10_000,
+    reconnect: {
+      initialDelayMs: o.reconnect?.initialDelayMs ?? 100,
+      maxDelayMs: o.reconnect?.maxDelayMs ?? 30_000,
+      factor: o.reconnect?.factor ?? 2,
+      jitter: o.reconnect?.jitter ?? 0.2,
+    },
+    connectAttempts: o.connectAttempts ?? 3,
+    connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
+    tls: o.tls,
+    maxMessageBytes: o.maxMessageBytes ?? 128 * 1024 * 1024,
+    connectionName: o.connectionName,
+  };
+  const problems: string[] = [];
+  if (!urls.length) problems.push('amqp: url is required');
+  for (const u of urls) {
+    if (!/^amqps?:\/\//i.test(u)) problems.push(`amqp: url must start with amqp:// or amqps:// (got a url of scheme "${u.split(':')[0]}")`);
+  }
+  if (!r.exchange) problems.push('amqp: exchange must not be empty');
+  if (r.queueType !== 'classic' && r.queueType !== 'quorum') problems.push(`amqp: queueType must be 'classic' or 'quorum'`);
+  if (r.whileDisconnected !== 'buffer' && r.whileDisconnected !== 'reject') problems.push(`amqp: whileDisconnected must be 'buffer' or 'reject'`);
+  const positive: Array<[string, number]> = [
+    ['publishTimeoutMs', r.publishTimeoutMs],
+    ['maxUnconfirmed', r.maxUnconfirmed],
+    ['maxBuffered', r.maxBuffered],
+    ['connectAttempts', r.connectAttempts],
+    ['connectTimeoutMs', r.connectTimeoutMs],
+    ['maxMessageBytes', r.maxMessageBytes],
+    ['reconnect.maxDelayMs', r.reconnect.maxDelayMs],
+  ];
+  for (const [name, v] of positive) if (!(Number.isFinite(v) && v > 0)) problems.push(`amqp: ${name} must be a positive number`);
+  if (!(r.heartbeatSeconds >= 0)) problems.push('amqp: heartbeatSeconds must be >= 0');
+  if (!(r.reconnect.jitter >= 0 && r.reconnect.jitter <= 1)) problems.push('amqp: reconnect.jitter must be within 0..1');
+  if (problems.length) throw new StartupError(problems);
+  return r;
+}

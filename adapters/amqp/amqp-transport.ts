@@ -1,0 +1,784 @@
+/**
+ * The RabbitMQ adapter: Courier's transport contract (lib/transport.ts) over amqplib.
+ *
+ * Topology (declared at connect and again after every reconnect; names in docs/wire-format.md):
+ *   exchange `courier.events` (durable, topic)  --pattern-->  queue `<group>.<name>` (durable)
+ *   `<group>.<name>`  --x-dead-letter (broker's own: delivery limit)-->  `<group>.<name>.dead`
+ *   retry(d):  copy -> `<queue>.retry.<d>` (TTL d)  --dead-letter via the default exchange-->  `<queue>` only
+ *   deadLetter():  copy with Courier's reason headers -> `<group>.<name>.dead`
+ *   broadcast (no group): an exclusive, auto-delete, server-named queue per instance.
+ *
+ * Channels: one confirm channel for every publish (and the copies retry / deadLetter make), one
+ * channel per subscription (its prefetch, its acks, and a refusal that closes it closes nothing
+ * else), one for declarations made on the fly, one for request/reply (direct reply-to needs the
+ * request to be published on the channel that consumes the replies).
+ */
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options, SocketOptions } from 'amqplib';
+import {
+  ConnectionError,
+  CourierError,
+  NotConnectedError,
+  PublishRejectedError,
+  redactSecrets,
+  redactUrl,
+  RequestTimeoutError,
+  ResourceNotFoundError,
+  TransportClosedError,
+} from '../../lib/errors';
+import {
+  DeadLetterInfo,
+  Delivery,
+  DeliveryHandler,
+  Headers,
+  OutgoingMessage,
+  PublishOptions,
+  ReceivedMessage,
+  ReplyMessage,
+  Subscription,
+  SubscriptionSpec,
+  Transport,
+  TransportCapabilities,
+  TransportEvent,
+  TransportEvents,
+} from '../../lib/transport';
+import { AmqpTransportOptions, resolveOptions, ResolvedAmqpOptions } from './amqp-options';
+import { toBrokerError } from './broker-errors';
+import { ConfirmPublisher } from './confirm-publisher';
+import {
+  addBrokerDeathReason,
+  decodeAttempt,
+  decodeHeaders,
+  decodeTopic,
+  deadQueueName,
+  delayQueueName,
+  encodeProperties,
+  TOPIC_HEADER,
+  workQueueName,
+} from './wire';
+
+type AmqpLib = typeof import('amqplib');
+
+const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
+/** Delay queues expire this long after their last declaration, which always precedes a publish to them. */
+const DELAY_QUEUE_GRACE_MS = 10 * 60_000;
+/** A declared queue is declared again after this long, which keeps a delay queue from expiring under a publish. */
+const REDECLARE_AFTER_MS = 60_000;
+
+interface SubState {
+  readonly spec: SubscriptionSpec;
+  readonly handler: DeliveryHandler;
+  /** Consumes the dead letters of `spec` rather than its work queue. */
+  readonly deadLetters: boolean;
+  queue?: string;
+  channel?: Channel;
+  consumerTag?: string;
+  readonly inflight: Set<Delivery>;
+  closed: boolean;
+  closing?: Promise<void>;
+}
+
+interface PendingRequest {
+  readonly message: OutgoingMessage;
+  readonly timeoutMs: number;
+  readonly resolve: (m: ReceivedMessage) => void;
+  readonly reject: (e: Error) => void;
+  readonly timer: NodeJS.Timeout;
+  sent: boolean;
+}
+
+export class AmqpTransport implements Transport {
+  readonly name = 'amqp';
+  readonly capabilities: TransportCapabilities;
+
+  private readonly options: ResolvedAmqpOptions;
+  private readonly events = new EventEmitter();
+  private readonly publisher: ConfirmPublisher;
+  private readonly subs = new Set<SubState>();
+  private readonly requests = new Map<string, PendingRequest>();
+
+  private lib?: AmqpLib;
+  private conn?: ChannelModel;
+  private connUser?: string;
+  private connected = false;
+  private firstConnect?: Promise<void>;
+  private urlIndex = 0;
+  private reconnectAttempt = 0;
+  private reconnectTimer?: NodeJS.Timeout;
+  private topo?: Promise<Channel>;
+  private declared = new Map<string, number>();
+  private rpc?: Promise<Channel>;
+  private rpcDrain?: Promise<void>;
+  private closing = false;
+  private closed = false;
+  private closePromise?: Promise<void>;
+  private settledWaiters: Array<() => void> = [];
+
+  constructor(options: AmqpTransportOptions) {
+    this.options = resolveOptions(options);
+    this.capabilities = {
+      durableGroups: true,
+      competingConsumers: true,
+      patterns: true,
+      requeue: true,
+      delayedRetry: true,
+      deadLetter: true,
+      requestReply: true,
+      weightedConsumers: true,
+      confirmedPublish: true,
+      mandatory: true,
+      maxMessageBytes: this.options.maxMessageBytes,
+    };
+    this.publisher = new ConfirmPublisher({
+      maxUnconfirmed: this.options.maxUnconfirmed,
+      maxBuffered: this.options.maxBuffered,
+      whileDisconnected: this.options.whileDisconnected,
+      publishTimeoutMs: this.options.publishTimeoutMs,
+      refusal: (err, topic) => toBrokerError(err, { user: this.connUser, action: `publish ${topic}`, resource: `exchange '${this.options.exchange}'` }),
+    });
+  }
+
+  // ---- events ---------------------------------------------------------------------------------
+
+  on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
+    this.events.on(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
+    this.events.off(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  private emit<E extends TransportEvent>(event: E, ...args: TransportEvents[E]): void {
+    // An 'error' nobody listens to must not crash the process (EventEmitter would throw it).
+    if (event === 'error' && this.events.listenerCount('error') === 0) return;
+    try {
+      this.events.emit(event, ...args);
+    } catch {
+      // A listener's exception is its own; it must not break the connection handling.
+    }
+  }
+
+  // ---- connection -----------------------------------------------------------------------------
+
+  connect(): Promise<void> {
+    if (this.closing) return Promise.reject(new TransportClosedError('connect'));
+    if (!this.firstConnect) {
+      this.firstConnect = this.connectFirst().catch((err) => {
+        this.firstConnect = undefined;
+        throw err;
+      });
+    }
+    return this.firstConnect;
+  }
+
+  private async connectFirst(): Promise<void> {
+    const failures: string[] = [];
+    let last: unknown;
+    for (let attempt = 1; attempt <= this.options.connectAttempts; attempt++) {
+      if (attempt > 1) await new Promise((r) => setTimeout(r, this.backoff(attempt - 1)));
+      if (this.closing) throw new TransportClosedError('connect');
+      const url = this.nextUrl();
+      try {
+        await this.open(url, true);
+        return;
+      } catch (err) {
+        // A refused declaration will be refused again: report it as it is.
+        if (err instanceof CourierError) throw err;
+        last = err;
+        failures.push(`${redactUrl(url)}: ${(err as Error)?.message ?? String(err)}`);
+      }
+    }
+    throw new ConnectionError(`Cannot connect to RabbitMQ after ${this.options.connectAttempts} attempts: ${failures.join('; ')}`, { cause: last });
+  }
+
+  private nextUrl(): string {
+    const urls = this.options.urls;
+    return urls[this.urlIndex++ % urls.length];
+  }
+
+  /** Exponential backoff with jitter: a cluster's clients do not come back all at the same instant. */
+  private backoff(attempt: number): number {
+    const { initialDelayMs, maxDelayMs, factor, jitter } = this.options.reconnect;
+    const base = Math.min(maxDelayMs, initialDelayMs * factor ** Math.max(0, attempt - 1));
+    return Math.round(base * (1 - jitter * Math.random()));
+  }
+
+  private loadLib(): AmqpLib {
+    if (!this.lib) {
+      try {
+        // Loaded here, not at import: an application on MQTT alone does not need amqplib installed.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        this.lib = require('amqplib') as AmqpLib;
+      } catch (err) {
+        throw new ConnectionError('The AMQP transport needs the "amqplib" package: npm install amqplib', { cause: err });
+      }
+    }
+    return this.lib;
+  }
+
+  private socketOptions(): SocketOptions {
+    const tls = this.options.tls ?? {};
+    const opts: SocketOptions = {
+      // amqplib leaves Nagle on; request/reply then stalls on 40 ms delayed ACKs (../shared/notes/brokers.md).
+      noDelay: true,
+      timeout: this.options.connectTimeoutMs,
+      rejectUnauthorized: tls.rejectUnauthorized ?? true,
+      clientProperties: { connection_name: this.options.connectionName ?? `courier-${process.pid}` },
+    };
+    if (tls.ca !== undefined) opts.ca = tls.ca as SocketOptions['ca'];
+    if (tls.cert !== undefined) opts.cert = tls.cert;
+    if (tls.key !== undefined) opts.key = tls.key;
+    if (tls.passphrase !== undefined) opts.passphrase = tls.passphrase;
+    if (tls.servername !== undefined) opts.servername = tls.servername;
+    return opts;
+  }
+
+  private withHeartbeat(url: string): string {
+    const u = new URL(url);
+    if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(this.options.heartbeatSeconds));
+    return u.toString();
+  }
+
+  private static userOf(url: string): string {
+    try {
+      return decodeURIComponent(new URL(url).username) || 'guest';
+    } catch {
+      return 'unknown';
+    }
+  }
+
+  /** One connection: channels, exchange, every subscription, then publishing resumes. */
+  private async open(url: string, first: boolean): Promise<void> {
+    const conn = await this.loadLib().connect(this.withHeartbeat(url), this.socketOptions());
+    let lastError: Error | undefined;
+    conn.on('error', (err: Error) => (lastError = err));
+    conn.on('close', (err?: Error) => this.onConnectionClosed(conn, url, err ?? lastError));
+    this.conn = conn;
+    this.connUser = AmqpTransport.userOf(url);
+    this.declared = new Map();
+    try {
+      const pub = await conn.createConfirmChannel();
+      this.watchPublishChannel(conn, pub, false);
+      const topo = await this.topoChannel();
+      await topo.assertExchange(this.options.exchange, 'topic', { durable: true }).catch((err) => {
+        throw toBrokerError(err, { user: this.connUser, action: 'declare the events exchange', resource: `exchange '${this.options.exchange}'` });
+      });
+      for (const sub of this.subs) {
+        if (sub.closed) continue;
+        try {
+          await this.attach(sub);
+        } catch (err) {
+          if (first) throw err;
+          this.emit('error', err as Error);
+        }
+      }
+      if (this.conn !== conn) throw new Error('connection lost while declaring the topology');
+      this.connected = true;
+      this.reconnectAttempt = 0;
+      this.publisher.attach(pub);
+      this.emit('connected', { url: redactUrl(url) });
+      for (const id of this.requests.keys()) void this.sendRequest(id);
+    } catch (err) {
+      if (this.conn === conn) this.conn = undefined;
+      this.topo = undefined;
+      this.rpc = undefined;
+      await conn.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private watchPublishChannel(conn: ChannelModel, pub: ConfirmChannel, attachNow: boolean): void {
+    let refusal: unknown;
+    pub.on('error', (err: Error) => {
+      refusal = err;
+      this.emit('error', toBrokerError(err, { user: this.connUser, action: 'publish', resource: `exchange '${this.options.exchange}'` }));
+    });
+    pub.on('close', () => {
+      this.publisher.detach(pub, refusal);
+      // The connection closes its channels before it says so itself: wait a turn to learn which it was.
+      setImmediate(() => {
+        if (this.conn !== conn || !this.connected || this.closed) return;
+        conn
+          .createConfirmChannel()
+          .then((next) => this.watchPublishChannel(conn, next, true))
+          .catch((err) => this.emit('error', err as Error));
+      });
+    });
+    if (attachNow) this.publisher.attach(pub);
+  }
+
+  private onConnectionClosed(conn: ChannelModel, url: string, error?: Error): void {
+    if (this.conn !== conn) return;
+    this.conn = undefined;
+    this.topo = undefined;
+    this.rpc = undefined;
+    const wasConnected = this.connected;
+    this.connected = false;
+    if (!wasConnected) return; // open() is still running: it fails and its caller decides what next
+    this.emit('disconnected', { url: redactUrl(url), error: error && new ConnectionError(`Connection to ${redactUrl(url)} lost: ${error.message}`, { cause: error }) });
+    if (!this.closed) this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed || this.reconnectTimer) return;
+    const delay = this.backoff(++this.reconnectAttempt);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.closed) return;
+      // The next URL: after a node is lost, the cluster's next node is tried first.
+      this.open(this.nextUrl(), false).catch(() => this.scheduleReconnect());
+    }, delay);
+  }
+
+  /** A channel for declarations made on the fly; replaced when a refusal closes it. */
+  private topoChannel(): Promise<Channel> {
+    const conn = this.conn;
+    if (!conn) return Promise.reject(new NotConnectedError('Not connected to RabbitMQ'));
+    if (!this.topo) {
+      const p = conn.createChannel().then((ch) => {
+        ch.on('error', () => undefined); // reported by the operation that failed
+        ch.on('close', () => {
+          if (this.topo === p) this.topo = undefined;
+        });
+        return ch;
+      });
+      this.topo = p;
+      p.catch(() => {
+        if (this.topo === p) this.topo = undefined;
+      });
+    }
+    return this.topo;
+  }
+
+  private async ensureQueue(queue: string, options: Options.AssertQueue): Promise<void> {
+    const at = this.declared.get(queue);
+    if (at !== undefined && Date.now() - at < REDECLARE_AFTER_MS) return;
+    const ch = await this.topoChannel();
+    try {
+      await ch.assertQueue(queue, options);
+    } catch (err) {
+      throw toBrokerError(err, { user: this.connUser, action: 'declare a queue', resource: `queue '${queue}'` });
+    }
+    this.declared.set(queue, Date.now());
+  }
+
+  // ---- publish --------------------------------------------------------------------------------
+
+  publish(message: OutgoingMessage, options: PublishOptions = {}): Promise<void> {
+    if (this.closing) return Promise.reject(new TransportClosedError('publish'));
+    if (message.body.length > this.options.maxMessageBytes) {
+      return Promise.reject(
+        new PublishRejectedError(message.topic, `body of ${message.body.length} bytes exceeds maxMessageBytes (${this.options.maxMessageBytes})`),
+      );
+    }
+    const props = encodeProperties(message.headers);
+    if (options.mandatory) props.mandatory = true;
+    return this.publisher.publish(this.options.exchange, message.topic, message.body, props, {
+      topic: message.topic,
+      timeoutMs: options.timeoutMs,
+    });
+  }
+
+  // ---- subscribe ------------------------------------------------------------------------------
+
+  subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+    return this.addSubscription(spec, handler, false);
+  }
+
+  subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+    return this.addSubscription(of, handler, true);
+  }
+
+  private async addSubscription(spec: SubscriptionSpec, handler: DeliveryHandler, deadLetters: boolean): Promise<Subscription> {
+    if (this.closing) throw new TransportClosedError('subscribe');
+    const sub: SubState = { spec, handler, deadLetters, inflight: new Set(), closed: false };
+    this.subs.add(sub);
+    if (this.connected) {
+      try {
+        await this.attach(sub);
+      } catch (err) {
+        this.subs.delete(sub);
+        throw err;
+      }
+    }
+    return { close: () => this.closeSubscription(sub, 5000) };
+  }
+
+  private queueArguments(): Record<string, unknown> {
+    return { 'x-queue-type': this.options.queueType };
+  }
+
+  /** Declares what the subscription consumes from and returns that queue's name. */
+  private async declare(ch: Channel, sub: SubState): Promise<string> {
+    const { group, name, pattern } = sub.spec;
+    const dead = deadQueueName(group, name);
+    if (group || sub.deadLetters) {
+      await ch.assertQueue(dead, { durable: true, arguments: this.queueArguments() });
+      this.declared.set(dead, Date.now());
+    }
+    if (sub.deadLetters) return dead;
+    let queue: string;
+    if (group) {
+      queue = workQueueName(group, name);
+      const args: Record<string, unknown> = {
+        ...this.queueArguments(),
+        // What RabbitMQ itself dead-letters (the quorum delivery limit) lands beside Courier's dead letters.
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': dead,
+      };
+      // A backstop against a crash loop: the bus counts attempts, the broker counts redeliveries.
+      if (this.options.queueType === 'quorum') args['x-delivery-limit'] = sub.spec.maxAttempts ?? 20;
+      await ch.assertQueue(queue, { durable: true, arguments: args });
+    } else {
+      // Exclusive queues may be transient (RabbitMQ 4.x refuses only transient non-exclusive ones).
+      queue = (await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false })).queue;
+    }
+    await ch.bindQueue(queue, this.options.exchange, pattern);
+    return queue;
+  }
+
+  private weight(spec: SubscriptionSpec): number {
+    const w = spec.weight ?? 1;
+    return Number.isFinite(w) && w > 0 ? w : 1;
+  }
+
+  private async attach(sub: SubState): Promise<void> {
+    const conn = this.conn;
+    if (!conn) return;
+    const ch = await conn.createChannel();
+    let refusal: unknown;
+    ch.on('error', (err: Error) => (refusal = err));
+    ch.on('close', () => this.onSubscriptionChannelClosed(sub, ch, conn, refusal));
+    const { group, name, pattern } = sub.spec;
+    const resource = sub.deadLetters ? `queue '${deadQueueName(group, name)}'` : group ? `queue '${workQueueName(group, name)}'` : undefined;
+    try {
+      const queue = await this.declare(ch, sub);
+      const weight = this.weight(sub.spec);
+      // Weight = prefetch share and consumer priority: on a saturated queue a consumer of weight 3
+      // holds three times the deliveries of one of weight 1, and is offered the next message first.
+      await ch.prefetch(Math.max(1, Math.round(sub.spec.prefetch * weight)), false);
+      sub.queue = queue;
+      sub.channel = ch;
+      const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(sub, ch, msg), {
+        noAck: false,
+        priority: Math.max(0, Math.round(weight)),
+      });
+      sub.consumerTag = consumerTag;
+    } catch (err) {
+      if (sub.channel === ch) sub.channel = undefined;
+      ch.close().catch(() => undefined);
+      throw toBrokerError(err, { user: this.connUser, action: `subscribe to ${pattern}`, resource });
+    }
+  }
+
+  private onSubscriptionChannelClosed(sub: SubState, ch: Channel, conn: ChannelModel, refusal: unknown): void {
+    if (sub.channel !== ch) return;
+    sub.channel = undefined;
+    sub.consumerTag = undefined;
+    // The broker gives back what this channel held; settles of those deliveries are no-ops now.
+    sub.inflight.clear();
+    this.notifySettled();
+    if (refusal) this.emit('error', toBrokerError(refusal, { user: this.connUser, action: `consume ${sub.spec.pattern}`, resource: sub.queue && `queue '${sub.queue}'` }));
+    // A channel error leaves the connection up: open the subscription's channel again.
+    setTimeout(() => {
+      if (sub.closed || this.closing || this.conn !== conn || !this.connected || sub.channel) return;
+      this.attach(sub).catch((err) => this.emit('error', err as Error));
+    }, 1000).unref();
+  }
+
+  private onMessage(sub: SubState, ch: Channel, msg: ConsumeMessage | null): void {
+    // Never throw in here: an exception in an amqplib consume callback closes the channel.
+    try {
+      if (msg === null) {
+        // basic.cancel from the broker: the queue was deleted or the node holding it went away.
+        if (sub.channel === ch) {
+          this.emit('error', new ResourceNotFoundError(`The broker cancelled the consumer of queue '${sub.queue}'`, `queue '${sub.queue}'`, this.connUser));
+          ch.close().catch(() => undefined);
+        }
+        return;
+      }
+      if (sub.channel !== ch) return;
+      const delivery = this.delivery(sub, ch, msg);
+      sub.inflight.add(delivery);
+      Promise.resolve()
+        .then(() => sub.handler(delivery))
+        .catch(async (err) => {
+          // The handler should settle its delivery; one that failed without doing so gives it back.
+          this.emit('error', err instanceof Error ? err : new Error(String(err)));
+          await delivery.requeue().catch(() => undefined);
+        });
+    } catch (err) {
+      this.emit('error', err as Error);
+    }
+  }
+
+  private delivery(sub: SubState, ch: Channel, msg: ConsumeMessage): Delivery {
+    const headers = decodeHeaders(msg.properties);
+    if (sub.deadLetters) addBrokerDeathReason(headers, msg.properties);
+    const topic = decodeTopic(msg.properties, msg.fields.routingKey);
+    const attempt = decodeAttempt(headers);
+    const replyTo: string | undefined = msg.properties.replyTo || undefined;
+    let state: 'open' | 'settling' | 'done' = 'open';
+    const self = this;
+    const release = (d: Delivery) => {
+      state = 'done';
+      if (sub.inflight.delete(d)) self.notifySettled();
+    };
+    // Acks go to the channel the delivery came from, and only while it lives: after a reconnect
+    // the broker has given the message back already ("unknown delivery tag" otherwise).
+    const live = () => sub.channel === ch;
+    const settle = (d: Delivery, how: 'ack' | 'requeue') => {
+      if (live()) {
+        try {
+          if (how === 'ack') ch.ack(msg);
+          else ch.nack(msg, false, true);
+        } catch {
+          // The channel closed under us: the broker redelivers it.
+        }
+      }
+      release(d);
+    };
+    /** Stores a copy (confirmed) in `queue`, then acks the original: never lost in between. */
+    const moveTo = async (d: Delivery, queue: string, copyHeaders: Record<string, string>): Promise<void> => {
+      if (state !== 'open') return;
+      state = 'settling';
+      try {
+        const props = encodeProperties(copyHeaders, { [TOPIC_HEADER]: topic });
+        await self.publisher.publish('', queue, msg.content, props, { topic });
+      } catch (err) {
+        settle(d, 'requeue');
+        throw err;
+      }
+      settle(d, 'ack');
+    };
+    const delivery: Delivery = {
+      topic,
+      body: msg.content,
+      headers,
+      attempt,
+      redelivered: msg.fields.redelivered,
+      replyExpected: replyTo !== undefined,
+      raw: msg,
+      async ack() {
+        if (state === 'open') settle(delivery, 'ack');
+      },
+      async requeue() {
+        if (state === 'open') settle(delivery, 'requeue');
+      },
+      async retry(delayMs: number) {
+        if (state !== 'open') return;
+        const delay = Math.max(0, Math.round(delayMs));
+        const base = sub.queue!;
+        const queue = delayQueueName(base, delay);
+        state = 'settling';
+        try {
+          await self.ensureQueue(queue, {
+            durable: true,
+            arguments: {
+              'x-queue-type': 'classic',
+              'x-message-ttl': delay,
+              // Back to this subscription's queue only, through the default exchange.
+              'x-dead-letter-exchange': '',
+              'x-dead-letter-routing-key': base,
+              'x-expires': delay + DELAY_QUEUE_GRACE_MS,
+            },
+          });
+        } catch (err) {
+          settle(delivery, 'requeue');
+          throw err;
+        }
+        state = 'open';
+        await moveTo(delivery, queue, { ...headers, [Headers.attempt]: String(attempt + 1) });
+      },
+      async deadLetter(info: DeadLetterInfo) {
+        if (state !== 'open') return;
+        const { group, name } = sub.spec;
+        const queue = sub.deadLetters ? sub.queue! : deadQueueName(group, name);
+        if (!group && !sub.deadLetters) {
+          state = 'settling';
+          try {
+            await self.ensureQueue(queue, { durable: true, arguments: self.queueArguments() });
+          } catch (err) {
+            settle(delivery, 'requeue');
+            throw err;
+          }
+          state = 'open';
+        }
+        const dead: Record<string, string> = {
+          ...headers,
+          [Headers.deadReason]: info.reason,
+          [Headers.deadQueue]: group ? `${group}/${name}` : name,
+          [Headers.deadTime]: new Date().toISOString(),
+        };
+        if (info.errorName !== undefined) dead[Headers.deadError] = info.errorName;
+        else delete dead[Headers.deadError];
+        if (info.errorMessage !== undefined) dead[Headers.deadMessage] = redactSecrets(info.errorMessage);
+        else delete dead[Headers.deadMessage];
+        await moveTo(delivery, queue, dead);
+      },
+      async reply(message: ReplyMessage) {
+        if (!replyTo) throw new CourierError(`Cannot reply to ${topic}: the sender expects no reply`);
+        const props = encodeProperties(message.headers);
+        props.correlationId = msg.properties.correlationId;
+        props.persistent = false;
+        await self.publisher.publish('', replyTo, message.body, props, { topic: `${topic} (reply)` });
+      },
+    };
+    return delivery;
+  }
+
+  private async closeSubscription(sub: SubState, timeoutMs: number): Promise<void> {
+    if (!sub.closing) {
+      sub.closing = (async () => {
+        sub.closed = true;
+        const ch = sub.channel;
+        if (ch && sub.consumerTag) await ch.cancel(sub.consumerTag).catch(() => undefined);
+        await this.waitSettled(() => sub.inflight.size === 0, timeoutMs);
+        sub.channel = undefined;
+        // Closing the channel gives back what it still holds; an auto-delete broadcast queue goes with it.
+        if (ch) await ch.close().catch(() => undefined);
+        this.subs.delete(sub);
+      })();
+    }
+    return sub.closing;
+  }
+
+  private notifySettled(): void {
+    const waiters = this.settledWaiters;
+    this.settledWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private async waitSettled(done: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done()) {
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 50));
+        this.settledWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  // ---- request / reply ------------------------------------------------------------------------
+
+  request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
+    if (this.closing) return Promise.reject(new TransportClosedError('request'));
+    if (!this.connected && this.options.whileDisconnected === 'reject') {
+      return Promise.reject(new NotConnectedError(`Not connected: request ${message.topic} refused (whileDisconnected: 'reject')`));
+    }
+    const id = randomUUID();
+    const promise = new Promise<ReceivedMessage>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.requests.delete(id);
+        reject(new RequestTimeoutError(message.topic, options.timeoutMs));
+      }, options.timeoutMs);
+      this.requests.set(id, { message, timeoutMs: options.timeoutMs, resolve, reject, timer, sent: false });
+    });
+    void this.sendRequest(id);
+    return promise;
+  }
+
+  /** Direct reply-to: the replies come back on the channel that published the requests, without a queue. */
+  private rpcChannel(): Promise<Channel> {
+    const conn = this.conn;
+    if (!conn) return Promise.reject(new NotConnectedError('Not connected to RabbitMQ'));
+    if (!this.rpc) {
+      const p = (async () => {
+        const ch = await conn.createChannel();
+        ch.on('error', (err: Error) => this.emit('error', toBrokerError(err, { user: this.connUser, action: 'request/reply' })));
+        ch.on('close', () => {
+          if (this.rpc === p) this.rpc = undefined;
+        });
+        await ch.consume(DIRECT_REPLY_TO, (msg) => this.onReply(msg), { noAck: true });
+        return ch;
+      })();
+      this.rpc = p;
+      p.catch(() => {
+        if (this.rpc === p) this.rpc = undefined;
+      });
+    }
+    return this.rpc;
+  }
+
+  private async sendRequest(id: string): Promise<void> {
+    const r = this.requests.get(id);
+    if (!r || r.sent || !this.connected) return; // sent on the next 'connected'
+    try {
+      const ch = await this.rpcChannel();
+      while (this.rpcDrain) await this.rpcDrain;
+      if (!this.requests.has(id) || r.sent) return;
+      const props = encodeProperties(r.message.headers);
+      props.correlationId = id;
+      props.replyTo = DIRECT_REPLY_TO;
+      // A request nobody took before its caller gave up is of no use to anyone.
+      props.expiration = String(r.timeoutMs);
+      r.sent = true;
+      if (!ch.publish(this.options.exchange, r.message.topic, r.message.body, props)) {
+        this.rpcDrain = new Promise((resolve) =>
+          ch.once('drain', () => {
+            this.rpcDrain = undefined;
+            resolve();
+          }),
+        );
+      }
+    } catch {
+      r.sent = false; // the connection went; 'connected' sends it again
+    }
+  }
+
+  private onReply(msg: ConsumeMessage | null): void {
+    try {
+      if (!msg) return;
+      const r = this.requests.get(String(msg.properties.correlationId));
+      if (!r) return; // late: its caller timed out already
+      this.requests.delete(String(msg.properties.correlationId));
+      clearTimeout(r.timer);
+      const headers = decodeHeaders(msg.properties);
+      r.resolve({ topic: headers[Headers.type] ?? msg.fields.routingKey, body: msg.content, headers });
+    } catch (err) {
+      this.emit('error', err as Error);
+    }
+  }
+
+  // ---- close ----------------------------------------------------------------------------------
+
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (!this.closePromise) this.closePromise = this.shutdown(options.timeoutMs ?? 5000);
+    return this.closePromise;
+  }
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    const deadline = Date.now() + timeoutMs;
+    // Stop consuming, let the handlers in flight settle, then give back what they did not.
+    await Promise.all([...this.subs].map((s) => this.closeSubscription(s, Math.max(0, deadline - Date.now()))));
+    // The copies made by retry() / deadLetter() and plain publishes: each ends by its own timeout at the latest.
+    await this.publisher.whenIdle();
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    for (const [id, r] of this.requests) {
+      clearTimeout(r.timer);
+      r.reject(new TransportClosedError('wait for a reply'));
+      this.requests.delete(id);
+    }
+    this.publisher.failAll(new TransportClosedError('publish'));
+    const conn = this.conn;
+    this.conn = undefined;
+    this.connected = false;
+    if (conn) await conn.close().catch(() => undefined);
+  }
+}
+
+/** `amqpTransport({ url: 'amqp://user:pass@host', ... })`: an unconnected transport; call connect(). */
+export function amqpTransport(options: AmqpTransportOptions): AmqpTransport {
+  return new AmqpTransport(options);
+}

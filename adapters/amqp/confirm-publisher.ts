@@ -1,0 +1,202 @@
+/**
+ * Publishing with publisher confirms over reconnects: a bounded window of unconfirmed messages on
+ * one ConfirmChannel, a local queue for what waits (window full, socket buffer full, no channel),
+ * and re-publication of everything unconfirmed when the channel is replaced. A publish promise
+ * settles exactly once: on the broker's ack (after a basic.return for a mandatory publish: reject),
+ * its nack, a refusal of the channel, or the publish timeout; nothing is retried after a reject.
+ */
+import type { ConfirmChannel, Message, Options } from 'amqplib';
+import { NotConnectedError, PublishRejectedError, PublishTimeoutError, UnroutableError } from '../../lib/errors';
+import { isChannelRefusal } from './broker-errors';
+import { RETURN_TOKEN_HEADER } from './wire';
+
+interface Pending {
+  readonly seq: number;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly content: Buffer;
+  readonly options: Options.Publish;
+  readonly topic: string;
+  readonly token?: string;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+  timer?: NodeJS.Timeout;
+  done: boolean;
+  returned: boolean;
+  /** The channel it was last written to; a confirm from any other channel is stale. */
+  channel?: ConfirmChannel;
+}
+
+export interface ConfirmPublisherOptions {
+  /** Most messages written and not yet confirmed. */
+  readonly maxUnconfirmed: number;
+  /** Most messages held while no channel is open (with `whileDisconnected: 'buffer'`). */
+  readonly maxBuffered: number;
+  readonly whileDisconnected: 'buffer' | 'reject';
+  readonly publishTimeoutMs: number;
+  /** Turns a channel refusal (ACCESS_REFUSED on the exchange, ...) into the typed error. */
+  readonly refusal: (err: unknown, topic: string) => Error;
+}
+
+export class ConfirmPublisher {
+  private channel?: ConfirmChannel;
+  private waitingForDrain = false;
+  private readonly queue: Pending[] = [];
+  private readonly inflight = new Set<Pending>();
+  private readonly byToken = new Map<string, Pending>();
+  private seq = 0;
+  private idle: Array<() => void> = [];
+
+  constructor(private readonly options: ConfirmPublisherOptions) {}
+
+  /** Messages not yet settled (queued or unconfirmed). */
+  get pending(): number {
+    let n = 0;
+    for (const p of this.queue) if (!p.done) n++;
+    for (const p of this.inflight) if (!p.done) n++;
+    return n;
+  }
+
+  publish(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish,
+    meta: { topic: string; timeoutMs?: number },
+  ): Promise<void> {
+    if (!this.channel) {
+      if (this.options.whileDisconnected === 'reject') {
+        return Promise.reject(new NotConnectedError(`Not connected: publish of ${meta.topic} refused (whileDisconnected: 'reject')`));
+      }
+      if (this.queue.length >= this.options.maxBuffered) {
+        return Promise.reject(
+          new NotConnectedError(`Not connected and ${this.options.maxBuffered} publishes already wait: publish of ${meta.topic} refused`),
+        );
+      }
+    }
+    return new Promise<void>((resolve, reject) => {
+      const seq = ++this.seq;
+      let opts = options;
+      let token: string | undefined;
+      if (options.mandatory) {
+        token = `${process.pid}-${seq}-${Math.random().toString(36).slice(2, 8)}`;
+        opts = { ...options, headers: { ...(options.headers ?? {}), [RETURN_TOKEN_HEADER]: token } };
+      }
+      const p: Pending = { seq, exchange, routingKey, content, options: opts, topic: meta.topic, token, resolve, reject, done: false, returned: false };
+      const timeoutMs = meta.timeoutMs ?? this.options.publishTimeoutMs;
+      p.timer = setTimeout(() => this.finish(p, new PublishTimeoutError(meta.topic, timeoutMs)), timeoutMs);
+      if (token) this.byToken.set(token, p);
+      this.queue.push(p);
+      this.pump();
+    });
+  }
+
+  /** Use this channel from now on; everything unconfirmed on the previous one is written again first. */
+  attach(channel: ConfirmChannel): void {
+    this.channel = channel;
+    this.waitingForDrain = false;
+    channel.on('return', (msg: Message) => this.onReturn(msg));
+    channel.on('drain', () => {
+      if (this.channel !== channel) return;
+      this.waitingForDrain = false;
+      this.pump();
+    });
+    this.pump();
+  }
+
+  /**
+   * The channel is gone. After a lost connection what it had not confirmed goes back to the front
+   * of the queue, in order, to be published again (the broker may have stored some: duplicates,
+   * never loss). After a refusal of the channel itself those messages are rejected with it, since
+   * publishing them again would be refused again.
+   */
+  detach(channel: ConfirmChannel, refusal?: unknown): void {
+    if (this.channel === channel) this.channel = undefined;
+    const unconfirmed: Pending[] = [];
+    for (const p of this.inflight) {
+      if (p.channel !== channel) continue;
+      this.inflight.delete(p);
+      p.channel = undefined;
+      if (p.done) continue;
+      if (refusal !== undefined && isChannelRefusal(refusal)) this.finish(p, this.options.refusal(refusal, p.topic));
+      else unconfirmed.push(p);
+    }
+    unconfirmed.sort((a, b) => a.seq - b.seq);
+    this.queue.unshift(...unconfirmed);
+    this.notifyIdle();
+  }
+
+  /** Resolves once nothing is queued or unconfirmed (each publish ends by its timeout at the latest). */
+  whenIdle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  /** Rejects everything not yet settled (used by close once nothing more can be sent). */
+  failAll(err: Error): void {
+    for (const p of [...this.queue, ...this.inflight]) this.finish(p, err);
+    this.queue.length = 0;
+    this.inflight.clear();
+    this.notifyIdle();
+  }
+
+  private pump(): void {
+    const ch = this.channel;
+    while (ch && !this.waitingForDrain && this.inflight.size < this.options.maxUnconfirmed && this.queue.length) {
+      const p = this.queue.shift()!;
+      if (p.done) continue;
+      p.channel = ch;
+      p.returned = false;
+      this.inflight.add(p);
+      let ok: boolean;
+      try {
+        ok = ch.publish(p.exchange, p.routingKey, p.content, p.options, (err: unknown) => this.onConfirm(p, ch, err));
+      } catch {
+        // The channel is closing; its 'close' will detach it and put this message back in the queue.
+        return;
+      }
+      if (!ok) this.waitingForDrain = true;
+    }
+    this.notifyIdle();
+  }
+
+  private onConfirm(p: Pending, ch: ConfirmChannel, err: unknown): void {
+    if (p.channel !== ch) return;
+    // amqplib reports a nack as "message nacked" and a closed channel as "channel closed"; the
+    // latter is handled by detach() (publish again), so only the broker's answers settle here.
+    if (err && (err as Error).message !== 'message nacked') return;
+    this.inflight.delete(p);
+    p.channel = undefined;
+    if (err) this.finish(p, new PublishRejectedError(p.topic, 'the broker nacked it (basic.nack)', { cause: err }));
+    else if (p.returned) this.finish(p, new UnroutableError(p.topic));
+    else this.finish(p);
+    this.pump();
+  }
+
+  private onReturn(msg: Message): void {
+    const token = (msg.properties.headers as Record<string, unknown> | undefined)?.[RETURN_TOKEN_HEADER];
+    const p = typeof token === 'string' ? this.byToken.get(token) : undefined;
+    if (p) p.returned = true;
+  }
+
+  private finish(p: Pending, err?: Error): void {
+    if (p.done) return;
+    p.done = true;
+    if (p.timer) clearTimeout(p.timer);
+    if (p.token) this.byToken.delete(p.token);
+    if (!p.channel) {
+      const i = this.queue.indexOf(p);
+      if (i >= 0) this.queue.splice(i, 1);
+    }
+    if (err) p.reject(err);
+    else p.resolve();
+    this.notifyIdle();
+  }
+
+  private notifyIdle(): void {
+    if (!this.idle.length || this.pending !== 0) return;
+    const waiters = this.idle;
+    this.idle = [];
+    for (const w of waiters) w();
+  }
+}

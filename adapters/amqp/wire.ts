@@ -1,0 +1,150 @@
+/**
+ * The AMQP binding of Courier's envelope and its queue names (docs/wire-format.md, "AMQP binding").
+ * Pure functions: no connection, no state.
+ */
+import type { MessageProperties, Options } from 'amqplib';
+import { Headers } from '../../lib/transport';
+
+/** The CloudEvents AMQP binding prefix of application-properties (here: the headers table). */
+export const HEADER_PREFIX = 'cloudEvents_';
+/** Carries the original topic on the copies Courier makes (retry, dead letter): their routing key is a queue name. */
+export const TOPIC_HEADER = 'x-courier-topic';
+/** Ties a mandatory publish to its basic.return. Courier-internal; never shown to handlers. */
+export const RETURN_TOKEN_HEADER = 'x-courier-publish';
+
+/** The queue of a subscription with a group: `<group>.<name>`. */
+export function workQueueName(group: string, name: string): string {
+  return `${group}.${name}`;
+}
+
+/**
+ * Where a subscription's dead letters wait: `<group>.<name>.dead`. A broadcast subscription (no
+ * group) shares `broadcast.<name>.dead` with the other instances: its own queue dies with it.
+ */
+export function deadQueueName(group: string | undefined, name: string): string {
+  return group ? `${workQueueName(group, name)}.dead` : `broadcast.${name}.dead`;
+}
+
+/**
+ * The delay queue of one retry delay: `<queue>.retry.<delayMs>`. Server-named queues start with
+ * `amq.`, a prefix clients may not declare, so it is dropped.
+ */
+export function delayQueueName(queue: string, delayMs: number): string {
+  return `${queue.replace(/^amq\./, '')}.retry.${delayMs}`;
+}
+
+/** AMQP short strings (message-id, type, app-id, correlation-id) hold at most 255 bytes. */
+function shortstr(value: string | undefined): string | undefined {
+  return value !== undefined && Buffer.byteLength(value) <= 255 ? value : undefined;
+}
+
+/** Courier headers -> AMQP properties: content_type, the `cloudEvents_` table, and copies for tooling. */
+export function encodeProperties(
+  headers: Readonly<Record<string, string>>,
+  extraTable: Record<string, string> = {},
+): Options.Publish {
+  const table: Record<string, string> = {};
+  for (const [key, value] of Object.entries(headers)) {
+    if (key !== Headers.datacontenttype) table[HEADER_PREFIX + key] = value;
+  }
+  Object.assign(table, extraTable);
+  const time = headers[Headers.time] ? Date.parse(headers[Headers.time]) : NaN;
+  return {
+    persistent: true,
+    contentType: shortstr(headers[Headers.datacontenttype]),
+    headers: table,
+    messageId: shortstr(headers[Headers.id]),
+    correlationId: shortstr(headers[Headers.correlationid]),
+    type: shortstr(headers[Headers.type]),
+    appId: shortstr(headers[Headers.source]),
+    timestamp: Number.isFinite(time) ? Math.floor(time / 1000) : undefined,
+  };
+}
+
+/** Any AMQP field value as a string: a foreign publisher may put numbers, booleans, bytes, tables. */
+export function fieldToString(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  if (value instanceof Date) return value.toISOString();
+  if (value && typeof value === 'object' && (value as { '!'?: string })['!'] === 'timestamp') {
+    return new Date(Number((value as { value: number }).value) * 1000).toISOString();
+  }
+  if (typeof value === 'object' && value !== null) {
+    try {
+      return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+    } catch {
+      return String(value);
+    }
+  }
+  return String(value);
+}
+
+/**
+ * AMQP properties -> Courier headers. The `cloudEvents_` table wins; the plain properties fill
+ * what it lacks, so a message from a plain AMQP client still has an id, a type and a content type.
+ * Other table entries are kept as they are, except RabbitMQ's and Courier's `x-` bookkeeping.
+ * Never throws.
+ */
+export function decodeHeaders(props: Partial<MessageProperties> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  const table = (props?.headers ?? {}) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(table)) {
+    if (value === undefined || value === null) continue;
+    if (key.startsWith(HEADER_PREFIX)) out[key.slice(HEADER_PREFIX.length)] = fieldToString(value);
+  }
+  for (const [key, value] of Object.entries(table)) {
+    if (value === undefined || value === null || key.startsWith(HEADER_PREFIX) || key.startsWith('x-')) continue;
+    if (!(key in out)) out[key] = fieldToString(value);
+  }
+  const fill = (name: string, value: unknown) => {
+    if (out[name] === undefined && value !== undefined && value !== null && value !== '') out[name] = fieldToString(value);
+  };
+  fill(Headers.datacontenttype, props?.contentType);
+  fill(Headers.id, props?.messageId);
+  fill(Headers.type, props?.type);
+  fill(Headers.source, props?.appId);
+  if (out[Headers.time] === undefined && typeof props?.timestamp === 'number') {
+    out[Headers.time] = new Date(props.timestamp * 1000).toISOString();
+  }
+  return out;
+}
+
+interface XDeathEntry {
+  reason?: unknown;
+  queue?: unknown;
+  'routing-keys'?: unknown;
+}
+
+function firstDeath(props: Partial<MessageProperties> | undefined): XDeathEntry | undefined {
+  const deaths = (props?.headers as Record<string, unknown> | undefined)?.['x-death'];
+  return Array.isArray(deaths) && deaths.length ? (deaths[0] as XDeathEntry) : undefined;
+}
+
+/** The topic of a delivery: Courier's copy header, else the routing key before a dead-lettering, else the routing key. */
+export function decodeTopic(props: Partial<MessageProperties> | undefined, routingKey: string): string {
+  const own = (props?.headers as Record<string, unknown> | undefined)?.[TOPIC_HEADER];
+  if (own !== undefined && own !== null) return fieldToString(own);
+  const keys = firstDeath(props)?.['routing-keys'];
+  if (Array.isArray(keys) && keys.length) return fieldToString(keys[0]);
+  return routingKey;
+}
+
+/**
+ * A message RabbitMQ dead-lettered by itself (the quorum queue's delivery limit) has only `x-death`;
+ * give it Courier's reason headers so a dead-letter consumer always learns why.
+ */
+export function addBrokerDeathReason(headers: Record<string, string>, props: Partial<MessageProperties> | undefined): void {
+  if (headers[Headers.deadReason]) return;
+  const death = firstDeath(props);
+  if (!death) return;
+  const reason = fieldToString(death.reason);
+  headers[Headers.deadReason] = reason === 'delivery_limit' ? 'delivery-limit' : 'rejected';
+  headers[Headers.deadError] = `x-death:${reason}`;
+  if (death.queue !== undefined) headers[Headers.deadQueue] = fieldToString(death.queue);
+}
+
+/** The attempt count of a delivery (1-based). */
+export function decodeAttempt(headers: Readonly<Record<string, string>>): number {
+  const n = Number.parseInt(headers[Headers.attempt] ?? '', 10);
+  return Number.isFinite(n) && n >= 1 ? n : 1;
+}
