@@ -245,15 +245,23 @@ async function startContainer(kind: BrokerKind, role: 'shared' | 'dedicated'): P
   const tc = await loadTestcontainers();
   const cport = CONTAINER_PORT[kind];
   const hostPort = await freePort();
-  const started = await new tc.GenericContainer(IMAGES[kind]())
-    .withPullPolicy({ shouldPull: () => false })
-    .withExposedPorts({ container: cport, host: hostPort })
-    .withLabels({ 'courier.test': '1', 'courier.pid': String(process.pid), 'courier.role': role })
-    .withWaitStrategy(tc.Wait.forLogMessage(READY_LOG[kind]))
-    .withStartupTimeout(START_TIMEOUT_MS)
-    .start();
-  live.set(started.getId(), started);
+  const token = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
   installExitHandlers();
+  let started: Started;
+  try {
+    started = await new tc.GenericContainer(IMAGES[kind]())
+      .withPullPolicy({ shouldPull: () => false })
+      .withExposedPorts({ container: cport, host: hostPort })
+      .withLabels({ 'courier.test': '1', 'courier.pid': String(process.pid), 'courier.role': role, 'courier.start': token })
+      .withWaitStrategy(tc.Wait.forLogMessage(READY_LOG[kind]))
+      .withStartupTimeout(START_TIMEOUT_MS)
+      .start();
+  } catch (err) {
+    // testcontainers leaves a container whose wait failed: remove it (found by its start token).
+    await removeByLabel(`courier.start=${token}`).catch(() => undefined);
+    throw err;
+  }
+  live.set(started.getId(), started);
   const host = started.getHost();
   const port = started.getMappedPort(cport);
   const url = kind === 'amqp' ? `amqp://guest:guest@${host}:${port}` : `mqtt://${host}:${port}`;
@@ -329,6 +337,13 @@ export async function stopAllContainers(): Promise<void> {
       }
     }),
   );
+}
+
+async function removeByLabel(label: string): Promise<void> {
+  const { getContainerRuntimeClient } = await loadTestcontainers();
+  const dockerode = (await getContainerRuntimeClient()).container.dockerode;
+  const list = await dockerode.listContainers({ all: true, filters: { label: [label] } });
+  await Promise.all(list.map((c) => dockerode.getContainer(c.Id).remove({ force: true, v: true })));
 }
 
 let exitHandlersInstalled = false;
@@ -436,7 +451,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([
     p,
     new Promise<never>((_, reject) => {
-      t = setTimeout(() => reject(new Error(`timed out after ${ms} ms ${what}`), ms);
+      t = setTimeout(() => reject(new Error(`timed out after ${ms} ms ${what}`)), ms);
     }),
   ]).finally(() => clearTimeout(t));
 }
