@@ -13,3 +13,5 @@ export type { DedupeStore, RedisLike } from './dedupe';
 export { Headers } from './transport';
 export type * from './transport';
 export { matchTopic, isPattern } from './topic';
+export { SigningTransport, signedTransport } from './signing';
+export type { SigningOptions } from './signing';
