@@ -205,6 +205,40 @@ async function detectEngine(): Promise<EngineAnswer> {
   return { ok: false, where: `DOCKER_HOST unset and none of ${candidates.join(', ')} answers` };
 }
 
+/**
+ * The same answer as containerEngine(), synchronously (a child process pings, bounded to ~8 s),
+ * for spec files that must decide at load time whether to register container tests.
+ */
+export function containerEngineSync(): EngineAnswer {
+  const script = `
+    const http = require('node:http'); const fs = require('node:fs');
+    const ping = (h) => new Promise((done) => {
+      let o; if (h.startsWith('unix://')) o = { socketPath: h.slice(7) };
+      else { try { const u = new URL(h.replace(/^tcp:/, 'http:')); o = { host: u.hostname, port: Number(u.port) || 2375 }; } catch { return done(false); } }
+      const r = http.get({ ...o, path: '/_ping', timeout: 2500 }, (res) => { res.resume(); done(res.statusCode === 200); });
+      r.on('timeout', () => r.destroy(new Error('timeout'))); r.on('error', () => done(false)); });
+    (async () => {
+      const env = process.env.DOCKER_HOST;
+      if (env) { process.stdout.write(JSON.stringify({ ok: await ping(env), host: env })); return; }
+      const c = ['/var/run/docker.sock'];
+      if (process.env.XDG_RUNTIME_DIR) c.push(process.env.XDG_RUNTIME_DIR + '/podman/podman.sock');
+      c.push('/run/podman/podman.sock');
+      for (const s of c) if (fs.existsSync(s) && await ping('unix://' + s)) { process.stdout.write(JSON.stringify({ ok: true, host: 'unix://' + s })); return; }
+      process.stdout.write(JSON.stringify({ ok: false, host: c.join(', ') }));
+    })();`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 8000 });
+  try {
+    const a = JSON.parse(r.stdout) as { ok: boolean; host: string };
+    if (a.ok) {
+      process.env.DOCKER_HOST ??= a.host;
+      return { ok: true, where: a.host };
+    }
+    return { ok: false, where: process.env.DOCKER_HOST ? `DOCKER_HOST=${a.host} does not answer /_ping` : `DOCKER_HOST unset and none of ${a.host} answers` };
+  } catch {
+    return { ok: false, where: `engine probe failed (${r.error?.message ?? r.stderr})` };
+  }
+}
+
 /** GET /_ping on a Docker API (unix:// or tcp://), bounded to 3 s. */
 export function pingDocker(dockerHost: string, timeoutMs = 3000): Promise<boolean> {
   return new Promise((done) => {
