@@ -38,3 +38,39 @@ export async function deleteQueues(specs: SubscriptionSpec[]): Promise<void> {
     await conn.close().catch(() => undefined);
   }
 }
+
+/**
+ * Runs rabbitmqctl against the broker amqpBroker() chose: inside its container (found by its
+ * published port) or on this machine.
+ */
+export async function rabbitmqctl(args: string[]): Promise<string> {
+  const { execFileSync } = await import('node:child_process');
+  const broker = await amqpBroker();
+  let cmd = 'rabbitmqctl';
+  let argv = args;
+  if (broker.origin === 'container') {
+    const engine = ['podman', 'docker'].find((e) => {
+      try {
+        execFileSync(e, ['--version'], { stdio: 'ignore' });
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (!engine) throw new Error('rabbitmqctl: the broker runs in a container and neither podman nor docker is installed');
+    const ps = execFileSync(engine, ['ps', '--format', '{{.ID}} {{.Ports}}'], { encoding: 'utf8' });
+    const line = ps.split('\n').find((l) => l.includes(`:${broker.port}->5672`));
+    if (!line) throw new Error(`rabbitmqctl: no container publishes port ${broker.port}`);
+    cmd = engine;
+    argv = ['exec', line.split(' ')[0], 'rabbitmqctl', ...args];
+  }
+  return execFileSync(cmd, argv, { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** The broker URL with other credentials. */
+export async function urlAs(user: string, password: string): Promise<string> {
+  const u = new URL((await amqpBroker()).url);
+  u.username = encodeURIComponent(user);
+  u.password = encodeURIComponent(password);
+  return u.toString();
+}
