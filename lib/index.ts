@@ -15,3 +15,5 @@ export type * from './transport';
 export { matchTopic, isPattern } from './topic';
 export { SigningTransport, signedTransport } from './signing';
 export type { SigningOptions } from './signing';
+export { stopOnSignals } from './shutdown';
+export type { StopOnSignalsOptions } from './shutdown';
