@@ -761,7 +761,8 @@ export class AmqpTransport implements Transport {
     // Stop consuming, let the handlers in flight settle, then give back what they did not.
     await Promise.all([...this.subs].map((s) => this.closeSubscription(s, Math.max(0, deadline - Date.now()))));
     // The copies made by retry() / deadLetter() and plain publishes: each ends by its own timeout at the latest.
-    await this.publisher.whenIdle();
+    // Unless nothing could ever send them: never connected and not trying to.
+    if (this.conn || this.reconnectTimer || this.firstConnect) await this.publisher.whenIdle();
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;

@@ -9,6 +9,8 @@ import { AmqpTransport, amqpTransport } from '../../../adapters/amqp';
 import type { AmqpTransportOptions } from '../../../adapters/amqp';
 import {
   AccessRefusedError,
+  NotConnectedError,
+  PublishTimeoutError,
   PreconditionFailedError,
   PublishRejectedError,
   RequestTimeoutError,
@@ -127,6 +129,38 @@ describe('amqp adapter', function () {
       const t = await transport({ maxMessageBytes: 1024 });
       await t.connect();
       await assert.rejects(t.publish({ ...message(uniq('amqp.big.'), 1), body: Buffer.alloc(2048) }), PublishRejectedError);
+    });
+  });
+
+  describe('connection', () => {
+    it('takes a list of URLs and moves on to the next node when one does not answer', async () => {
+      const good = (await amqpBroker()).url;
+      const t = await transport({ url: ['amqp://guest:guest@127.0.0.1:1', good], reconnect: { initialDelayMs: 10 } });
+      const urls: string[] = [];
+      t.on('connected', ({ url }) => urls.push(url));
+      await t.connect();
+      assert.equal(urls.length, 1);
+      assert.ok(!urls[0].includes(':1/') && !urls[0].endsWith(':1'), urls[0]);
+      assert.ok(!urls[0].includes('guest:guest'), `password redacted in events: ${urls[0]}`);
+    });
+
+    it("while disconnected: whileDisconnected 'reject' refuses at once; 'buffer' holds until the publish timeout", async () => {
+      const rejecting = await transport({ whileDisconnected: 'reject' });
+      await assert.rejects(rejecting.publish(message(uniq('amqp.offline.'), 1)), NotConnectedError);
+      const buffering = await transport();
+      const started = Date.now();
+      await assert.rejects(buffering.publish(message(uniq('amqp.offline.'), 1), { timeoutMs: 200 }), PublishTimeoutError);
+      assert.ok(Date.now() - started >= 190);
+    });
+
+    it('a connect that cannot succeed rejects with ConnectionError, without the password', async () => {
+      const t = await transport({ url: 'amqp://someone:topsecret@127.0.0.1:1', connectAttempts: 2, reconnect: { initialDelayMs: 10 } });
+      await assert.rejects(t.connect(), (err: Error) => {
+        assert.equal(err.name, 'ConnectionError');
+        assert.ok(!err.message.includes('topsecret'), err.message);
+        assert.match(err.message, /someone:\*\*\*@/);
+        return true;
+      });
     });
   });
 
@@ -470,6 +504,41 @@ describe('amqp adapter', function () {
       assert.ok(proxy.cuts >= 5);
       assert.ok(reconnects >= 2, `the publisher reconnected (${reconnects} connects)`);
       assert.ok(!consumerErrors.some((m) => /unknown delivery tag/i.test(m)), consumerErrors.join('; '));
+    });
+
+    it('negative control: without confirms the same checker sees loss through a cut', async function () {
+      const broker = await amqpBroker();
+      const proxy = new TcpProxy(broker.host, broker.port);
+      await proxy.start();
+      cleanups.push(() => proxy.stop());
+      const topic = uniq('amqp.control.');
+      const s = spec({ pattern: topic, prefetch: 500 });
+      const seen = new Set<number>();
+      const consumer = await transport();
+      await consumer.subscribe(s, async (d) => {
+        seen.add(n(d));
+        await d.ack();
+      });
+      await consumer.connect();
+      const u = new URL(broker.url);
+      u.host = `127.0.0.1:${proxy.port}`;
+      const amqplib = await import('amqplib');
+      const raw = await amqplib.connect(u.toString());
+      raw.on('error', () => undefined);
+      const ch = await raw.createChannel();
+      ch.on('error', () => undefined);
+      const total = 5000;
+      let accepted = 0;
+      for (let i = 0; i < total; i++) {
+        const m = message(topic, i);
+        ch.publish('courier.events', topic, m.body, { persistent: true });
+        accepted++; // publish() without confirms "succeeds" once written to the socket buffer
+      }
+      proxy.cut();
+      await sleep(1000);
+      const lost = total - seen.size;
+      console.log(`      negative control (no confirms, 1 cut): accepted=${accepted} received=${seen.size} lost=${lost}`);
+      assert.ok(lost > 0, 'the checker must see the loss');
     });
   });
 });
