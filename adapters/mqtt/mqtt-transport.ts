@@ -117,6 +117,9 @@ const DEFER_ACK = Object.assign(new Error('courier: PUBACK deferred until the de
 
 const MQTT_MAX_PACKET = 268_435_455;
 const SESSION_TAKEN_OVER = 0x8e;
+const STABLE_MS = 10_000;
+const SHORT_LIVED_MS = 2_000;
+const SHORT_LIVED_LIMIT = 4;
 
 export class MqttTransport implements Transport {
   readonly name = 'mqtt';
@@ -267,14 +270,28 @@ export class MqttTransport implements Transport {
     const client = mqtt.connect(this.opts.urls[0], clientOptions);
     client.setMaxListeners(50);
     const url = () => redactUrl(currentUrl(client, this.opts.urls));
+    // The back-off is reset only by a connection that stayed up: a connection the broker keeps
+    // closing right after CONNACK (another client taking the same session over, when the broker
+    // closes without a DISCONNECT 0x8E, as Mosquitto 2.0 does) slows down like a refused one.
+    let connectedAt = 0;
+    let shortLived = 0;
     client.on('connect', () => {
-      failures = 0;
-      client.options.reconnectPeriod = backoff();
+      connectedAt = Date.now();
       this.emit('connected', { url: url() });
     });
     client.on('close', () => {
       // Runs after mqtt.js scheduled the next attempt; sets the delay of the one after it.
+      const upFor = connectedAt ? Date.now() - connectedAt : 0;
+      if (upFor >= STABLE_MS) failures = 0;
       failures++;
+      if (connectedAt && upFor < SHORT_LIVED_MS && !client.disconnecting) {
+        if (++shortLived === SHORT_LIVED_LIMIT && !session.clean) {
+          this.emit('error', new SessionTakenOverError(
+            `MQTT session ${clientId} (${role}) was closed by the broker right after connecting ${shortLived} times in a row: ` +
+              'probably another client uses the same client id; backing off'));
+        }
+      } else if (connectedAt) shortLived = 0;
+      connectedAt = 0;
       client.options.reconnectPeriod = backoff();
     });
     client.on('offline', () => this.emit('disconnected', { url: url() }));

@@ -1,0 +1,77 @@
+/**
+ * A Mosquitto of the test's own, on a free loopback port, with the configuration that "0 lost"
+ * needs (no queue limit, see docs/brokers.md). Stopped by its PID, never by name.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { answers } from '../../helpers/brokers';
+import { sleep } from '../../helpers/wait';
+
+export class OwnMosquitto {
+  private proc?: ChildProcess;
+  private dir = '';
+  port = 0;
+
+  /** `acl`: the text of an ACL file to enforce (Mosquitto's acl_file syntax). */
+  constructor(private readonly options: { acl?: string } = {}) {}
+
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    this.port = await freePort();
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'courier-mosquitto-'));
+    fs.chmodSync(this.dir, 0o755); // mosquitto started as root drops to its own user, which must read these
+    const conf = path.join(this.dir, 'mosquitto.conf');
+    fs.writeFileSync(
+      conf,
+      [
+        `listener ${this.port} 127.0.0.1`,
+        'allow_anonymous true',
+        'persistence false',
+        'max_queued_messages 0',
+        'max_inflight_messages 100',
+        'log_dest stderr',
+        'log_type error',
+        'log_type warning',
+        ...(this.options.acl !== undefined ? [`acl_file ${path.join(this.dir, 'acl')}`] : []),
+        '',
+      ].join('\n'),
+    );
+    if (this.options.acl !== undefined) fs.writeFileSync(path.join(this.dir, 'acl'), this.options.acl, { mode: 0o644 });
+    this.proc = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    this.proc.stderr!.on('data', (b) => (stderr += b));
+    const deadline = Date.now() + 5000;
+    while (!(await answers('127.0.0.1', this.port, 200))) {
+      if (Date.now() > deadline || this.proc.exitCode !== null) throw new Error(`mosquitto did not start: ${stderr}`);
+      await sleep(50);
+    }
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (p && p.exitCode === null && p.pid) {
+      const exited = new Promise<void>((r) => p.once('exit', () => r()));
+      process.kill(p.pid, 'SIGTERM');
+      await Promise.race([exited, sleep(3000)]);
+      if (p.exitCode === null) process.kill(p.pid, 'SIGKILL');
+    }
+    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
