@@ -27,6 +27,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import path from 'node:path';
 import { redactUrl } from '../../lib/errors';
 
 export type BrokerKind = 'amqp' | 'mqtt';
@@ -275,8 +276,45 @@ async function loadTestcontainers(): Promise<typeof import('testcontainers')> {
   return import('testcontainers');
 }
 
+const CONTEXT: Record<BrokerKind, string> = { amqp: 'rabbitmq', mqtt: 'mosquitto' };
+const built = new Map<string, Promise<void>>();
+
+/**
+ * The image must exist locally; when it does not (a laptop with Docker, nothing prepared), it is
+ * built once from test/containers/<name>/Containerfile, on localhost/courier-base:bookworm when
+ * that exists, else on COURIER_BASE_IMAGE (default debian:bookworm-slim, pulled by the engine).
+ */
+function ensureImage(kind: BrokerKind): Promise<void> {
+  const image = IMAGES[kind]();
+  let p = built.get(image);
+  if (!p) {
+    p = (async () => {
+      const tc = await loadTestcontainers();
+      const dockerode = (await tc.getContainerRuntimeClient()).container.dockerode;
+      const exists = async (name: string) =>
+        dockerode.getImage(name).inspect().then(
+          () => true,
+          () => false,
+        );
+      if (await exists(image)) return;
+      const localBase = 'localhost/courier-base:bookworm';
+      const base = process.env.COURIER_BASE_IMAGE ?? ((await exists(localBase)) ? localBase : 'debian:bookworm-slim');
+      const context = path.resolve(__dirname, '..', 'containers', CONTEXT[kind]);
+      const t0 = Date.now();
+      console.log(`[brokers] ${kind}: image ${image} missing; building it from ${path.relative(process.cwd(), context)} on ${base} (once)`);
+      await tc.GenericContainer.fromDockerfile(context, 'Containerfile')
+        .withBuildArgs({ BASE: base })
+        .build(image, { deleteOnExit: false });
+      console.log(`[brokers] ${kind}: built ${image} in ${Date.now() - t0} ms`);
+    })();
+    built.set(image, p);
+  }
+  return p;
+}
+
 async function startContainer(kind: BrokerKind, role: 'shared' | 'dedicated'): Promise<BrokerContainer> {
   const tc = await loadTestcontainers();
+  await ensureImage(kind);
   const cport = CONTAINER_PORT[kind];
   const hostPort = await freePort();
   const token = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
