@@ -1,0 +1,148 @@
+/**
+ * Which transport the demo runs on. Memory needs nothing; the broker adapters are required only
+ * when chosen, so the memory demo runs without amqplib or mqtt installed.
+ *
+ * Isolation: a run with a namespace gets its own groups (`order-service-<ns>`), its own AMQP
+ * exchange or MQTT topic prefix, and short MQTT session expiry, so that repeated runs (and a
+ * concurrent one) never see each other's messages; cleanup() deletes what AMQP keeps after it.
+ */
+import { randomBytes } from 'node:crypto';
+import { MemoryBroker, memoryTransport } from '../../adapters/memory';
+import {
+  DeliveryHandler,
+  OutgoingMessage,
+  PublishOptions,
+  ReceivedMessage,
+  Subscription,
+  SubscriptionSpec,
+  Transport,
+  TransportEvent,
+  TransportEvents,
+} from '../../lib';
+
+export type TransportName = 'memory' | 'amqp' | 'mqtt';
+
+export const DEFAULT_URLS: Record<Exclude<TransportName, 'memory'>, string> = {
+  amqp: 'amqp://guest:guest@127.0.0.1:5672',
+  mqtt: 'mqtt://127.0.0.1:1883',
+};
+
+export class AdapterMissingError extends Error {
+  constructor(readonly transport: TransportName, cause: unknown) {
+    super(
+      `The ${transport} adapter is not available (adapters/${transport} could not be loaded: ${(cause as Error).message}). ` +
+        'Run the demo with --transport memory, or install the adapter and its broker library.',
+      { cause },
+    );
+    this.name = 'AdapterMissingError';
+  }
+}
+
+export interface DemoEnvironment {
+  readonly transport: TransportName;
+  /** A new transport for one participant (`product`, `order-2`, `driver`). */
+  makeTransport(who: string): Transport;
+  /** The bus source of a service, which is also its group. */
+  group(service: 'product-service' | 'order-service' | 'demo-driver'): string;
+  /** Deletes what the broker keeps after the run (AMQP queues and exchange of a namespaced run). */
+  cleanup(): Promise<void>;
+}
+
+export function demoEnvironment(transport: TransportName, url: string | undefined, namespace: string | undefined): DemoEnvironment {
+  const group = (service: string) => (namespace ? `${service}-${namespace}` : service);
+  if (transport === 'memory') {
+    const broker = new MemoryBroker();
+    return { transport, group, makeTransport: () => memoryTransport({ broker }), cleanup: async () => undefined };
+  }
+  const brokerUrl = url ?? DEFAULT_URLS[transport];
+  const suffix = randomBytes(3).toString('hex');
+  if (transport === 'mqtt') {
+    const { mqttTransport } = load(transport) as typeof import('../../adapters/mqtt');
+    return {
+      transport,
+      group,
+      makeTransport: (who) =>
+        mqttTransport({
+          url: brokerUrl,
+          prefix: namespace ? `courier-${namespace}` : 'courier',
+          // Group members of one run need distinct, stable ids; the demo's sessions may expire soon.
+          clientId: `courier-demo-${namespace ?? 'shared'}-${who}-${suffix}`,
+          sessionExpirySeconds: namespace ? 30 : 3600,
+        }),
+      cleanup: async () => undefined,
+    };
+  }
+  const amqp = load(transport) as typeof import('../../adapters/amqp');
+  const exchange = namespace ? `courier.demo.${namespace}` : 'courier.events';
+  const queues = new Set<string>();
+  const record = (spec: SubscriptionSpec) => {
+    if (spec.group) queues.add(amqp.workQueueName(spec.group, spec.name)).add(amqp.deadQueueName(spec.group, spec.name));
+  };
+  return {
+    transport,
+    group,
+    makeTransport: (who) => new QueueRecorder(amqp.amqpTransport({ url: brokerUrl, exchange, connectionName: `courier demo ${who}` }), record),
+    cleanup: async () => {
+      if (namespace) await deleteAmqp(brokerUrl, exchange, [...queues]);
+    },
+  };
+}
+
+function load(transport: 'amqp' | 'mqtt'): unknown {
+  try {
+    return require(`../../adapters/${transport}`);
+  } catch (err) {
+    throw new AdapterMissingError(transport, err);
+  }
+}
+
+/** Deletes a namespaced run's exchange and group queues (their dead letters included). */
+async function deleteAmqp(url: string, exchange: string, queues: string[]): Promise<void> {
+  const amqplib = require('amqplib') as typeof import('amqplib');
+  const conn = await amqplib.connect(url);
+  try {
+    const ch = await conn.createChannel();
+    for (const q of queues) await ch.deleteQueue(q);
+    await ch.deleteExchange(exchange);
+  } finally {
+    await conn.close();
+  }
+}
+
+/** Passes everything through and notes the group queue of each subscription, for cleanup. */
+class QueueRecorder implements Transport {
+  constructor(private readonly inner: Transport, private readonly record: (spec: SubscriptionSpec) => void) {}
+  get name() {
+    return this.inner.name;
+  }
+  get capabilities() {
+    return this.inner.capabilities;
+  }
+  connect(): Promise<void> {
+    return this.inner.connect();
+  }
+  publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
+    return this.inner.publish(message, options);
+  }
+  subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+    this.record(spec);
+    return this.inner.subscribe(spec, handler);
+  }
+  subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+    return this.inner.subscribeDeadLetters(of, handler);
+  }
+  request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
+    return this.inner.request(message, options);
+  }
+  close(options?: { timeoutMs?: number }): Promise<void> {
+    return this.inner.close(options);
+  }
+  on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
+    this.inner.on(event, listener);
+    return this;
+  }
+  off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
+    this.inner.off(event, listener);
+    return this;
+  }
+}

@@ -1,0 +1,3 @@
+export * from './messages';
+export { ProductService, UnknownProductError } from './product-service';
+export type { CatalogEntry } from './product-service';
