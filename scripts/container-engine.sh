@@ -98,7 +98,7 @@ else
   log "debootstrap --variant=minbase bookworm (a minute or so)"
   debootstrap --variant=minbase bookworm "$dir" "$mirror" > /var/log/courier-debootstrap.log 2>&1 \
     || { tail -n 30 /var/log/courier-debootstrap.log >&2; die "debootstrap failed (log: /var/log/courier-debootstrap.log)"; }
-  "$ROOT/test/containers/base/prepare-rootfs.sh" "$dir"
+  bash "$ROOT/test/containers/base/prepare-rootfs.sh" "$dir"
   tar -C "$dir" -c . | podman import --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >&2
   rm -rf "$dir"
   trap - EXIT
@@ -116,7 +116,7 @@ build_image() { # image context-dir
     return
   fi
   log "building $image from ${ctx#"$ROOT"/}"
-  podman build --quiet --pull=never --label "courier.context=$h" -t "$image" -f "$ctx/Containerfile" "$ctx" \
+  podman build --quiet --pull=never --build-arg "CONTEXT_HASH=$h" -t "$image" -f "$ctx/Containerfile" "$ctx" \
     > /var/log/courier-build-"$(basename "$ctx")".log 2>&1 \
     || { tail -n 30 /var/log/courier-build-"$(basename "$ctx")".log >&2; die "building $image failed"; }
   log "$image built"

@@ -24,6 +24,7 @@
  * free port is chosen, then mapped explicitly), so its URL stays valid across stop/start/restart.
  */
 import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -58,9 +59,13 @@ export interface BrokerContainer extends BrokerEndpoint {
   dispose(): Promise<void>;
 }
 
+const DEFAULT_IMAGES: Record<BrokerKind, string> = {
+  amqp: 'localhost/courier-rabbitmq:test',
+  mqtt: 'localhost/courier-mosquitto:test',
+};
 const IMAGES: Record<BrokerKind, () => string> = {
-  amqp: () => process.env.COURIER_RABBITMQ_IMAGE ?? 'localhost/courier-rabbitmq:test',
-  mqtt: () => process.env.COURIER_MOSQUITTO_IMAGE ?? 'localhost/courier-mosquitto:test',
+  amqp: () => process.env.COURIER_RABBITMQ_IMAGE ?? DEFAULT_IMAGES.amqp,
+  mqtt: () => process.env.COURIER_MOSQUITTO_IMAGE ?? DEFAULT_IMAGES.mqtt,
 };
 const CONTAINER_PORT: Record<BrokerKind, number> = { amqp: 5672, mqtt: 1883 };
 const READY_LOG: Record<BrokerKind, RegExp> = {
@@ -157,19 +162,19 @@ function endpointOf<O extends BrokerEndpoint['origin']>(kind: BrokerKind, url: s
 // ------------------------------------------------------------------ dedicated containers for fault tests
 
 /** A new RabbitMQ container of its own (throws when no engine answers). */
-export function amqpContainer(): Promise<BrokerContainer> {
-  return dedicated('amqp');
+export function amqpContainer(opts?: ContainerOptions): Promise<BrokerContainer> {
+  return dedicated('amqp', opts);
 }
 
 /** A new Mosquitto container of its own, with the durable configuration (throws when no engine answers). */
-export function mqttContainer(): Promise<BrokerContainer> {
-  return dedicated('mqtt');
+export function mqttContainer(opts?: ContainerOptions): Promise<BrokerContainer> {
+  return dedicated('mqtt', opts);
 }
 
-async function dedicated(kind: BrokerKind): Promise<BrokerContainer> {
+async function dedicated(kind: BrokerKind, opts?: ContainerOptions): Promise<BrokerContainer> {
   const engine = await containerEngine();
   if (!engine.ok) throw new Error(`[brokers] ${kind}: no Docker-compatible engine answers (${engine.where})`);
-  return startContainer(kind, 'dedicated');
+  return startContainer(kind, 'dedicated', opts);
 }
 
 // ------------------------------------------------------------------ engine detection
@@ -296,14 +301,23 @@ function ensureImage(kind: BrokerKind): Promise<void> {
           () => true,
           () => false,
         );
-      if (await exists(image)) return;
+      const context = path.resolve(__dirname, '..', 'containers', CONTEXT[kind]);
+      const hash = contextHash(context);
+      const label = await dockerode
+        .getImage(image)
+        .inspect()
+        .then(
+          (i) => i.Config?.Labels?.['courier.context'] ?? 'unlabelled',
+          () => undefined,
+        );
+      if (label === hash || (label !== undefined && process.env.COURIER_IMAGE_CHECK === '0')) return;
+      if (label !== undefined && (IMAGES[kind]() !== DEFAULT_IMAGES[kind] || label === 'unlabelled')) return; // someone else's image: use it as is
       const localBase = 'localhost/courier-base:bookworm';
       const base = process.env.COURIER_BASE_IMAGE ?? ((await exists(localBase)) ? localBase : 'debian:bookworm-slim');
-      const context = path.resolve(__dirname, '..', 'containers', CONTEXT[kind]);
       const t0 = Date.now();
-      console.log(`[brokers] ${kind}: image ${image} missing; building it from ${path.relative(process.cwd(), context)} on ${base} (once)`);
+      console.log(`[brokers] ${kind}: image ${image} ${label === undefined ? 'missing' : 'out of date'}; building it from ${path.relative(process.cwd(), context)} on ${base} (once)`);
       await tc.GenericContainer.fromDockerfile(context, 'Containerfile')
-        .withBuildArgs({ BASE: base })
+        .withBuildArgs({ BASE: base, CONTEXT_HASH: hash })
         .build(image, { deleteOnExit: false });
       console.log(`[brokers] ${kind}: built ${image} in ${Date.now() - t0} ms`);
     })();
@@ -312,7 +326,30 @@ function ensureImage(kind: BrokerKind): Promise<void> {
   return p;
 }
 
-async function startContainer(kind: BrokerKind, role: 'shared' | 'dedicated'): Promise<BrokerContainer> {
+/** The same hash as scripts/container-engine.sh: sha256 over `sha256sum` lines of every file, sorted by path. */
+function contextHash(dir: string): string {
+  const files: string[] = [];
+  const walk = (rel: string) => {
+    for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) walk(r);
+      else if (e.isFile()) files.push(`./${r}`);
+    }
+  };
+  walk('');
+  files.sort((a, b) => (Buffer.compare(Buffer.from(a), Buffer.from(b))));
+  const lines = files
+    .map((f) => `${crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex')}  ${f}\n`)
+    .join('');
+  return crypto.createHash('sha256').update(lines).digest('hex').slice(0, 16);
+}
+
+export interface ContainerOptions {
+  /** Replaces the image's command, e.g. another configuration file for a negative control. */
+  readonly command?: string[];
+}
+
+async function startContainer(kind: BrokerKind, role: 'shared' | 'dedicated', opts: ContainerOptions = {}): Promise<BrokerContainer> {
   const tc = await loadTestcontainers();
   await ensureImage(kind);
   const cport = CONTAINER_PORT[kind];
@@ -321,7 +358,9 @@ async function startContainer(kind: BrokerKind, role: 'shared' | 'dedicated'): P
   installExitHandlers();
   let started: Started;
   try {
-    started = await new tc.GenericContainer(IMAGES[kind]())
+    let gc = new tc.GenericContainer(IMAGES[kind]());
+    if (opts.command) gc = gc.withCommand(opts.command);
+    started = await gc
       .withPullPolicy({ shouldPull: () => false })
       .withExposedPorts({ container: cport, host: hostPort })
       .withLabels({ 'courier.test': '1', 'courier.pid': String(process.pid), 'courier.role': role, 'courier.start': token })
