@@ -1,0 +1,139 @@
+/**
+ * The raw amqplib side: what a careful hand-written client does for the same work. Persistent
+ * messages, a confirm channel with the same window of unconfirmed publishes as Courier (and
+ * 'drain' honoured), manual acks with the same prefetch, JSON parsed on receipt (not validated),
+ * Nagle off as in Courier. Request/reply with direct reply-to.
+ */
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import amqplib, { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import type { ChildIo } from '../child';
+import { benchBulk, benchEvent, benchReply } from '../payload';
+import { now, quantile, Window } from '../window';
+
+const connect = (p: ChildIo['params']): Promise<ChannelModel> => amqplib.connect(p.url, { noDelay: true });
+
+async function declare(ch: Channel, p: ChildIo['params']): Promise<void> {
+  await ch.assertExchange(p.exchange, 'topic', { durable: true });
+  await ch.assertQueue(p.queue, { durable: true });
+  await ch.bindQueue(p.queue, p.exchange, p.routingKey);
+}
+
+export async function rawAmqpConsumer(io: ChildIo) {
+  const p = io.params;
+  const conn = await connect(p);
+  const ch = await conn.createChannel();
+  await declare(ch, p);
+  await ch.prefetch(p.prefetch);
+  let count = 0;
+  let first = 0;
+  let last = 0;
+  let finish!: () => void;
+  const done = new Promise<void>((r) => (finish = r));
+  let closing = false;
+  const handled = (msg: ConsumeMessage) => {
+    if (closing) return; // a slow handler's timer after the stop: the broker takes the message back
+    ch.ack(msg);
+    if (++count === 1) first = now();
+    if (count === p.n) {
+      last = now();
+      finish();
+    }
+  };
+  await ch.consume(p.queue, (msg) => {
+    if (!msg) return;
+    JSON.parse(msg.content.toString('utf8'));
+    if (p.delayMs) setTimeout(handled, p.delayMs, msg);
+    else handled(msg);
+  });
+  io.ready();
+  await (p.openEnded ? io.stop : done);
+  const r = { count, first, last: last || now() };
+  closing = true;
+  await conn.close().catch(() => undefined);
+  return r;
+}
+
+export async function rawAmqpProducer(io: ChildIo) {
+  const p = io.params;
+  const conn = await connect(p);
+  const ch = await conn.createConfirmChannel();
+  await ch.assertExchange(p.exchange, 'topic', { durable: true });
+  io.ready();
+  await io.go;
+  const window = new Window(p.window);
+  const confirmed = (err: unknown) => (err ? window.fail(new Error(`nacked: ${err}`)) : window.release());
+  const first = now();
+  for (let i = 0; i < p.n; i++) {
+    const wait = window.acquire();
+    if (wait) await wait;
+    const body = Buffer.from(JSON.stringify(p.bulk ? benchBulk(i) : benchEvent(i)));
+    const props = { persistent: true, contentType: 'application/json', messageId: randomUUID(), timestamp: Date.now() };
+    if (!ch.publish(p.exchange, p.routingKey, body, props, confirmed)) await once(ch, 'drain');
+  }
+  await window.idle();
+  const last = now();
+  await conn.close();
+  return { first, last, published: p.n };
+}
+
+export async function rawAmqpRpcServer(io: ChildIo) {
+  const p = io.params;
+  const conn = await connect(p);
+  const ch = await conn.createChannel();
+  await declare(ch, p);
+  await ch.prefetch(p.prefetch);
+  await ch.consume(p.queue, (msg) => {
+    if (!msg) return;
+    const req = JSON.parse(msg.content.toString('utf8'));
+    const body = Buffer.from(JSON.stringify(benchReply(req)));
+    ch.publish('', msg.properties.replyTo, body, { correlationId: msg.properties.correlationId, contentType: 'application/json' });
+    ch.ack(msg);
+  });
+  io.ready();
+  await io.stop;
+  await conn.close().catch(() => undefined);
+  return {};
+}
+
+export async function rawAmqpRpcClient(io: ChildIo) {
+  const p = io.params;
+  const conn = await connect(p);
+  const ch = await conn.createChannel();
+  const pending = new Map<string, (body: Buffer) => void>();
+  await ch.consume(
+    'amq.rabbitmq.reply-to',
+    (msg) => {
+      if (!msg) return;
+      const resolve = pending.get(msg.properties.correlationId);
+      pending.delete(msg.properties.correlationId);
+      resolve?.(msg.content);
+    },
+    { noAck: true },
+  );
+  let drain: Promise<unknown> | undefined;
+  const call = async (i: number) => {
+    while (drain) await drain;
+    const id = randomUUID();
+    const reply = new Promise<Buffer>((resolve) => pending.set(id, resolve));
+    const body = Buffer.from(JSON.stringify(benchEvent(i)));
+    const props = { persistent: true, contentType: 'application/json', messageId: id, correlationId: id, replyTo: 'amq.rabbitmq.reply-to', expiration: '60000' };
+    if (!ch.publish(p.exchange, p.routingKey, body, props)) drain = once(ch, 'drain').then(() => (drain = undefined));
+    const r = JSON.parse((await reply).toString('utf8'));
+    if (r.seq !== i) throw new Error(`reply ${r.seq} to request ${i}`);
+  };
+  io.ready();
+  await io.go;
+  await new Window(p.inflight).run(p.warmup, call);
+  const latencies = new Float64Array(p.n);
+  const first = now();
+  await new Window(p.inflight).run(p.n, async (i) => {
+    const t = performance.now();
+    await call(i);
+    latencies[i] = performance.now() - t;
+  });
+  const last = now();
+  latencies.sort();
+  await conn.close();
+  return { first, last, count: p.n, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+}

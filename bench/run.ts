@@ -1,0 +1,354 @@
+/**
+ * `npm run bench [-- --smoke] [--json] [--case a,b] [--rounds N] [--cpu-prof DIR]`
+ *
+ * Each case runs for Courier and for the raw client doing the same work on the same broker, the
+ * producer and the consumer in separate child processes (bench/child.ts), Courier and raw
+ * alternating round by round; the table shows medians over the rounds and the peak RSS of each
+ * side. Method and latest numbers: docs/benchmarks.md. Speed is never asserted: the process exits
+ * 0 when every case produced numbers, whatever the ratios.
+ *
+ * Brokers: COURIER_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672); for MQTT a Mosquitto of
+ * our own that does not drop (bench/mosquitto.ts), or COURIER_BENCH_MQTT_URL to use another.
+ */
+import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import amqplib from 'amqplib';
+import { buildChildren } from './build';
+import { BenchMosquitto } from './mosquitto';
+import { Child, ChildResult, withTimeout } from './processes';
+import { median } from './window';
+import { renderTable, Row, Side } from './report';
+
+interface Options {
+  readonly smoke: boolean;
+  readonly json: boolean;
+  readonly only?: string[];
+  readonly rounds: number;
+  readonly cpuProf?: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const get = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
+  };
+  const smoke = argv.includes('--smoke');
+  const rounds = Number(get('--rounds') ?? (smoke ? 1 : 3));
+  return { smoke, json: argv.includes('--json'), only: get('--case')?.split(','), rounds, cpuProf: get('--cpu-prof') };
+}
+
+const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000] };
+const SMOKE = { events: 2_000, rpc1: 200, rpc100: 2_000, mqtt: 2_000, memEvents: 5_000, memRpc: 2_000, bulk: [1_000, 4_000] };
+const WINDOW = 1000;
+const PREFETCH = 1000;
+/** Case e: a slow consumer, 5 ms per message, 10 at a time (at most ~2,000 messages/s). */
+const SLOW = { prefetch: 10, delayMs: 5 };
+
+type Sizes = typeof FULL;
+
+interface Ctx {
+  readonly o: Options;
+  readonly sizes: Sizes;
+  readonly amqpUrl: string;
+  mqttUrl?: string;
+  readonly runId: string;
+  /** The transpiled child entry (bench/build.ts). */
+  readonly entry: string;
+  readonly log: (line: string) => void;
+}
+
+/** One measurement of one side in one round. */
+interface Sample {
+  rate: number;
+  p50?: number;
+  p99?: number;
+  rssMb: number;
+  detail: Record<string, number>;
+}
+
+interface CaseDef {
+  readonly id: string;
+  readonly title: string;
+  readonly unit: string;
+  readonly raw: boolean;
+  /** Rounds it runs (the back-pressure case runs once: it compares sizes, not sides). */
+  rounds?(ctx: Ctx): number;
+  run(ctx: Ctx, side: 'courier' | 'raw', tag: string): Promise<Sample>;
+}
+
+async function runPair(ctx: Ctx, consumer: [string, object], producer: [string, object], openEnded: boolean) {
+  const timeoutMs = ctx.o.smoke ? 60_000 : 600_000;
+  const c = new Child(ctx.entry, consumer[0], consumer[1], ctx.o.cpuProf);
+  const p = new Child(ctx.entry, producer[0], producer[1], ctx.o.cpuProf);
+  try {
+    await withTimeout(Promise.all([c.ready, p.ready]), 60_000, `${consumer[0]} + ${producer[0]} start`);
+    p.send('go');
+    const pr = await withTimeout(p.result, timeoutMs, producer[0]);
+    if (openEnded) c.send('stop');
+    const cr = await withTimeout(c.result, timeoutMs, consumer[0]);
+    return { consumer: cr, producer: pr };
+  } finally {
+    c.kill();
+    p.kill();
+  }
+}
+
+async function runSingle(ctx: Ctx, role: string, params: object): Promise<ChildResult> {
+  const c = new Child(ctx.entry, role, params, ctx.o.cpuProf);
+  try {
+    await withTimeout(c.ready, 60_000, `${role} start`);
+    c.send('go');
+    return await withTimeout(c.result, ctx.o.smoke ? 60_000 : 600_000, role);
+  } finally {
+    c.kill();
+  }
+}
+
+/** Deletes what a pair declared on RabbitMQ (queues are unique per run and side). */
+async function cleanAmqp(url: string, queues: string[], exchanges: string[]): Promise<void> {
+  const conn = await amqplib.connect(url);
+  try {
+    for (const [kind, name] of [...queues.map((q) => ['q', q]), ...exchanges.map((e) => ['e', e])]) {
+      // A channel per deletion: a refusal closes the channel it happened on.
+      const ch = await conn.createChannel();
+      ch.on('error', () => undefined);
+      await (kind === 'q' ? ch.deleteQueue(name) : ch.deleteExchange(name)).catch(() => undefined);
+      await ch.close().catch(() => undefined);
+    }
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}
+
+const rate = (count: number, first: number, last: number) => (count * 1000) / Math.max(1e-3, last - first);
+const rssOf = (...r: ChildResult[]) => Math.max(...r.map((x) => x.peakRssMb));
+
+function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt'): CaseDef {
+  return {
+    id,
+    title,
+    unit: 'msg/s',
+    raw: true,
+    async run(ctx, side, tag) {
+      const n = transport === 'amqp' ? ctx.sizes.events : ctx.sizes.mqtt;
+      const base = { n, window: WINDOW, prefetch: PREFETCH };
+      let consumer: [string, object];
+      let producer: [string, object];
+      if (transport === 'amqp') {
+        const common = { ...base, url: ctx.amqpUrl, exchange: tag, queue: `${tag}.raw`, routingKey: 'bench.event', source: tag, transport };
+        consumer = [`${side}-${side === 'raw' ? 'amqp-' : ''}consumer`, common];
+        producer = [`${side}-${side === 'raw' ? 'amqp-' : ''}producer`, common];
+      } else {
+        const common = { ...base, url: ctx.mqttUrl, prefix: tag, clientId: tag, source: tag, group: tag, topic: `${tag}/bench/event`, transport };
+        consumer = [`${side}-${side === 'raw' ? 'mqtt-' : ''}consumer`, common];
+        producer = [`${side}-${side === 'raw' ? 'mqtt-' : ''}producer`, common];
+      }
+      try {
+        const r = await runPair(ctx, consumer, producer, false);
+        return {
+          rate: rate(r.consumer.count, r.producer.first, r.consumer.last),
+          rssMb: rssOf(r.consumer, r.producer),
+          detail: { consumerRssMb: r.consumer.peakRssMb, producerRssMb: r.producer.peakRssMb, count: r.consumer.count },
+        };
+      } finally {
+        if (transport === 'amqp') await cleanAmqp(ctx.amqpUrl, [`${tag}.raw`, `${tag}.EventSink.handle`, `${tag}.EventSink.handle.dead`], [tag]);
+      }
+    },
+  };
+}
+
+function rpcCase(inflight: 1 | 100): CaseDef {
+  return {
+    id: `b${inflight}`,
+    title: `b AMQP request/reply, ${inflight} in flight`,
+    unit: 'req/s',
+    raw: true,
+    async run(ctx, side, tag) {
+      const n = inflight === 1 ? ctx.sizes.rpc1 : ctx.sizes.rpc100;
+      const common = {
+        url: ctx.amqpUrl, exchange: tag, queue: `${tag}.raw`, routingKey: 'bench.request', source: tag, transport: 'amqp',
+        n, inflight, warmup: Math.min(500, Math.ceil(n / 10)), prefetch: 100,
+      };
+      const server = side === 'courier' ? 'courier-rpc-server' : 'raw-amqp-rpc-server';
+      const client = side === 'courier' ? 'courier-rpc-client' : 'raw-amqp-rpc-client';
+      try {
+        const r = await runPair(ctx, [server, common], [client, common], true);
+        const c = r.producer;
+        return {
+          rate: rate(c.count, c.first, c.last),
+          p50: c.p50,
+          p99: c.p99,
+          rssMb: rssOf(r.consumer, r.producer),
+          detail: { serverRssMb: r.consumer.peakRssMb, clientRssMb: r.producer.peakRssMb },
+        };
+      } finally {
+        await cleanAmqp(ctx.amqpUrl, [`${tag}.raw`, `${tag}.RpcServer.handle`, `${tag}.RpcServer.handle.dead`], [tag]);
+      }
+    },
+  };
+}
+
+function memoryCase(kind: 'events' | 'rpc'): CaseDef {
+  return {
+    id: `d-${kind}`,
+    title: kind === 'events' ? 'd memory transport, events' : 'd memory transport, request/reply 100 in flight',
+    unit: kind === 'events' ? 'msg/s' : 'req/s',
+    raw: false,
+    async run(ctx, _side, tag) {
+      const n = kind === 'events' ? ctx.sizes.memEvents : ctx.sizes.memRpc;
+      const params = { transport: 'memory', source: tag, n, window: WINDOW, prefetch: PREFETCH, inflight: 100, warmup: Math.min(500, n / 10) };
+      const r = await runSingle(ctx, kind === 'events' ? 'courier-memory-events' : 'courier-memory-rpc', params);
+      return { rate: rate(r.count, r.first, r.last), p50: r.p50, p99: r.p99, rssMb: r.peakRssMb, detail: {} };
+    },
+  };
+}
+
+const backPressure: CaseDef = {
+  id: 'e',
+  title: 'e back-pressure, 16 KiB into a slow consumer',
+  unit: 'msg/s',
+  raw: true,
+  rounds: () => 1,
+  async run(ctx, side, tag) {
+    const detail: Record<string, number> = {};
+    let published = 0;
+    let seconds = 0;
+    for (const n of ctx.sizes.bulk) {
+      const t = `${tag}-${n}`;
+      const common = {
+        url: ctx.amqpUrl, exchange: t, queue: `${t}.raw`, routingKey: 'bench.bulk', source: t, transport: 'amqp',
+        n, window: WINDOW, bulk: true, openEnded: true, ...SLOW,
+      };
+      const consumer = side === 'courier' ? 'courier-consumer' : 'raw-amqp-consumer';
+      const producer = side === 'courier' ? 'courier-producer' : 'raw-amqp-producer';
+      try {
+        const r = await runPair(ctx, [consumer, common], [producer, common], true);
+        detail[`producerRssMb@${n}`] = r.producer.peakRssMb;
+        detail[`consumerRssMb@${n}`] = r.consumer.peakRssMb;
+        detail[`consumed@${n}`] = r.consumer.count;
+        published = n;
+        seconds = (r.producer.last - r.producer.first) / 1000;
+      } finally {
+        await cleanAmqp(ctx.amqpUrl, [`${t}.raw`, `${t}.EventSink.handle`, `${t}.EventSink.handle.dead`], [t]);
+      }
+    }
+    const [small, large] = ctx.sizes.bulk;
+    return {
+      rate: published / seconds,
+      rssMb: Math.max(detail[`producerRssMb@${large}`], detail[`consumerRssMb@${large}`]),
+      detail: {
+        ...detail,
+        producerGrowth: detail[`producerRssMb@${large}`] / detail[`producerRssMb@${small}`],
+        consumerGrowth: detail[`consumerRssMb@${large}`] / detail[`consumerRssMb@${small}`],
+      },
+    };
+  },
+};
+
+const CASES: CaseDef[] = [
+  eventsCase('a', 'a AMQP events, persistent + confirms', 'amqp'),
+  rpcCase(1),
+  rpcCase(100),
+  eventsCase('c', 'c MQTT events, QoS 1', 'mqtt'),
+  memoryCase('events'),
+  memoryCase('rpc'),
+  backPressure,
+];
+
+function selected(o: Options): CaseDef[] {
+  if (!o.only) return CASES;
+  return CASES.filter((c) => o.only!.some((s) => c.id === s || c.id.startsWith(s)));
+}
+
+async function machine(amqpUrl: string, mosquitto?: string) {
+  let rabbitmq = 'unknown';
+  try {
+    const conn = await amqplib.connect(amqpUrl);
+    rabbitmq = String((conn.connection as unknown as { serverProperties?: { version?: string } }).serverProperties?.version ?? 'unknown');
+    await conn.close();
+  } catch {
+    // reported as unknown
+  }
+  return {
+    nproc: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    memoryGb: Math.round(os.totalmem() / 1024 ** 3),
+    node: process.version,
+    rabbitmq,
+    mosquitto: mosquitto ?? 'unknown',
+    loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const ctx: Ctx = {
+    o,
+    sizes: o.smoke ? SMOKE : FULL,
+    amqpUrl: process.env.COURIER_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
+    mqttUrl: process.env.COURIER_BENCH_MQTT_URL,
+    runId: `bench-${Date.now().toString(36)}-${randomBytes(2).toString('hex')}`,
+    entry: buildChildren(),
+    log: (line) => process.stderr.write(`${line}\n`),
+  };
+  const cases = selected(o);
+  let mosquitto: BenchMosquitto | undefined;
+  const killMosquitto = () => mosquitto?.kill();
+  process.once('exit', killMosquitto);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => (killMosquitto(), process.exit(130)));
+  if (cases.some((c) => c.id === 'c') && !ctx.mqttUrl) {
+    mosquitto = new BenchMosquitto(WINDOW);
+    await mosquitto.start();
+    ctx.mqttUrl = mosquitto.url;
+  }
+  const rows: Row[] = [];
+  const failures: string[] = [];
+  try {
+    for (const c of cases) {
+      const rounds = c.rounds?.(ctx) ?? o.rounds;
+      const samples: Record<'courier' | 'raw', Sample[]> = { courier: [], raw: [] };
+      try {
+        for (let round = 0; round < rounds; round++) {
+          // Alternate which side goes first, so drift in the machine's load hits both alike.
+          const order: Array<'courier' | 'raw'> = !c.raw ? ['courier'] : round % 2 === 0 ? ['courier', 'raw'] : ['raw', 'courier'];
+          for (const side of order) {
+            const tag = `${ctx.runId}-${c.id}-${side[0]}${round}`;
+            const s = await c.run(ctx, side, tag);
+            samples[side].push(s);
+            ctx.log(`${c.id} round ${round + 1}/${rounds} ${side}: ${Math.round(s.rate)} ${c.unit}` +
+              (s.p99 !== undefined ? `, p50 ${s.p50!.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms` : '') + `, peak RSS ${s.rssMb.toFixed(0)} MB`);
+          }
+        }
+        rows.push({ id: c.id, title: c.title, unit: c.unit, courier: summarize(samples.courier), raw: c.raw ? summarize(samples.raw) : undefined });
+      } catch (err) {
+        failures.push(`${c.id}: ${(err as Error).message}`);
+        ctx.log(`case ${c.id} FAILED: ${(err as Error).stack ?? err}`);
+      }
+    }
+  } finally {
+    await mosquitto?.stop();
+  }
+  const info = await machine(ctx.amqpUrl, mosquitto || cases.some((c) => c.id === 'c') ? BenchMosquitto.version() : undefined);
+  const report = { mode: o.smoke ? 'smoke' : 'full', rounds: o.rounds, sizes: ctx.sizes, machine: info, rows, failures, wallMs: Date.now() - started };
+  if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else process.stdout.write(renderTable(report));
+  process.exitCode = failures.length ? 1 : 0;
+}
+
+function summarize(samples: Sample[]): Side {
+  const opt = (k: 'p50' | 'p99') => (samples.some((s) => s[k] !== undefined) ? median(samples.map((s) => s[k] ?? NaN)) : undefined);
+  return {
+    rate: median(samples.map((s) => s.rate)),
+    p50: opt('p50'),
+    p99: opt('p99'),
+    peakRssMb: Math.max(...samples.map((s) => s.rssMb)),
+    rounds: samples,
+  };
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err?.stack ?? err}\n`);
+  process.exit(2);
+});
