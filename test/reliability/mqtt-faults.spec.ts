@@ -1,0 +1,158 @@
+/**
+ * Issue 7 for MQTT, faults of the network and of the broker, through the Courier bus over the MQTT
+ * adapter against a Mosquitto the test starts itself (durable config, see mqtt-broker.ts):
+ * connection cuts (and the QoS 0 negative control), a broker restart by SIGTERM and by SIGKILL,
+ * and a slow consumer. Counted by envelope id with the Ledger; drained after the fault healed.
+ */
+import assert from 'node:assert/strict';
+import { TcpProxy } from '../helpers/tcp-proxy';
+import { sleep, uniq } from '../helpers/wait';
+import { MqttFixture } from '../adapters/mqtt/mqtt-fixture';
+import { Ledger } from './ledger';
+import { MqttBroker } from './mqtt-broker';
+import { countedBus, CountedBus, drain, publishTicks, tickSubscriber } from './mqtt-harness';
+
+describe('reliability: MQTT faults (own Mosquitto)', function () {
+  this.timeout(60_000);
+  let broker: MqttBroker;
+  let fixture: MqttFixture;
+  let open: CountedBus[] = [];
+  const track = (b: CountedBus) => (open.push(b), b);
+
+  before(async () => {
+    broker = new MqttBroker();
+    await broker.start();
+    fixture = new MqttFixture(broker.url);
+  });
+  afterEach(async () => {
+    await Promise.all(open.map((b) => b.bus.stop({ timeoutMs: 1000 }).catch(() => undefined)));
+    open = [];
+    await fixture.purge();
+  });
+  after(() => broker?.dispose());
+
+  async function cutCase(name: string, qos: 0 | 1, total: number) {
+    const proxy = new TcpProxy('127.0.0.1', broker.port);
+    await proxy.start();
+    const viaProxy = `mqtt://127.0.0.1:${proxy.port}`;
+    const ledger = new Ledger(name);
+    try {
+      // QoS 0 is not a documented option of the adapter (its type says 1 | 2); it is passed through.
+      const qosOption = { qos: qos as 1 };
+      const sub = track(countedBus(fixture, ledger, { url: viaProxy, ...qosOption }));
+      sub.bus.register(tickSubscriber(uniq('g'), (_t, ctx) => ledger.received(ctx.envelope.id), { prefetch: 50 }));
+      await sub.bus.start();
+      const pub = track(countedBus(fixture, ledger, { url: viaProxy, publishTimeoutMs: 30_000, ...qosOption }));
+      await pub.bus.start();
+      // A cut while every other batch of 500 is in flight: one cut per 1,000 messages, both sides.
+      const result = await publishTicks(pub.bus, ledger, total, {
+        during: (b) => (b % 2 === 1 ? void setTimeout(() => proxy.cut(100), 2) : undefined),
+      });
+      await drain(ledger, qos ? 20_000 : 2000);
+      ledger.reconnects = sub.reconnects() + pub.reconnects();
+      const f = ledger.report();
+      return { f, result, cuts: proxy.cuts };
+    } finally {
+      await proxy.stop();
+    }
+  }
+
+  it('1. connection cuts during publish and consume (QoS 1, 10,000 messages): lost 0, unexpected 0', async () => {
+    const { f, result, cuts } = await cutCase('mqtt cuts', 1, 10_000);
+    assert.equal(result.failed, 0, `every publish resolved (${result.errors.map((e) => e.message).join('; ')})`);
+    assert.equal(f.confirmed, 10_000);
+    assert.equal(f.lost, 0, 'no confirmed message lost');
+    assert.equal(f.unexpected, 0);
+    assert.ok(cuts >= 10, `the connections were cut (${cuts})`);
+    assert.ok(f.reconnects >= 10, `the clients reconnected (${f.reconnects})`);
+  });
+
+  it('4. negative control: the same cuts with QoS 0 lose messages, and the ledger sees it', async () => {
+    const { f } = await cutCase('mqtt cuts, negative control QoS 0', 0, 10_000);
+    assert.equal(f.unexpected, 0);
+    assert.ok(f.lost > 0, `the checker detects loss when the protection is off (lost ${f.lost})`);
+  });
+
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    it(`2. broker restart mid-stream (${signal} by PID, same port): lost 0, consumers resume by themselves`, async () => {
+      const ledger = new Ledger(`mqtt broker restart (${signal})`);
+      let restartedAt = 0;
+      let resumedAt = 0;
+      const sub = track(countedBus(fixture, ledger));
+      sub.bus.register(
+        tickSubscriber(uniq('g'), (_t, ctx) => {
+          if (restartedAt && !resumedAt) resumedAt = Date.now();
+          ledger.received(ctx.envelope.id);
+        }),
+      );
+      await sub.bus.start();
+      const pub = track(countedBus(fixture, ledger, { publishTimeoutMs: 30_000 }));
+      await pub.bus.start();
+      let downMs = 0;
+      const result = await publishTicks(pub.bus, ledger, 5000, {
+        batch: 250,
+        during: async (b) => {
+          if (b !== 8) return;
+          await sleep(2);
+          const t0 = Date.now();
+          await broker.stop(signal);
+          await sleep(200);
+          await broker.start();
+          restartedAt = Date.now();
+          downMs = restartedAt - t0;
+        },
+      });
+      await drain(ledger, 20_000);
+      ledger.reconnects = sub.reconnects() + pub.reconnects();
+      ledger.recoveryMs = resumedAt ? resumedAt - restartedAt : null;
+      const f = ledger.report();
+      console.log(`      [mqtt broker restart (${signal})] broker down for ${downMs} ms; recovery = broker up -> first delivery`);
+      assert.equal(result.failed, 0, `every publish resolved (${result.errors.map((e) => e.message).join('; ')})`);
+      assert.equal(f.lost, 0, `lost ${f.lost}`);
+      assert.equal(f.unexpected, 0);
+      assert.ok(resumedAt > 0, 'the consumer resumed by itself');
+      assert.ok(f.reconnects >= 3, `every client reconnected (${f.reconnects})`);
+    });
+  }
+
+  it('6. slow consumer: handlers in flight never above prefetch; publisher memory bounded', async () => {
+    const ledger = new Ledger('mqtt slow consumer');
+    const prefetch = 8;
+    let active = 0;
+    let maxActive = 0;
+    let handled = 0;
+    const sub = track(countedBus(fixture, ledger));
+    sub.bus.register(
+      tickSubscriber(
+        uniq('g'),
+        async (_t, ctx) => {
+          maxActive = Math.max(maxActive, ++active);
+          await sleep(3);
+          active--;
+          handled++;
+          ledger.received(ctx.envelope.id);
+        },
+        { prefetch },
+      ),
+    );
+    await sub.bus.start();
+    const pub = track(countedBus(fixture, ledger, { maxInFlight: 200 }));
+    await pub.bus.start();
+    const baseRss = process.memoryUsage().rss;
+    let peakRss = baseRss;
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
+    const pad = 'x'.repeat(16 * 1024);
+    // 10,000 x 16 KiB = 160 MiB offered far faster than the consumer takes it.
+    const result = await publishTicks(pub.bus, ledger, 10_000, { batch: 1000, pad });
+    const backlogAtEnd = result.confirmed - handled;
+    await drain(ledger, 30_000);
+    clearInterval(sampler);
+    const f = ledger.report();
+    const growthMb = Math.round((peakRss - baseRss) / 1024 / 1024);
+    console.log(`      [mqtt slow consumer] prefetch ${prefetch}, max handlers in flight ${maxActive}, backlog when publishing ended ${backlogAtEnd}, RSS growth while publishing ${growthMb} MB`);
+    assert.equal(f.lost, 0);
+    assert.ok(maxActive <= prefetch, `in flight ${maxActive} <= prefetch ${prefetch}`);
+    assert.ok(backlogAtEnd > 1000, 'the consumer really was slower than the publisher');
+    assert.ok(growthMb < 120, `publisher memory bounded (grew ${growthMb} MB for 160 MiB published)`);
+  });
+});
