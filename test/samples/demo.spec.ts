@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { DemoOptions, DemoSummary, runDemo } from '../../samples/demo/run-demo';
+import { main } from '../../samples/cli';
+import { amqpBroker, mqttBroker } from '../helpers/brokers';
+
+const BIN = path.join(__dirname, '..', '..', 'bin', 'courier.js');
+
+function sink(): Writable & { text: string } {
+  const w = new Writable({
+    write(chunk, _enc, cb) {
+      w.text += String(chunk);
+      cb();
+    },
+  }) as Writable & { text: string };
+  w.text = '';
+  return w;
+}
+
+async function demo(options: Partial<DemoOptions>): Promise<DemoSummary> {
+  const summary = await runDemo(
+    { transport: 'memory', orders: 300, products: 10, instances: 2, json: true, seed: 7, faults: false, verbose: false, ...options },
+    { stdout: sink(), stderr: sink() },
+  );
+  assert.ok(summary);
+  return summary;
+}
+
+function assertInvariants(s: DemoSummary): void {
+  for (const [name, i] of Object.entries(s.invariants)) assert.ok(i.ok, `${name}: ${i.detail}`);
+  assert.equal(s.ok, true);
+  assert.equal(s.ended, s.orders);
+  assert.equal(s.confirmed + s.rejected, s.orders);
+  assert.ok(s.confirmed > 0 && s.rejected > 0, `a mix of outcomes: ${s.confirmed} confirmed, ${s.rejected} rejected`);
+}
+
+function assertShared(s: DemoSummary): void {
+  assert.equal(s.work.length, s.instances);
+  for (const w of s.work) assert.ok(w.placed > 0, `every instance placed orders: ${JSON.stringify(s.work)}`);
+  // An order for a product launched a moment before may find it unknown: rejected without a placement.
+  assert.equal(s.work.reduce((n, w) => n + w.placed, 0) + (s.rejectedBy['unknown-product'] ?? 0), s.orders);
+}
+
+function assertPoisonDeadLettered(s: DemoSummary): void {
+  assert.ok(s.faults && s.faults.poison === 2 && s.faults.duplicated > 0, JSON.stringify(s.faults));
+  assert.equal(s.deadLetters.bySubscription['product-service.ProductService.onOrderPlaced'], 2, JSON.stringify(s.deadLetters));
+  const ignored = (s.product?.duplicates ?? 0) + s.work.reduce((n, w) => n + w.duplicates, 0);
+  assert.ok(ignored > 0, 'duplicates reached the handlers and were ignored');
+}
+
+describe('courier demo', function () {
+  this.timeout(30_000);
+
+  describe('memory', () => {
+    it('300 orders over 2 instances: the invariants hold and the work is shared', async () => {
+      const s = await demo({});
+      assertInvariants(s);
+      assertShared(s);
+      assert.equal(s.deadLetters.total, 0);
+      assert.ok(s.latencyMs.p50 !== null && s.latencyMs.p99 !== null && s.messages >= 4 * s.orders);
+    });
+
+    it('with duplicated events and poison messages: the invariants still hold, the poison is in the dead letter', async () => {
+      const s = await demo({ faults: true, instances: 3 });
+      assertInvariants(s);
+      assertPoisonDeadLettered(s);
+    });
+
+    it('the command prints one JSON object with --json and exits 0', () => {
+      const r = spawnSync(process.execPath, [BIN, 'demo', '--orders', '200', '--products', '8', '--json'], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 0, r.stderr);
+      const s = JSON.parse(r.stdout) as DemoSummary;
+      assert.equal(s.orders, 200);
+      assertInvariants(s);
+      assert.equal(r.stderr, '', 'no progress bar when stderr is not a terminal');
+    });
+
+    it('bad flags: the command prints the usage on stderr and exits 2', () => {
+      const r = spawnSync(process.execPath, [BIN, 'demo', '--orders', 'many'], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /--orders must be an integer/);
+      assert.match(r.stderr, /Usage: courier demo/);
+      assert.equal(r.stdout, '');
+    });
+
+    for (const args of [['demo', '--transport', 'kafka'], ['demo', '--bogus'], ['deploy'], [], ['demo', '--role', 'order'], ['demo', '--orders'], ['demo', '--json=yes'], ['demo', '--instances', '0']]) {
+      it(`bad usage (${args.join(' ') || 'nothing'}): usage on stderr, status 2`, async () => {
+        const stdout = sink();
+        const stderr = sink();
+        assert.equal(await main(args, { stdout, stderr } as never), 2);
+        assert.match(stderr.text, /^courier: .+\n\nUsage: courier demo/);
+        assert.equal(stdout.text, '');
+      });
+    }
+  });
+
+  for (const [transport, broker] of [
+    ['amqp', amqpBroker],
+    ['mqtt', mqttBroker],
+  ] as const) {
+    describe(transport, () => {
+      let url: string;
+      before(async function () {
+        this.timeout(150_000);
+        url = (await broker()).url;
+      });
+
+      it('300 orders over 2 instances: the invariants hold', async () => {
+        const s = await demo({ transport, url });
+        assertInvariants(s);
+        assertShared(s);
+      });
+
+      it('with duplicated events and poison messages: the invariants still hold, the poison is in the dead letter', async () => {
+        const s = await demo({ transport, url, faults: true });
+        assertInvariants(s);
+        assertPoisonDeadLettered(s);
+      });
+    });
+  }
+});
