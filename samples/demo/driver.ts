@@ -35,6 +35,8 @@ export interface Invariant {
 
 export interface DriverResult {
   readonly runId: string;
+  /** Products in the catalog when the run began. */
+  readonly products: number;
   readonly confirmed: number;
   readonly rejected: number;
   readonly rejectedBy: Record<string, number>;
@@ -108,6 +110,7 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
   const timeoutMs = o.timeoutMs ?? 30_000;
   const prefix = `${runId}-`;
   const productIds = await waitForCatalog(bus, timeoutMs);
+  const catalogSize = productIds.length;
   await collectReports(bus, observer, prefix, o.instances, timeoutMs, true);
 
   const placed = new Map<string, { productId: string; quantity: number; at: number }>();
@@ -188,6 +191,7 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
   const at = (q: number) => (latencies.length ? round(latencies[Math.min(latencies.length - 1, Math.ceil(q * latencies.length) - 1)]) : null);
   return {
     runId,
+    products: catalogSize,
     confirmed,
     rejected,
     rejectedBy,

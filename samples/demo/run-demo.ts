@@ -123,7 +123,6 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
     return {
       transport: o.transport,
       orders: o.orders,
-      products: o.products,
       instances: o.instances,
       ...result,
       faults: o.faults ? { duplicated: duplicating.reduce((n, d) => n + d.duplicated, 0), poison } : null,
