@@ -612,6 +612,9 @@ export class AmqpTransport implements Transport {
           [Headers.deadReason]: info.reason,
           [Headers.deadQueue]: group ? `${group}/${name}` : name,
           [Headers.deadTime]: new Date().toISOString(),
+          // The count this delivery was handled with: a message from a plain AMQP client has no
+          // attempt header of its own, and its dead letter must still say how often it was tried.
+          [Headers.attempt]: String(attempt),
         };
         if (info.errorName !== undefined) dead[Headers.deadError] = info.errorName;
         else delete dead[Headers.deadError];
