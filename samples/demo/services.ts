@@ -41,7 +41,7 @@ export async function seedCatalog(service: ProductService, count: number, random
       productId: `p-${String(i).padStart(3, '0')}`,
       name: `Product ${i}`,
       priceCents: 100 + Math.floor(random() * 9900),
-      stock: 10 + Math.floor(random() * 50),
+      stock: 20 + Math.floor(random() * 100),
     });
   }
 }
