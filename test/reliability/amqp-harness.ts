@@ -10,7 +10,7 @@ import amqplib from 'amqplib';
 import { amqpTransport, AmqpTransport } from '../../adapters/amqp';
 import type { AmqpTransportOptions } from '../../adapters/amqp';
 import { Bus, BusOptions, createBus, DedupeStore, Headers, Message, MessageContext, silentLogger, Subscribe, Subscriber } from '../../lib';
-import type { RetryOptions, Transport } from '../../lib';
+import type { Delivery, RetryOptions, Transport } from '../../lib';
 import { Ledger } from './ledger';
 import { TcpProxy } from '../helpers/tcp-proxy';
 
@@ -61,7 +61,12 @@ export const COUNTER_HANDLER = 'Counter.onTick';
  * `confirmed` when the transport resolves it (the broker's confirm); `delivered` counts what the
  * broker delivered to a subscription, per envelope id (or topic when there is none), before the bus.
  */
-export function countingTransport(inner: Transport, ledger?: Ledger, delivered?: Map<string, number>): Transport {
+export function countingTransport(
+  inner: Transport,
+  ledger?: Ledger,
+  delivered?: Map<string, number>,
+  onDelivery?: (d: Delivery) => void,
+): Transport {
   return new Proxy(inner, {
     get(target, key, receiver) {
       if (key === 'publish' && ledger) {
@@ -72,11 +77,12 @@ export function countingTransport(inner: Transport, ledger?: Ledger, delivered?:
           ledger.confirmed(id);
         };
       }
-      if (key === 'subscribe' && delivered) {
+      if (key === 'subscribe' && (delivered || onDelivery)) {
         return (spec: Parameters<Transport['subscribe']>[0], handler: Parameters<Transport['subscribe']>[1]) =>
           target.subscribe(spec, (d) => {
             const k = d.headers[Headers.id] ?? `(no id) ${d.topic}`;
-            delivered.set(k, (delivered.get(k) ?? 0) + 1);
+            delivered?.set(k, (delivered.get(k) ?? 0) + 1);
+            onDelivery?.(d);
             return handler(d);
           });
       }
@@ -102,14 +108,18 @@ export interface CaseBus {
 /** A bus on its own AMQP transport (counting publishes into `ledger` when given). */
 export function amqpBus(
   url: string,
-  opts: { ledger?: Ledger; delivered?: Map<string, number>; transport?: Partial<AmqpTransportOptions>; bus?: Partial<BusOptions>; source?: string } = {},
+  opts: {
+    ledger?: Ledger;
+    delivered?: Map<string, number>;
+    onDelivery?: (d: Delivery) => void;
+    transport?: Partial<AmqpTransportOptions>; bus?: Partial<BusOptions>; source?: string } = {},
 ): CaseBus {
   const transport = amqpTransport({ url, ...FAULT_OPTIONS, ...opts.transport });
   let connects = 0;
   transport.on('connected', () => connects++);
   transport.on('error', () => undefined);
   const bus = createBus({
-    transport: countingTransport(transport, opts.ledger, opts.delivered),
+    transport: countingTransport(transport, opts.ledger, opts.delivered, opts.onDelivery),
     source: opts.source ?? 'reliability',
     logger: silentLogger,
     meter: false,
