@@ -15,10 +15,12 @@ import { OrderConfirmed, OrderPlaced, OrderRejected, PlaceOrder } from './messag
 import { Order, OrderStore } from './order-store';
 import { ProductReplica } from './product-replica';
 
-@Subscriber({ group: 'order-service' })
+// No group here: the group is the bus's source, the service's name (`order-service` in a deployment),
+// so that a deployment, or a demo run, can name it.
+@Subscriber()
 @Publisher()
 export class OrderService {
-  /** What this instance did: how the group shared the work. */
+  /** What this instance did (orders it created, transitions it made): how the group shared the work. */
   readonly stats = { placed: 0, confirmed: 0, rejected: 0, duplicates: 0 };
 
   constructor(
@@ -41,6 +43,7 @@ export class OrderService {
       product = undefined;
     }
     // Another delivery of this command may have added the order while we waited for the product.
+    if (!this.store.get(c.orderId)) this.stats.placed++;
     const order = this.store.add({ orderId: c.orderId, productId: c.productId, quantity: c.quantity, unitPriceCents: product?.priceCents ?? 0 });
     if (!product && order.state === 'placed' && !order.placedAnnounced) {
       // Nothing to reserve: the saga ends here.
@@ -51,7 +54,6 @@ export class OrderService {
       return;
     }
     await this.orderPlaced(order);
-    if (!order.placedAnnounced) this.stats.placed++;
     order.placedAnnounced = true;
   }
 
@@ -71,6 +73,7 @@ export class OrderService {
     if (order.state === 'placed') {
       order.state = state;
       order.reason = reason;
+      this.stats[state]++;
     } else if (order.finalAnnounced || order.state !== state) {
       // Already final: a duplicate (or, were the product service to contradict itself, ignored).
       this.stats.duplicates++;
@@ -78,7 +81,6 @@ export class OrderService {
     }
     if (state === 'confirmed') await this.orderConfirmed(order);
     else await this.orderRejected(order);
-    if (!order.finalAnnounced) this.stats[state]++;
     order.finalAnnounced = true;
   }
 

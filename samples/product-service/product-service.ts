@@ -61,7 +61,9 @@ export class UnknownProductError extends Error {
   }
 }
 
-@Subscriber({ group: 'product-service' })
+// No group here: the group is the bus's source, the service's name (`product-service` in a deployment),
+// so that a deployment, or a demo run, can name it.
+@Subscriber()
 @Publisher()
 export class ProductService {
   private readonly products = new Map<string, Product>();
