@@ -38,11 +38,12 @@ describe('reliability: MQTT faults (own Mosquitto)', function () {
     const ledger = new Ledger(name);
     try {
       // QoS 0 is not a documented option of the adapter (its type says 1 | 2); it is passed through.
-      const qosOption = { qos: qos as 1 };
+      // With QoS 0 nothing confirms a publish made while disconnected: it waits for its timeout.
+      const qosOption = qos ? {} : { qos: qos as 1, publishTimeoutMs: 500 };
       const sub = track(countedBus(fixture, ledger, { url: viaProxy, ...qosOption }));
       sub.bus.register(tickSubscriber(uniq('g'), (_t, ctx) => ledger.received(ctx.envelope.id), { prefetch: 50 }));
       await sub.bus.start();
-      const pub = track(countedBus(fixture, ledger, { url: viaProxy, publishTimeoutMs: 30_000, ...qosOption }));
+      const pub = track(countedBus(fixture, ledger, { url: viaProxy, publishTimeoutMs: 30_000, ...qosOption, ...(qos ? {} : { publishTimeoutMs: 500 }) }));
       await pub.bus.start();
       // A cut while every other batch of 500 is in flight: one cut per 1,000 messages, both sides.
       const result = await publishTicks(pub.bus, ledger, total, {
