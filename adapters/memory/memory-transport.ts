@@ -75,6 +75,7 @@ export class MemoryBroker {
   private readonly queues = new Map<string, Queue>();
   private readonly maxQueueLength: number;
   private exclusiveSeq = 0;
+  private routedSinceYield = 0;
 
   constructor(options: MemoryBrokerOptions = {}) {
     this.maxQueueLength = options.maxQueueLength ?? 10_000;
@@ -98,6 +99,12 @@ export class MemoryBroker {
 
   /** Routes to every matching queue; resolves when all have room. Returns how many queues. */
   async route(message: StoredMessage): Promise<number> {
+    // Deliveries run as microtasks; a publisher looping on `await publish()` would never let
+    // timers (retry back-offs, a progress bar) run. A broker's socket yields; so does this one.
+    if (++this.routedSinceYield >= 64) {
+      this.routedSinceYield = 0;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     const targets: Queue[] = [];
     for (const q of this.queues.values()) if (q.matches(message.topic)) targets.push(q);
     for (const q of targets) {
