@@ -79,10 +79,12 @@ describe('reliability: MQTT faults (own Mosquitto)', function () {
       const ledger = new Ledger(`mqtt broker restart (${signal})`);
       let restartedAt = 0;
       let resumedAt = 0;
+      const idToN = new Map<string, number>();
       const sub = track(countedBus(fixture, ledger));
       sub.bus.register(
         tickSubscriber(uniq('g'), (_t, ctx) => {
           if (restartedAt && !resumedAt) resumedAt = Date.now();
+          idToN.set(ctx.envelope.id, _t.n);
           ledger.received(ctx.envelope.id);
         }),
       );
@@ -107,6 +109,9 @@ describe('reliability: MQTT faults (own Mosquitto)', function () {
       ledger.reconnects = sub.reconnects() + pub.reconnects();
       ledger.recoveryMs = resumedAt ? resumedAt - restartedAt : null;
       const f = ledger.report();
+      const seenN = new Set(idToN.values());
+      const lostN = Array.from({ length: 5000 }, (_, i) => i).filter((i) => !seenN.has(i));
+      if (lostN.length) console.log(`      lost n from ${lostN[0]} to ${lostN[lostN.length - 1]}`);
       console.log(`      [mqtt broker restart (${signal})] broker down for ${downMs} ms; recovery = broker up -> first delivery`);
       assert.equal(result.failed, 0, `every publish resolved (${result.errors.map((e) => e.message).join('; ')})`);
       assert.equal(f.lost, 0, `lost ${f.lost}`);
