@@ -42,6 +42,19 @@ export class Child {
     if (this.proc.connected) this.proc.send({ type });
   }
 
+  /** Lets it exit by itself (a --cpu-prof profile is written on exit), else ends it by its PID. */
+  async end(graceMs = 5000): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise((r) => this.proc.once('exit', r)),
+        new Promise((r) => (timer = setTimeout(r, graceMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    this.kill();
+  }
+
   /** Ends the process by its PID if it is still running. */
   kill(): void {
     if (this.proc.exitCode === null && this.proc.signalCode === null && this.proc.pid) {

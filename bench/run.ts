@@ -89,8 +89,7 @@ async function runPair(ctx: Ctx, consumer: [string, object], producer: [string, 
     const cr = await withTimeout(c.result, timeoutMs, consumer[0]);
     return { consumer: cr, producer: pr };
   } finally {
-    c.kill();
-    p.kill();
+    await Promise.all([c.end(), p.end()]);
   }
 }
 
@@ -101,7 +100,7 @@ async function runSingle(ctx: Ctx, role: string, params: object): Promise<ChildR
     c.send('go');
     return await withTimeout(c.result, ctx.o.smoke ? 60_000 : 600_000, role);
   } finally {
-    c.kill();
+    await c.end();
   }
 }
 

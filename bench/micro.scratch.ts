@@ -1,0 +1,30 @@
+import 'reflect-metadata';
+import { validateSync } from 'class-validator';
+import { plainToInstance } from 'class-transformer';
+import { decode, encode, parseJson, validatePayload } from '../lib/codec';
+import { BenchEvent, benchEvent } from './payload';
+import { currentMessage } from '../lib/context';
+const N = 50000;
+function time(name: string, fn: (i: number) => unknown) {
+  for (let i = 0; i < 2000; i++) fn(i);
+  const t = performance.now();
+  for (let i = 0; i < N; i++) fn(i);
+  const us = ((performance.now() - t) * 1000) / N;
+  console.log(`${name.padEnd(50)} ${us.toFixed(2)} us/op`);
+}
+const data = benchEvent(42);
+const msg = encode(data, { type: 'bench.event', source: 's' });
+const text = msg.body.toString();
+time('JSON.parse (plain)', () => JSON.parse(text));
+time('parseJson (reviver)', () => parseJson(text));
+time('new TextDecoder(fatal).decode', () => new TextDecoder('utf-8', { fatal: true }).decode(msg.body));
+const td = new TextDecoder('utf-8', { fatal: true });
+time('shared TextDecoder(fatal).decode', () => td.decode(msg.body));
+time('decode() whole', () => decode(msg, 1, 1 << 20));
+time('plainToInstance', () => plainToInstance(BenchEvent, data));
+const inst = plainToInstance(BenchEvent, data);
+time('validateSync (whitelist, forbidNonWhitelisted)', () => validateSync(inst, { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true }));
+time('validatePayload', () => validatePayload(BenchEvent, 'bench.event', data));
+time('encode()', () => encode(data, { type: 'bench.event', source: 's' }));
+time('JSON.stringify + Buffer.from', () => Buffer.from(JSON.stringify(data)));
+time('new Date().toISOString()', () => new Date().toISOString());

@@ -1,0 +1,62 @@
+/**
+ * The benchmark still works: `bench/run.ts --smoke --json` runs every case and each one produces
+ * numbers. Speed is never asserted here (docs/benchmarks.md): only that the numbers exist.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { amqpBroker, mqttBroker } from '../helpers/brokers';
+
+const ROOT = path.resolve(__dirname, '../..');
+const TIMEOUT_MS = 90_000;
+
+interface SideJson {
+  rate: number;
+  p50?: number;
+  p99?: number;
+  peakRssMb: number;
+}
+
+describe('bench (smoke mode)', function () {
+  this.timeout(TIMEOUT_MS + 15_000);
+
+  it('runs every case for Courier and, where there is one, the raw client, and reports numbers', async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, COURIER_AMQP_URL: (await amqpBroker()).url };
+    // The bench starts a Mosquitto of its own (one that does not drop); without the binary, use the fixture's.
+    if (spawnSync('mosquitto', ['-h']).error) env.COURIER_BENCH_MQTT_URL = (await mqttBroker()).url;
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'bench/run.ts', '--smoke', '--json'], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr += b));
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => child.pid && process.kill(child.pid, 'SIGKILL'), TIMEOUT_MS);
+      child.on('exit', (c) => (clearTimeout(timer), resolve(c)));
+    });
+    assert.equal(code, 0, `bench exited with ${code}:\n${stderr.slice(-3000)}`);
+    const report = JSON.parse(stdout) as { failures: string[]; rows: Array<{ id: string; courier: SideJson; raw?: SideJson }> };
+    assert.deepEqual(report.failures, []);
+    assert.deepEqual(
+      report.rows.map((r) => r.id),
+      ['a', 'b1', 'b100', 'c', 'd-events', 'd-rpc', 'e'],
+    );
+    const positive = (x: unknown, what: string) => assert.ok(typeof x === 'number' && Number.isFinite(x) && x > 0, `${what}: ${x}`);
+    for (const row of report.rows) {
+      const sides = row.id.startsWith('d') ? [row.courier] : [row.courier, row.raw];
+      assert.equal(row.raw === undefined, row.id.startsWith('d'), `${row.id}: raw side present only where there is a raw client`);
+      for (const [i, side] of sides.entries()) {
+        const who = `${row.id} ${i ? 'raw' : 'Courier'}`;
+        positive(side?.rate, `${who} rate`);
+        positive(side?.peakRssMb, `${who} peak RSS`);
+        if (row.id.startsWith('b') || row.id === 'd-rpc') {
+          positive(side?.p50, `${who} p50`);
+          positive(side?.p99, `${who} p99`);
+        }
+      }
+    }
+  });
+});
