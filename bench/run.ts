@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --smoke] [--json] [--case a,b] [--rounds N] [--cpu-prof DIR]`
+ * `npm run bench [-- --smoke] [--json] [--json-out FILE] [--case a,b] [--rounds N] [--cpu-prof DIR]`
  *
  * Each case runs for Courier and for the raw client doing the same work on the same broker, the
  * producer and the consumer in separate child processes (bench/child.ts), Courier and raw
@@ -12,6 +12,7 @@
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import amqplib from 'amqplib';
 import { buildChildren } from './build';
@@ -26,6 +27,8 @@ interface Options {
   readonly only?: string[];
   readonly rounds: number;
   readonly cpuProf?: string;
+  /** Also write the JSON report to this file. */
+  readonly jsonOut?: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -35,7 +38,7 @@ function parseArgs(argv: string[]): Options {
   };
   const smoke = argv.includes('--smoke');
   const rounds = Number(get('--rounds') ?? (smoke ? 1 : 3));
-  return { smoke, json: argv.includes('--json'), only: get('--case')?.split(','), rounds, cpuProf: get('--cpu-prof') };
+  return { smoke, json: argv.includes('--json'), only: get('--case')?.split(','), rounds, cpuProf: get('--cpu-prof'), jsonOut: get('--json-out') };
 }
 
 const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000] };
@@ -331,6 +334,7 @@ async function main(): Promise<void> {
   }
   const info = await machine(ctx.amqpUrl, mosquitto || cases.some((c) => c.id === 'c') ? BenchMosquitto.version() : undefined);
   const report = { mode: o.smoke ? 'smoke' : 'full', rounds: o.rounds, sizes: ctx.sizes, machine: info, rows, failures, wallMs: Date.now() - started };
+  if (o.jsonOut) fs.writeFileSync(o.jsonOut, `${JSON.stringify(report, null, 2)}\n`);
   if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else process.stdout.write(renderTable(report));
   process.exitCode = failures.length ? 1 : 0;
