@@ -15,7 +15,7 @@
  * which makes mqtt.js skip its PUBACK and move on, and the adapter sends the PUBACK itself when
  * the delivery is acked (see {@link Feed}).
  */
-import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
+import type { IClientOptions, IPublishPacket, ISubscriptionMap, MqttClient } from 'mqtt';
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -694,9 +694,20 @@ class Feed {
     const t = this.consumer.transport;
     const client = t.createClient(this.clientId, { clean: !this.persistent }, `subscriber ${this.consumer.queueName}`);
     this.client = client;
-    client.on('connect', () => {
+    client.on('connect', (connack) => {
       this.generation++;
       this.consumer.forget(this);
+      // mqtt.js resubscribes only when the broker lost the session. Mosquitto 2.0.11 restores a
+      // persistent session from its store without its shared subscriptions ($share/...) and says
+      // "session present": the member would stay connected and deaf. Subscribing again is
+      // idempotent for a subscription the broker did keep. (test/reliability/mqtt-faults.spec.ts)
+      if (this.generation > 1 && connack.sessionPresent) {
+        // The map form with `resubscribe` makes mqtt.js send it although it thinks it is subscribed.
+        const map = Object.fromEntries(this.filters.map((f) => [f, { qos: 1 as const }]));
+        client.subscribe({ ...map, resubscribe: true } as unknown as ISubscriptionMap, (err) => {
+          if (err) t.emit('error', new ConnectionError(`MQTT resubscription of ${this.clientId} failed: ${redactSecrets(err.message)}`, { cause: err }));
+        });
+      }
     });
     client.handleMessage = (packet, cb) => {
       if (packet.cmd !== 'publish' || !packet.qos) {
