@@ -634,7 +634,7 @@ class Consumer {
       `${this.transport.prefix}/${ReservedLevels.dead}/${type.split('.').join('/')}`,
       type,
       payload,
-      deadHeaders({}, this.queueName, { reason: 'malformed', errorName: err.name, errorMessage: err.message }),
+      deadHeaders({ [Headers.attempt]: '1' }, this.queueName, { reason: 'malformed', errorName: err.name, errorMessage: err.message }),
       undefined,
       undefined,
       true,
@@ -826,7 +826,8 @@ class MqttDelivery implements Delivery {
   deadLetter(info: DeadLetterInfo): Promise<void> {
     return this.settle(async () => {
       const t = this.consumer.transport;
-      const headers = deadHeaders(this.headers, this.consumer.queueName, info);
+      // The attempt count goes with the dead letter even when the sender did not set the header.
+      const headers = deadHeaders({ ...this.headers, [Headers.attempt]: String(this.attempt) }, this.consumer.queueName, info);
       await t.send(`${t.prefix}/${ReservedLevels.dead}/${this.topic.split('.').join('/')}`, this.topic, this.body, headers, undefined, undefined, true);
       this.ackPacket();
     });
