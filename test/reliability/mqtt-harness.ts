@@ -26,7 +26,7 @@ export function countedBus(
   fixture: MqttFixture,
   ledger: Ledger | undefined,
   options: Partial<MqttTransportOptions> = {},
-  bus: { logger?: Logger; idempotency?: { store?: import('../../lib').DedupeStore } } = {},
+  bus: { logger?: Logger; idempotency?: { store?: import('../../lib').DedupeStore }; maxMessageBytes?: number } = {},
 ): CountedBus {
   const transport = fixture.create({ reconnect: { minMs: 50, maxMs: 400 }, ...options });
   transport.on('error', () => undefined);
@@ -40,7 +40,7 @@ export function countedBus(
       return publish(m, o);
     };
   }
-  const b = createBus({ transport, source: 'rel-mqtt', logger: bus.logger ?? silentLogger, idempotency: bus.idempotency });
+  const b = createBus({ transport, source: 'rel-mqtt', logger: bus.logger ?? silentLogger, idempotency: bus.idempotency, maxMessageBytes: bus.maxMessageBytes });
   const start = b.start.bind(b);
   b.start = () => start().then(() => void (started = true));
   return { bus: b, transport, reconnects: () => connects };
