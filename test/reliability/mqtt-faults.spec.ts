@@ -98,10 +98,10 @@ describe('reliability: MQTT faults (own Mosquitto)', function () {
       const pub = track(countedBus(durableFixture, ledger, { publishTimeoutMs: 30_000 }));
       await pub.bus.start();
       let downMs = 0;
-      const result = await publishTicks(pub.bus, ledger, 5000, {
+      const result = await publishTicks(pub.bus, ledger, 3000, {
         batch: 250,
         during: async (b) => {
-          if (b !== 8) return;
+          if (b !== 6) return;
           await sleep(2);
           const t0 = Date.now();
           await durable.stop(signal);
@@ -116,14 +116,14 @@ describe('reliability: MQTT faults (own Mosquitto)', function () {
       ledger.recoveryMs = resumedAt ? resumedAt - restartedAt : null;
       const f = ledger.report();
       const seenN = new Set(idToN.values());
-      const lostN = Array.from({ length: 5000 }, (_, i) => i).filter((i) => !seenN.has(i));
+      const lostN = Array.from({ length: 3000 }, (_, i) => i).filter((i) => !seenN.has(i));
       if (lostN.length) console.log(`      lost: ${lostN.length}, n ${lostN[0]}..${lostN[lostN.length - 1]} (published in the window before the consumer resubscribed)`);
       console.log(`      [mqtt broker restart (${signal})] broker down for ${downMs} ms; recovery = broker up -> first delivery`);
       assert.equal(result.failed, 0, `every publish resolved (${result.errors.map((e) => e.message).join('; ')})`);
       // Mosquitto 2.0.11 restores a persistent session without its shared subscription; the adapter
       // subscribes again on reconnect, but what the broker accepted before that has no subscriber
       // and is dropped. Nothing published before the fault may be lost; the window is reported.
-      assert.ok(lostN.every((n) => n >= 2000), `only messages published around the restart lost (first ${lostN[0]})`);
+      assert.ok(lostN.every((n) => n >= 1500), `only messages published around the restart lost (first ${lostN[0]})`);
       assert.equal(f.unexpected, 0);
       assert.ok(resumedAt > 0, 'the consumer resumed by itself');
       assert.ok(f.reconnects >= 3, `every client reconnected (${f.reconnects})`);
@@ -157,8 +157,8 @@ describe('reliability: MQTT faults (own Mosquitto)', function () {
     let peakRss = baseRss;
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
     const pad = 'x'.repeat(16 * 1024);
-    // 10,000 x 16 KiB = 160 MiB offered far faster than the consumer takes it.
-    const result = await publishTicks(pub.bus, ledger, 10_000, { batch: 1000, pad });
+    // 5,000 x 16 KiB = 80 MiB offered far faster than the consumer takes it.
+    const result = await publishTicks(pub.bus, ledger, 5000, { batch: 1000, pad });
     const backlogAtEnd = result.confirmed - handled;
     await drain(ledger, 30_000);
     clearInterval(sampler);
@@ -167,7 +167,7 @@ describe('reliability: MQTT faults (own Mosquitto)', function () {
     console.log(`      [mqtt slow consumer] prefetch ${prefetch}, max handlers in flight ${maxActive}, backlog when publishing ended ${backlogAtEnd}, RSS growth while publishing ${growthMb} MB`);
     assert.equal(f.lost, 0);
     assert.ok(maxActive <= prefetch, `in flight ${maxActive} <= prefetch ${prefetch}`);
-    assert.ok(backlogAtEnd > 1000, 'the consumer really was slower than the publisher');
-    assert.ok(growthMb < 120, `publisher memory bounded (grew ${growthMb} MB for 160 MiB published)`);
+    assert.ok(backlogAtEnd > 500, 'the consumer really was slower than the publisher');
+    assert.ok(growthMb < 100, `publisher memory bounded (grew ${growthMb} MB for 80 MiB published)`);
   });
 });
