@@ -17,3 +17,4 @@ export { SigningTransport, signedTransport } from './signing';
 export type { SigningOptions } from './signing';
 export { stopOnSignals } from './shutdown';
 export type { StopOnSignalsOptions } from './shutdown';
+export { TransportWrapper, withDelivery } from './transport-wrapper';

@@ -7,18 +7,8 @@
  *   - time to drain: backlog / (Pd - Ps) when consumption outpaces publishing, else null (never).
  * The clock is injectable so that tests are exact.
  */
-import {
-  Delivery,
-  DeliveryHandler,
-  OutgoingMessage,
-  PublishOptions,
-  ReceivedMessage,
-  Subscription,
-  SubscriptionSpec,
-  Transport,
-  TransportEvent,
-  TransportEvents,
-} from './transport';
+import { Delivery, DeliveryHandler, OutgoingMessage, PublishOptions, ReceivedMessage, Subscription, SubscriptionSpec, Transport } from './transport';
+import { TransportWrapper, withDelivery } from './transport-wrapper';
 
 export type Clock = () => number;
 export const WINDOWS_S = [1, 10, 60] as const;
@@ -203,62 +193,30 @@ export class Meter {
 }
 
 /** A transport that reports to a {@link Meter}; everything else passes through. */
-export class MeteredTransport implements Transport {
-  constructor(readonly inner: Transport, readonly meter: Meter) {}
-  get name(): string {
-    return this.inner.name;
+export class MeteredTransport extends TransportWrapper {
+  constructor(inner: Transport, readonly meter: Meter) {
+    super(inner);
   }
-  get capabilities() {
-    return this.inner.capabilities;
-  }
-  connect(): Promise<void> {
-    return this.inner.connect();
-  }
-  async publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
+  override async publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
     await this.inner.publish(message, options);
     this.meter.published(message.topic);
   }
-  subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
-    return this.inner.subscribe(spec, this.wrap(spec, handler));
+  override subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+    const name = spec.group ? `${spec.group}.${spec.name}` : spec.name;
+    return this.inner.subscribe(spec, (d: Delivery) => {
+      const end = this.meter.started(d.topic, name);
+      return handler(
+        withDelivery(d, {
+          ack: () => d.ack().finally(() => end('ack')),
+          requeue: () => d.requeue().finally(() => end('requeue')),
+          retry: (ms) => d.retry(ms).finally(() => end('retry')),
+          deadLetter: (info) => d.deadLetter(info).finally(() => end('dead')),
+        }),
+      );
+    });
   }
-  subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
-    return this.inner.subscribeDeadLetters(of, handler);
-  }
-  request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
+  override request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
     this.meter.published(message.topic);
     return this.inner.request(message, options);
-  }
-  close(options?: { timeoutMs?: number }): Promise<void> {
-    return this.inner.close(options);
-  }
-  on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
-    this.inner.on(event, listener);
-    return this;
-  }
-  off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
-    this.inner.off(event, listener);
-    return this;
-  }
-
-  private wrap(spec: SubscriptionSpec, handler: DeliveryHandler): DeliveryHandler {
-    const name = spec.group ? `${spec.group}.${spec.name}` : spec.name;
-    return (d: Delivery) => {
-      const end = this.meter.started(d.topic, name);
-      const metered: Delivery = {
-        topic: d.topic,
-        body: d.body,
-        headers: d.headers,
-        attempt: d.attempt,
-        redelivered: d.redelivered,
-        replyExpected: d.replyExpected,
-        raw: d.raw,
-        ack: () => d.ack().finally(() => end('ack')),
-        requeue: () => d.requeue().finally(() => end('requeue')),
-        retry: (ms) => d.retry(ms).finally(() => end('retry')),
-        deadLetter: (info) => d.deadLetter(info).finally(() => end('dead')),
-        reply: (m) => d.reply(m),
-      };
-      return handler(metered);
-    };
   }
 }

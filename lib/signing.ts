@@ -15,20 +15,8 @@
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { CourierError, SignatureError } from './errors';
-import {
-  Delivery,
-  DeliveryHandler,
-  Headers,
-  OutgoingMessage,
-  PublishOptions,
-  ReceivedMessage,
-  ReplyMessage,
-  Subscription,
-  SubscriptionSpec,
-  Transport,
-  TransportEvent,
-  TransportEvents,
-} from './transport';
+import { Delivery, DeliveryHandler, Headers, OutgoingMessage, PublishOptions, ReceivedMessage, ReplyMessage, Subscription, SubscriptionSpec, Transport } from './transport';
+import { TransportWrapper, withDelivery } from './transport-wrapper';
 
 export interface SigningOptions {
   /** Key id -> secret (HMAC key; for encryption, exactly 32 bytes). */
@@ -55,8 +43,9 @@ const SIGNED = [
   ENCRYPTION,
 ];
 
-export class SigningTransport implements Transport {
-  constructor(readonly inner: Transport, private readonly options: SigningOptions) {
+export class SigningTransport extends TransportWrapper {
+  constructor(inner: Transport, private readonly options: SigningOptions) {
+    super(inner);
     const problems: string[] = [];
     if (!options.keys[options.currentKeyId]) problems.push(`currentKeyId "${options.currentKeyId}" is not in keys`);
     if (options.encrypt) {
@@ -66,40 +55,16 @@ export class SigningTransport implements Transport {
     }
     if (problems.length) throw new CourierError(`Invalid signing options: ${problems.join('; ')}`);
   }
-  get name(): string {
-    return this.inner.name;
-  }
-  get capabilities() {
-    return this.inner.capabilities;
-  }
-  connect(): Promise<void> {
-    return this.inner.connect();
-  }
-  publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
+  override publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
     return this.inner.publish(this.seal(message), options);
   }
-  subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+  override subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     return this.inner.subscribe(spec, this.guard(handler));
   }
-  subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
-    return this.inner.subscribeDeadLetters(of, handler);
-  }
-  async request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
+  override async request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
     const reply = await this.inner.request(this.seal(message), options);
     return this.open(reply);
   }
-  close(options?: { timeoutMs?: number }): Promise<void> {
-    return this.inner.close(options);
-  }
-  on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
-    this.inner.on(event, listener);
-    return this;
-  }
-  off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
-    this.inner.off(event, listener);
-    return this;
-  }
-
   private seal<M extends { body: Buffer; headers: Readonly<Record<string, string>> }>(m: M): M {
     const kid = this.options.currentKeyId;
     const key = this.options.keys[kid];
@@ -151,21 +116,8 @@ export class SigningTransport implements Transport {
       let opened: Delivery;
       try {
         const { body } = this.open(d);
-        opened = {
-          topic: d.topic,
-          body,
-          headers: d.headers,
-          attempt: d.attempt,
-          redelivered: d.redelivered,
-          replyExpected: d.replyExpected,
-          raw: d.raw,
-          ack: () => d.ack(),
-          requeue: () => d.requeue(),
-          retry: (ms) => d.retry(ms),
-          // The dead letter keeps the bytes as they came (still sealed): nothing leaks in clear.
-          deadLetter: (info) => d.deadLetter(info),
-          reply: (r: ReplyMessage) => d.reply(this.seal(r)),
-        };
+        // A dead letter keeps the bytes as they came (still sealed): nothing leaks in clear.
+        opened = withDelivery(d, { body, reply: (r: ReplyMessage) => d.reply(this.seal(r)) });
       } catch (err) {
         const e = err as Error;
         return d.deadLetter({ reason: 'malformed', errorName: e.name, errorMessage: e.message });

@@ -8,41 +8,23 @@
  *     in the dead letter and change nothing.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  DeliveryHandler,
-  Headers,
-  OutgoingMessage,
-  PublishOptions,
-  ReceivedMessage,
-  Subscription,
-  SubscriptionSpec,
-  Transport,
-  TransportEvent,
-  TransportEvents,
-} from '../../lib';
+import { Headers, OutgoingMessage, PublishOptions, Transport, TransportWrapper } from '../../lib';
 
-export class DuplicatingTransport implements Transport {
+export class DuplicatingTransport extends TransportWrapper {
   private readonly pending = new Set<Promise<void>>();
   duplicated = 0;
 
   constructor(
-    private readonly inner: Transport,
+    inner: Transport,
     private readonly probability: number,
     private readonly random: () => number,
     /** Only messages of these types are duplicated. */
     private readonly types: ReadonlySet<string>,
-  ) {}
+  ) {
+    super(inner);
+  }
 
-  get name() {
-    return this.inner.name;
-  }
-  get capabilities() {
-    return this.inner.capabilities;
-  }
-  connect(): Promise<void> {
-    return this.inner.connect();
-  }
-  async publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
+  override async publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
     await this.inner.publish(message, options);
     if (!this.types.has(message.topic) || this.random() >= this.probability) return;
     const copy: OutgoingMessage = {
@@ -61,26 +43,9 @@ export class DuplicatingTransport implements Transport {
   async flush(): Promise<void> {
     while (this.pending.size) await Promise.allSettled([...this.pending]);
   }
-  subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
-    return this.inner.subscribe(spec, handler);
-  }
-  subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
-    return this.inner.subscribeDeadLetters(of, handler);
-  }
-  request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
-    return this.inner.request(message, options);
-  }
-  async close(options?: { timeoutMs?: number }): Promise<void> {
+  override async close(options?: { timeoutMs?: number }): Promise<void> {
     await this.flush();
     return this.inner.close(options);
-  }
-  on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
-    this.inner.on(event, listener);
-    return this;
-  }
-  off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
-    this.inner.off(event, listener);
-    return this;
   }
 }
 

@@ -8,17 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { MemoryBroker, memoryTransport } from '../../adapters/memory';
-import {
-  DeliveryHandler,
-  OutgoingMessage,
-  PublishOptions,
-  ReceivedMessage,
-  Subscription,
-  SubscriptionSpec,
-  Transport,
-  TransportEvent,
-  TransportEvents,
-} from '../../lib';
+import { DeliveryHandler, Subscription, SubscriptionSpec, Transport, TransportWrapper } from '../../lib';
 
 export type TransportName = 'memory' | 'amqp' | 'mqtt';
 
@@ -110,39 +100,12 @@ async function deleteAmqp(url: string, exchange: string, queues: string[]): Prom
 }
 
 /** Passes everything through and notes the group queue of each subscription, for cleanup. */
-class QueueRecorder implements Transport {
-  constructor(private readonly inner: Transport, private readonly record: (spec: SubscriptionSpec) => void) {}
-  get name() {
-    return this.inner.name;
+class QueueRecorder extends TransportWrapper {
+  constructor(inner: Transport, private readonly record: (spec: SubscriptionSpec) => void) {
+    super(inner);
   }
-  get capabilities() {
-    return this.inner.capabilities;
-  }
-  connect(): Promise<void> {
-    return this.inner.connect();
-  }
-  publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
-    return this.inner.publish(message, options);
-  }
-  subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+  override subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     this.record(spec);
     return this.inner.subscribe(spec, handler);
-  }
-  subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
-    return this.inner.subscribeDeadLetters(of, handler);
-  }
-  request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
-    return this.inner.request(message, options);
-  }
-  close(options?: { timeoutMs?: number }): Promise<void> {
-    return this.inner.close(options);
-  }
-  on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
-    this.inner.on(event, listener);
-    return this;
-  }
-  off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
-    this.inner.off(event, listener);
-    return this;
   }
 }
