@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { Type } from 'class-transformer';
+import { IsInt, IsString, ValidateNested } from 'class-validator';
+import { Message, MalformedMessageError, PayloadValidationError } from '../../lib';
+import { parseJson, validatePayload } from '../../lib/codec';
+
+class Line {
+  @IsString() sku!: string;
+  @IsInt() quantity!: number;
+}
+
+@Message('order.with-lines')
+class OrderWithLines {
+  @IsString() orderId!: string;
+  @ValidateNested({ each: true }) @Type(() => Line) lines!: Line[];
+}
+
+@Message('flat')
+class Flat {
+  @IsString() a!: string;
+}
+
+describe('codec', () => {
+  it('nested payloads go through class-transformer: instances inside, violations with paths', () => {
+    const ok = validatePayload(OrderWithLines, 'order.with-lines', { orderId: 'o', lines: [{ sku: 's', quantity: 1 }] });
+    assert.ok(ok.lines[0] instanceof Line);
+    const err = (() => {
+      try {
+        validatePayload(OrderWithLines, 'order.with-lines', { orderId: 'o', lines: [{ sku: 1, quantity: 'x' }] });
+      } catch (e) {
+        return e as PayloadValidationError;
+      }
+    })();
+    assert.ok(err instanceof PayloadValidationError);
+    assert.deepEqual(err.violations.map((v) => v.property).sort(), ['lines.0.quantity', 'lines.0.sku']);
+  });
+
+  it('flat payloads: an instance of the class, unknown and forbidden properties refused', () => {
+    assert.ok(validatePayload(Flat, 'flat', { a: 'x' }) instanceof Flat);
+    assert.throws(() => validatePayload(Flat, 'flat', { a: 'x', b: 1 }), PayloadValidationError);
+    assert.throws(() => validatePayload(Flat, 'flat', JSON.parse('{"a":"x","__proto__":{"p":1}}')), PayloadValidationError);
+    assert.throws(() => validatePayload(Flat, 'flat', [] as never), PayloadValidationError);
+  });
+
+  it('parseJson refuses prototype keys, also when spelled with escapes', () => {
+    assert.deepEqual(parseJson('{"a":1}'), { a: 1 });
+    for (const text of ['{"__proto__":{}}', '{"a":{"constructor":{}}}', '{"\\u005f_proto__":{}}', '{"prototype" : 1}']) {
+      assert.throws(() => parseJson(text), MalformedMessageError, text);
+    }
+    assert.deepEqual(parseJson('{"s":"caf\\u00e9"}'), { s: 'café' });
+    assert.equal(({} as Record<string, unknown>).p, undefined);
+  });
+});
