@@ -1,4 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Bus, PublishCallOptions } from './bus';
+import type { PayloadClass, PayloadShape } from './decorators';
 import type { Delivery } from './transport';
 
 /** The envelope of a received message, as a handler sees it. */
@@ -32,7 +34,12 @@ export class MessageContext {
     readonly subscription: string,
     /** The transport's own delivery (its `raw` is the broker's message): not portable. */
     readonly delivery: Delivery,
+    private readonly bus: Bus,
   ) {}
+  /** Publishes a message caused by this one: same correlation id and trace, causation id = this id. */
+  publish<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions = {}): Promise<string> {
+    return this.bus.publish(type, payload, { causedBy: this.envelope, ...options });
+  }
   get id(): string {
     return this.envelope.id;
   }

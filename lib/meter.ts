@@ -7,10 +7,12 @@
  *   - time to drain: backlog / (Pd - Ps) when consumption outpaces publishing, else null (never).
  * The clock is injectable so that tests are exact.
  */
-import { Delivery, DeliveryHandler, OutgoingMessage, PublishOptions, ReceivedMessage, Subscription, SubscriptionSpec, Transport } from './transport';
-import { TransportWrapper, withDelivery } from './transport-wrapper';
+import { DeadLetterInfo, Delivery, DeliveryHandler, OutgoingMessage, PublishOptions, ReceivedMessage, ReplyMessage, Subscription, SubscriptionSpec, Transport } from './transport';
+import { TransportWrapper } from './transport-wrapper';
 
 export type Clock = () => number;
+/** How a delivery was settled. */
+export type Outcome = 'ack' | 'retry' | 'requeue' | 'dead';
 export const WINDOWS_S = [1, 10, 60] as const;
 const BUCKETS = 60;
 const SAMPLES_PER_BUCKET = 256;
@@ -135,7 +137,7 @@ export class Meter {
   }
 
   /** Call when a delivery reaches a handler; call the returned function when it is settled. */
-  started(topic: string, handler: string): (outcome: 'ack' | 'retry' | 'requeue' | 'dead') => void {
+  started(topic: string, handler: string): (outcome: Outcome) => void {
     const t = this.topic(topic);
     const h = this.handler(handler);
     const start = this.clock();
@@ -192,28 +194,56 @@ export class Meter {
   }
 }
 
+/** A delivery that tells the meter how it was settled; prototype methods, no closures per message. */
+class MeteredDelivery implements Delivery {
+  readonly topic: string;
+  readonly body: Buffer;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly attempt: number;
+  readonly redelivered: boolean;
+  readonly replyExpected: boolean;
+  readonly raw: unknown;
+  constructor(private readonly d: Delivery, private readonly end: (outcome: Outcome) => void) {
+    this.topic = d.topic;
+    this.body = d.body;
+    this.headers = d.headers;
+    this.attempt = d.attempt;
+    this.redelivered = d.redelivered;
+    this.replyExpected = d.replyExpected;
+    this.raw = d.raw;
+  }
+  ack(): Promise<void> {
+    this.end('ack');
+    return this.d.ack();
+  }
+  requeue(): Promise<void> {
+    this.end('requeue');
+    return this.d.requeue();
+  }
+  retry(delayMs: number): Promise<void> {
+    this.end('retry');
+    return this.d.retry(delayMs);
+  }
+  deadLetter(info: DeadLetterInfo): Promise<void> {
+    this.end('dead');
+    return this.d.deadLetter(info);
+  }
+  reply(message: ReplyMessage): Promise<void> {
+    return this.d.reply(message);
+  }
+}
+
 /** A transport that reports to a {@link Meter}; everything else passes through. */
 export class MeteredTransport extends TransportWrapper {
   constructor(inner: Transport, readonly meter: Meter) {
     super(inner);
   }
-  override async publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
-    await this.inner.publish(message, options);
-    this.meter.published(message.topic);
+  override publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
+    return this.inner.publish(message, options).then(() => this.meter.published(message.topic));
   }
   override subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     const name = spec.group ? `${spec.group}.${spec.name}` : spec.name;
-    return this.inner.subscribe(spec, (d: Delivery) => {
-      const end = this.meter.started(d.topic, name);
-      return handler(
-        withDelivery(d, {
-          ack: () => d.ack().finally(() => end('ack')),
-          requeue: () => d.requeue().finally(() => end('requeue')),
-          retry: (ms) => d.retry(ms).finally(() => end('retry')),
-          deadLetter: (info) => d.deadLetter(info).finally(() => end('dead')),
-        }),
-      );
-    });
+    return this.inner.subscribe(spec, (d: Delivery) => handler(new MeteredDelivery(d, this.meter.started(d.topic, name))));
   }
   override request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
     this.meter.published(message.topic);

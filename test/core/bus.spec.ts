@@ -117,6 +117,34 @@ describe('bus: decorated publishers and subscribers', () => {
     await bus.stop();
   });
 
+  it('with asyncContext false, ctx.publish() links the caused message; bus.publish() does not', async () => {
+    const received: MessageContext[] = [];
+    @Subscriber({ group: 'explicit' })
+    class Chain {
+      constructor(private readonly bus: Bus) {}
+      @Subscribe(OrderPlaced)
+      async onPlaced(e: OrderPlaced, ctx: MessageContext) {
+        await ctx.publish(OrderCancelled, { orderId: `${e.orderId}-linked` });
+        await this.bus.publish(OrderCancelled, { orderId: `${e.orderId}-unlinked` });
+      }
+      @Subscribe(OrderCancelled)
+      async onCancelled(_: OrderCancelled, ctx: MessageContext) {
+        received.push(ctx);
+      }
+    }
+    const bus = createBus({ transport: memoryTransport(), source: 's', logger: silentLogger, asyncContext: false });
+    bus.register(new Chain(bus));
+    await bus.start();
+    const id = await bus.publish(OrderPlaced, { orderId: 'o' }, { correlationId: 'saga-2' });
+    await waitFor(() => received.length === 2, 2000, 'both caused messages');
+    const byId = Object.fromEntries(received.map((c) => [c.id, c.envelope]));
+    const linked = Object.values(byId).find((e) => e.causationId === id);
+    assert.ok(linked, 'ctx.publish sets the causation id');
+    assert.equal(linked!.correlationId, 'saga-2');
+    assert.equal(Object.values(byId).filter((e) => e.causationId === undefined).length, 1, 'bus.publish alone is unlinked');
+    await bus.stop();
+  });
+
   it('patterns with several payload classes, and a regular-expression filter', async () => {
     const all: string[] = [];
     const filtered: string[] = [];
