@@ -136,6 +136,12 @@ export class MqttTransport implements Transport {
   private readonly pendingRequests = new Map<string, { resolve(m: ReceivedMessage): void; reject(e: Error): void }>();
   private readonly pendingPublishes = new Set<Promise<unknown>>();
   private inFlight = 0;
+  /**
+   * Publishes handed to mqtt.js at once: maxInFlight, but never above the Receive Maximum the
+   * broker announced in its CONNACK (MQTT 5 flow control; Mosquitto announces its
+   * max_inflight_messages and disconnects a client with more unreleased QoS 2 publishes, 0x93).
+   */
+  private window: number;
   private readonly windowWaiters: Array<() => void> = [];
   private connected = false;
   private connecting?: Promise<void>;
@@ -154,6 +160,7 @@ export class MqttTransport implements Transport {
       maxInFlight: options.maxInFlight ?? 1000,
       maxOffline: options.maxOffline ?? 10_000,
     };
+    this.window = this.opts.maxInFlight;
     this.capabilities = {
       durableGroups: true,
       competingConsumers: true,
@@ -210,13 +217,27 @@ export class MqttTransport implements Transport {
     this.mqtt = require('mqtt') as MqttModule;
     const id = `${this.opts.clientId}:pub:${randomBytes(4).toString('hex')}`;
     this.replyTopic = `${this.opts.prefix}/${ReservedLevels.reply}/${safeLevel(id)}`;
-    const client = this.createClient(id, { clean: true }, 'publisher');
+    // QoS 2 needs the publisher's session to outlive a reconnect: a broker that sent PUBREC holds
+    // the message until our PUBREL (Mosquitto delivers only then). With a clean start it forgets
+    // it, answers the PUBREL mqtt.js re-sends with a PUBCOMP all the same, and the publish
+    // resolves for a message nobody will receive. The session expires soon after the process.
+    const persistent = this.opts.qos === 2 && this.opts.version === 5;
+    const client = this.createClient(
+      id,
+      { clean: !persistent, expirySeconds: Math.max(60, Math.ceil(this.opts.publishTimeoutMs / 1000) * 2) },
+      'publisher',
+    );
     this.publisher = client;
     client.handleMessage = (packet, cb) => {
       this.onReply(packet);
       cb();
     };
-    client.on('connect', () => (this.connected = true));
+    client.on('connect', (connack) => {
+      this.connected = true;
+      const max = connack.properties?.receiveMaximum ?? 65_535;
+      this.window = Math.max(1, Math.min(this.opts.maxInFlight, max));
+      this.pumpWindow();
+    });
     client.on('close', () => (this.connected = false));
     try {
       await startClient(client, [this.replyTopic], this.connectTimeoutMs, this.opts.urls);
@@ -229,7 +250,11 @@ export class MqttTransport implements Transport {
   }
 
   /** @internal One mqtt.js client with the adapter's reconnect policy, events and TLS. */
-  createClient(clientId: string, session: { clean: boolean }, role: string): MqttClient {
+  createClient(
+    clientId: string,
+    session: { clean: boolean; expirySeconds?: number; receiveMaximum?: number },
+    role: string,
+  ): MqttClient {
     const mqtt = this.mqtt!;
     const o = this.options;
     const minMs = o.reconnect?.minMs ?? 250;
@@ -263,8 +288,13 @@ export class MqttTransport implements Transport {
             })),
           }
         : {}),
-      ...(this.opts.version === 5 && !session.clean
-        ? { properties: { sessionExpiryInterval: o.sessionExpirySeconds ?? 7 * 24 * 3600 } }
+      ...(this.opts.version === 5
+        ? {
+            properties: {
+              ...(!session.clean ? { sessionExpiryInterval: session.expirySeconds ?? o.sessionExpirySeconds ?? 7 * 24 * 3600 } : {}),
+              ...(session.receiveMaximum ? { receiveMaximum: Math.min(65_535, session.receiveMaximum) } : {}),
+            },
+          }
         : {}),
     };
     const client = mqtt.connect(this.opts.urls[0], clientOptions);
@@ -366,7 +396,7 @@ export class MqttTransport implements Transport {
 
   private async acquire(label: string, timeoutMs: number): Promise<void> {
     this.inFlight++;
-    if (this.inFlight <= this.opts.maxInFlight) return;
+    if (this.inFlight <= this.window) return;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         const i = this.windowWaiters.indexOf(go);
@@ -384,7 +414,12 @@ export class MqttTransport implements Transport {
 
   private release(): void {
     this.inFlight--;
-    this.windowWaiters.shift()?.();
+    this.pumpWindow();
+  }
+
+  /** Lets waiting publishes go while the window has room (after a release, or a larger window). */
+  private pumpWindow(): void {
+    while (this.windowWaiters.length && this.inFlight - this.windowWaiters.length < this.window) this.windowWaiters.shift()!();
   }
 
   async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
@@ -503,7 +538,8 @@ export class MqttTransport implements Transport {
       new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref()),
     ]);
     for (const pending of [...this.pendingRequests.values()]) pending.reject(new TransportClosedError('wait for a reply'));
-    await endClient(this.publisher);
+    // A persistent (QoS 2) publisher session has nothing left to keep: let the broker drop it now.
+    await endClient(this.publisher, this.publisher?.options.clean === false ? { properties: { sessionExpiryInterval: 0 } } : undefined);
   }
 }
 
@@ -892,14 +928,14 @@ async function startClient(client: MqttClient, filters: string[], timeoutMs: num
   }
 }
 
-function endClient(client: MqttClient | undefined): Promise<void> {
+function endClient(client: MqttClient | undefined, disconnect?: object): Promise<void> {
   if (!client) return Promise.resolve();
   return new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       client.end(true);
       resolve();
     }, 2000);
-    client.end(false, {}, () => {
+    client.end(false, disconnect ?? {}, () => {
       clearTimeout(timer);
       resolve();
     });
