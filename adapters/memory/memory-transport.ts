@@ -75,7 +75,9 @@ export class MemoryBroker {
   private readonly queues = new Map<string, Queue>();
   private readonly maxQueueLength: number;
   private exclusiveSeq = 0;
-  private routedSinceYield = 0;
+  /** The next turn of the event loop, while publishers wait for it. */
+  private turn?: Promise<void>;
+  private turnStarted = performance.now();
 
   constructor(options: MemoryBrokerOptions = {}) {
     this.maxQueueLength = options.maxQueueLength ?? 10_000;
@@ -100,10 +102,18 @@ export class MemoryBroker {
   /** Routes to every matching queue; resolves when all have room. Returns how many queues. */
   async route(message: StoredMessage): Promise<number> {
     // Deliveries run as microtasks; a publisher looping on `await publish()` would never let
-    // timers (retry back-offs, a progress bar) run. A broker's socket yields; so does this one.
-    if (++this.routedSinceYield >= 64) {
-      this.routedSinceYield = 0;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+    // timers (retry back-offs, a progress bar) run. A broker's socket yields; so does this one:
+    // after 5 ms without a turn of the event loop, every publisher waits for the same next turn
+    // (in order, so no publish overtakes another and none waits longer than the rest).
+    if (this.turn || performance.now() - this.turnStarted > 5) {
+      this.turn ??= new Promise<void>((resolve) =>
+        setImmediate(() => {
+          this.turn = undefined;
+          this.turnStarted = performance.now();
+          resolve();
+        }),
+      );
+      await this.turn;
     }
     const targets: Queue[] = [];
     for (const q of this.queues.values()) if (q.matches(message.topic)) targets.push(q);
