@@ -7,7 +7,10 @@ import net from 'node:net';
 export class TcpProxy {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  /** Every forwarded connection: the client side and the broker side. */
+  private readonly pairs = new Set<{ client: net.Socket; upstream: net.Socket; drop: () => void; dead: boolean }>();
   private refusing = false;
+  private stalled = false;
   /** Connections cut so far. */
   cuts = 0;
   port = 0;
@@ -22,16 +25,31 @@ export class TcpProxy {
       upstream.setNoDelay(true);
       this.sockets.add(client);
       this.sockets.add(upstream);
+      const pair = { client, upstream, drop: () => drop(), dead: false };
+      this.pairs.add(pair);
       const drop = () => {
+        // While stalled, one side closing is not told to the other (a partition carries no FIN/RST
+        // either): the other side stays open until resume() or cut().
+        if (this.stalled && this.pairs.has(pair)) {
+          pair.dead = true;
+          return;
+        }
         client.destroy();
         upstream.destroy();
         this.sockets.delete(client);
         this.sockets.delete(upstream);
+        this.pairs.delete(pair);
       };
       client.on('error', drop).on('close', drop);
       upstream.on('error', drop).on('close', drop);
-      client.pipe(upstream);
-      upstream.pipe(client);
+      // While stalled, a new connection is accepted (and reaches the broker) but carries nothing.
+      if (this.stalled) {
+        client.pause();
+        upstream.pause();
+      } else {
+        client.pipe(upstream);
+        upstream.pipe(client);
+      }
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.port = (this.server!.address() as net.AddressInfo).port;
@@ -43,10 +61,46 @@ export class TcpProxy {
     this.cuts++;
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
+    this.pairs.clear();
     if (refuseMs > 0) {
       this.refusing = true;
       setTimeout(() => (this.refusing = false), refuseMs).unref();
     }
+  }
+
+  /**
+   * Stops forwarding bytes in both directions, on open connections and on new ones, without
+   * closing any socket: a network that silently drops everything (a partition, a dead NAT entry).
+   * Both ends see an open connection; only heartbeats (or timeouts) can tell that it is dead.
+   * What is written meanwhile waits in the kernel's buffers and the paused streams, and when one
+   * side closes its socket meanwhile, the other side is not told until resume() (or cut()).
+   */
+  stall(): void {
+    if (this.stalled) return;
+    this.stalled = true;
+    for (const { client, upstream } of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+  }
+
+  /** Forwards again what stall() held back (pipe() resumes the paused streams). */
+  resume(): void {
+    if (!this.stalled) return;
+    this.stalled = false;
+    for (const pair of [...this.pairs]) {
+      if (pair.dead) pair.drop(); // a side closed during the stall: now the other side learns it
+      else {
+        pair.client.pipe(pair.upstream);
+        pair.upstream.pipe(pair.client);
+      }
+    }
+  }
+
+  get isStalled(): boolean {
+    return this.stalled;
   }
 
   get connections(): number {
