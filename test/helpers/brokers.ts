@@ -57,6 +57,8 @@ export interface BrokerContainer extends BrokerEndpoint {
   unpause(): Promise<void>;
   /** Removes the container (also done for every container at the end of the run). */
   dispose(): Promise<void>;
+  /** Host port of every container port asked for with `ContainerOptions.extraPorts` (empty otherwise). */
+  readonly extraPorts: Readonly<Record<number, number>>;
 }
 
 const DEFAULT_IMAGES: Record<BrokerKind, string> = {
@@ -347,6 +349,16 @@ function contextHash(dir: string): string {
 export interface ContainerOptions {
   /** Replaces the image's command, e.g. another configuration file for a negative control. */
   readonly command?: string[];
+  /**
+   * Files copied into the container before it starts (e.g. a rabbitmq.conf with a TLS listener,
+   * and the certificates it names). `mode` defaults to 0o644 (the broker does not run as root).
+   */
+  readonly files?: ReadonlyArray<{ readonly target: string; readonly content: string | Buffer; readonly mode?: number }>;
+  /**
+   * More container ports to publish (e.g. 5671 for TLS), each on a fixed free loopback port like
+   * the main one; their host ports are in `BrokerContainer.extraPorts`.
+   */
+  readonly extraPorts?: readonly number[];
 }
 
 async function startContainer(kind: BrokerKind, role: 'shared' | 'dedicated', opts: ContainerOptions = {}): Promise<BrokerContainer> {
@@ -356,13 +368,18 @@ async function startContainer(kind: BrokerKind, role: 'shared' | 'dedicated', op
   const hostPort = await freePort();
   const token = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
   installExitHandlers();
+  const extraPorts: Record<number, number> = {};
   let started: Started;
   try {
     let gc = new tc.GenericContainer(IMAGES[kind]());
     if (opts.command) gc = gc.withCommand(opts.command);
+    if (opts.files?.length) {
+      gc = gc.withCopyContentToContainer(opts.files.map((f) => ({ content: f.content, target: f.target, mode: f.mode ?? 0o644 })));
+    }
+    for (const p of opts.extraPorts ?? []) extraPorts[p] = await freePort();
     started = await gc
       .withPullPolicy({ shouldPull: () => false })
-      .withExposedPorts({ container: cport, host: hostPort })
+      .withExposedPorts({ container: cport, host: hostPort }, ...Object.entries(extraPorts).map(([c, h]) => ({ container: Number(c), host: h })))
       .withLabels({ 'courier.test': '1', 'courier.pid': String(process.pid), 'courier.role': role, 'courier.start': token })
       .withWaitStrategy(tc.Wait.forLogMessage(READY_LOG[kind]))
       .withStartupTimeout(START_TIMEOUT_MS)
@@ -378,10 +395,10 @@ async function startContainer(kind: BrokerKind, role: 'shared' | 'dedicated', op
   const url = kind === 'amqp' ? `amqp://guest:guest@${host}:${port}` : `mqtt://${host}:${port}`;
   // The log line says the broker listens inside the container; make sure it is reachable here too.
   await untilSpeaks(kind, host, port, READY_TIMEOUT_MS);
-  return handle(kind, started, url, host, port);
+  return handle(kind, started, url, host, port, extraPorts);
 }
 
-function handle(kind: BrokerKind, started: Started, url: string, host: string, port: number): BrokerContainer {
+function handle(kind: BrokerKind, started: Started, url: string, host: string, port: number, extraPorts: Record<number, number> = {}): BrokerContainer {
   const id = started.getId();
   const docker = async () => {
     const { getContainerRuntimeClient } = await loadTestcontainers();
@@ -394,6 +411,7 @@ function handle(kind: BrokerKind, started: Started, url: string, host: string, p
     host,
     port,
     origin: 'container',
+    extraPorts,
     async stop(timeoutSec = 10) {
       await (await docker()).stop({ t: timeoutSec });
     },
