@@ -584,7 +584,11 @@ class Consumer {
     if (!exact) this.matcher = (type) => matchTopic(spec.pattern, type);
     const shared = (f: string) => (share ? `$share/${share}/${f}` : f);
     const clean = !spec.group;
-    this.feeds.push(new Feed(this, memberId, clean, [shared(filter)]));
+    // The main feed announces a Receive Maximum of `prefetch` (MQTT 5): the broker then holds at
+    // most that many deliveries unacked with this member, instead of its own max_inflight_messages,
+    // and the rest stays queued at the broker (or goes to other members) rather than waiting here.
+    // The retry feed has none: its copies wait unacked for their retry time.
+    this.feeds.push(new Feed(this, memberId, clean, [shared(filter)], spec.prefetch));
     this.feeds.push(new Feed(this, `${memberId}:retry`, clean, [shared(`${this.retryTopic}/#`)]));
   }
 
@@ -722,13 +726,18 @@ class Feed {
     readonly clientId: string,
     clean: boolean,
     private readonly filters: string[],
+    private readonly receiveMaximum?: number,
   ) {
     this.persistent = !clean;
   }
 
   async start(): Promise<void> {
     const t = this.consumer.transport;
-    const client = t.createClient(this.clientId, { clean: !this.persistent }, `subscriber ${this.consumer.queueName}`);
+    const client = t.createClient(
+      this.clientId,
+      { clean: !this.persistent, receiveMaximum: this.receiveMaximum },
+      `subscriber ${this.consumer.queueName}`,
+    );
     this.client = client;
     client.on('connect', (connack) => {
       this.generation++;

@@ -83,6 +83,34 @@ describe('mqtt adapter: QoS 2, fail-over, offline queue', function () {
     await Promise.all([sub.close(), pub.close()]);
   });
 
+  it('receive maximum = prefetch: a handler that never acks is sent at most prefetch messages by the broker', async () => {
+    const topic = uniq('x.recvmax.');
+    const prefetch = 5;
+    const seen: string[] = [];
+    const sub = mqttTransport({ url: broker.url, clientId: uniq('rms') });
+    sub.on('error', () => undefined);
+    await sub.subscribe({ pattern: topic, name: 'h', prefetch }, async (d) => {
+      seen.push(d.headers.id); // never settled
+    });
+    await sub.connect();
+    // The consumer's main feed (internal): PUBLISH packets the broker sent it, i.e. the broker's
+    // in-flight window towards this member (the dispatcher alone would cap the handler anyway).
+    const consumer = [...(sub as unknown as { consumers: Set<{ feeds: Array<{ client: import('mqtt').MqttClient }> }> }).consumers][0];
+    const feed = consumer.feeds[0].client;
+    let received = 0;
+    feed.on('packetreceive', (p) => {
+      if (p.cmd === 'publish') received++;
+    });
+    const pub = mqttTransport({ url: broker.url, clientId: uniq('rmp') });
+    await pub.connect();
+    await Promise.all(Array.from({ length: 50 }, (_, i) => pub.publish(msg(topic, i))));
+    await waitFor(() => seen.length === prefetch, 3000, `${prefetch} deliveries`);
+    await new Promise((r) => setTimeout(r, 500)); // give the broker time to send more, if it would
+    assert.equal(received, prefetch, `the broker sent ${received} unacked messages; prefetch is ${prefetch} (its max_inflight_messages 100)`);
+    assert.equal(seen.length, prefetch);
+    await Promise.all([sub.close({ timeoutMs: 200 }), pub.close()]);
+  });
+
   it('fail-over: the first URL a dead port, the second the broker; and on to the next when one stops', async () => {
     const dead = `mqtt://127.0.0.1:1`;
     const t = mqttTransport({ url: [dead, broker.url], clientId: uniq('fo'), reconnect: { minMs: 50, maxMs: 200 }, connectTimeoutMs: 5000 });
