@@ -4,27 +4,37 @@
  * and re-publication of everything unconfirmed when the channel is replaced. A publish promise
  * settles exactly once: on the broker's ack (after a basic.return for a mandatory publish: reject),
  * its nack, a refusal of the channel, or the publish timeout; nothing is retried after a reject.
+ *
+ * Per message on the hot path: one Pending (which is also the promise's executor target), one
+ * promise, one confirm callback. Publish timeouts share a single timer (a deadline sweep), not one
+ * timer per message.
  */
 import type { ConfirmChannel, Message, Options } from 'amqplib';
 import { NotConnectedError, PublishRejectedError, PublishTimeoutError, UnroutableError } from '../../lib/errors';
 import { isChannelRefusal } from './broker-errors';
 import { RETURN_TOKEN_HEADER } from './wire';
 
-interface Pending {
-  readonly seq: number;
-  readonly exchange: string;
-  readonly routingKey: string;
-  readonly content: Buffer;
-  readonly options: Options.Publish;
-  readonly topic: string;
-  readonly token?: string;
-  readonly resolve: () => void;
-  readonly reject: (err: Error) => void;
-  timer?: NodeJS.Timeout;
-  done: boolean;
-  returned: boolean;
+class Pending {
+  resolve!: () => void;
+  reject!: (err: Error) => void;
+  done = false;
+  returned = false;
+  /** In ConfirmPublisher.queue (waiting to be written). */
+  queued = false;
   /** The channel it was last written to; a confirm from any other channel is stale. */
-  channel?: ConfirmChannel;
+  channel: ConfirmChannel | undefined = undefined;
+  constructor(
+    readonly seq: number,
+    readonly exchange: string,
+    readonly routingKey: string,
+    readonly content: Buffer,
+    readonly options: Options.Publish,
+    readonly topic: string,
+    readonly token: string | undefined,
+    readonly timeoutMs: number,
+    /** performance.now() after which it fails with PublishTimeoutError. */
+    readonly deadline: number,
+  ) {}
 }
 
 export interface ConfirmPublisherOptions {
@@ -45,16 +55,18 @@ export class ConfirmPublisher {
   private readonly inflight = new Set<Pending>();
   private readonly byToken = new Map<string, Pending>();
   private seq = 0;
+  /** Messages not yet settled (queued or unconfirmed). */
+  private unsettled = 0;
   private idle: Array<() => void> = [];
+  /** The one publish-timeout timer, due at `sweepAt`, never later than the earliest pending deadline. */
+  private sweepTimer?: NodeJS.Timeout;
+  private sweepAt = Infinity;
 
   constructor(private readonly options: ConfirmPublisherOptions) {}
 
   /** Messages not yet settled (queued or unconfirmed). */
   get pending(): number {
-    let n = 0;
-    for (const p of this.queue) if (!p.done) n++;
-    for (const p of this.inflight) if (!p.done) n++;
-    return n;
+    return this.unsettled;
   }
 
   publish(
@@ -74,21 +86,27 @@ export class ConfirmPublisher {
         );
       }
     }
-    return new Promise<void>((resolve, reject) => {
-      const seq = ++this.seq;
-      let opts = options;
-      let token: string | undefined;
-      if (options.mandatory) {
-        token = `${process.pid}-${seq}-${Math.random().toString(36).slice(2, 8)}`;
-        opts = { ...options, headers: { ...(options.headers ?? {}), [RETURN_TOKEN_HEADER]: token } };
-      }
-      const p: Pending = { seq, exchange, routingKey, content, options: opts, topic: meta.topic, token, resolve, reject, done: false, returned: false };
-      const timeoutMs = meta.timeoutMs ?? this.options.publishTimeoutMs;
-      p.timer = setTimeout(() => this.finish(p, new PublishTimeoutError(meta.topic, timeoutMs)), timeoutMs);
-      if (token) this.byToken.set(token, p);
-      this.queue.push(p);
-      this.pump();
+    const seq = ++this.seq;
+    let opts = options;
+    let token: string | undefined;
+    if (options.mandatory) {
+      token = `${process.pid}-${seq}-${Math.random().toString(36).slice(2, 8)}`;
+      opts = { ...options, headers: { ...(options.headers ?? {}), [RETURN_TOKEN_HEADER]: token } };
+    }
+    const timeoutMs = meta.timeoutMs ?? this.options.publishTimeoutMs;
+    const deadline = performance.now() + timeoutMs;
+    const p = new Pending(seq, exchange, routingKey, content, opts, meta.topic, token, timeoutMs, deadline);
+    const promise = new Promise<void>((resolve, reject) => {
+      p.resolve = resolve;
+      p.reject = reject;
     });
+    this.unsettled++;
+    if (deadline < this.sweepAt) this.armSweep(deadline);
+    if (token) this.byToken.set(token, p);
+    p.queued = true;
+    this.queue.push(p);
+    this.pump();
+    return promise;
   }
 
   /** Use this channel from now on; everything unconfirmed on the previous one is written again first. */
@@ -122,19 +140,22 @@ export class ConfirmPublisher {
       else unconfirmed.push(p);
     }
     unconfirmed.sort((a, b) => a.seq - b.seq);
+    for (const p of unconfirmed) p.queued = true;
     this.queue.unshift(...unconfirmed);
     this.notifyIdle();
   }
 
   /** Resolves once nothing is queued or unconfirmed (each publish ends by its timeout at the latest). */
   whenIdle(): Promise<void> {
-    if (this.pending === 0) return Promise.resolve();
+    if (this.unsettled === 0) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
   }
 
   /** Rejects everything not yet settled (used by close once nothing more can be sent). */
   failAll(err: Error): void {
-    for (const p of [...this.queue, ...this.inflight]) this.finish(p, err);
+    const all = [...this.queue, ...this.inflight];
+    for (const p of all) p.queued = false; // emptied below; finish() need not search the queue
+    for (const p of all) this.finish(p, err);
     this.queue.length = 0;
     this.inflight.clear();
     this.notifyIdle();
@@ -144,6 +165,7 @@ export class ConfirmPublisher {
     const ch = this.channel;
     while (ch && !this.waitingForDrain && this.inflight.size < this.options.maxUnconfirmed && this.queue.length) {
       const p = this.queue.shift()!;
+      p.queued = false;
       if (p.done) continue;
       p.channel = ch;
       p.returned = false;
@@ -182,19 +204,55 @@ export class ConfirmPublisher {
   private finish(p: Pending, err?: Error): void {
     if (p.done) return;
     p.done = true;
-    if (p.timer) clearTimeout(p.timer);
+    this.unsettled--;
     if (p.token) this.byToken.delete(p.token);
-    if (!p.channel) {
+    if (p.queued) {
+      p.queued = false;
       const i = this.queue.indexOf(p);
       if (i >= 0) this.queue.splice(i, 1);
     }
     if (err) p.reject(err);
     else p.resolve();
+    if (this.unsettled === 0) this.disarmSweep();
     this.notifyIdle();
   }
 
+  // ---- publish timeouts: one timer for all --------------------------------------------------
+
+  private armSweep(at: number): void {
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepAt = at;
+    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(0, at - performance.now()));
+  }
+
+  private disarmSweep(): void {
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
+  }
+
+  /** Fails what is past its deadline and re-arms the timer for the earliest deadline left. */
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
+    const now = performance.now();
+    const expired: Pending[] = [];
+    let next = Infinity;
+    const scan = (p: Pending) => {
+      if (p.done) return;
+      if (p.deadline <= now) expired.push(p);
+      else if (p.deadline < next) next = p.deadline;
+    };
+    for (const p of this.queue) scan(p);
+    for (const p of this.inflight) scan(p);
+    // Settled in publication order, as the timers of each message did.
+    expired.sort((a, b) => a.seq - b.seq);
+    for (const p of expired) this.finish(p, new PublishTimeoutError(p.topic, p.timeoutMs));
+    if (next !== Infinity && this.unsettled > 0 && next < this.sweepAt) this.armSweep(next);
+  }
+
   private notifyIdle(): void {
-    if (!this.idle.length || this.pending !== 0) return;
+    if (!this.idle.length || this.unsettled !== 0) return;
     const waiters = this.idle;
     this.idle = [];
     for (const w of waiters) w();
