@@ -110,6 +110,7 @@ export class AmqpTransport implements Transport {
   private declared = new Map<string, number>();
   private rpc?: Promise<Channel>;
   private rpcDrain?: Promise<void>;
+  private readonly host: DeliveryHost;
   private closing = false;
   private closed = false;
   private closePromise?: Promise<void>;
@@ -137,6 +138,13 @@ export class AmqpTransport implements Transport {
       publishTimeoutMs: this.options.publishTimeoutMs,
       refusal: (err, topic) => toBrokerError(err, { user: this.connUser, action: `publish ${topic}`, resource: `exchange '${this.options.exchange}'` }),
     });
+    this.host = {
+      publisher: this.publisher,
+      ensureQueue: (queue, opts) => this.ensureQueue(queue, opts),
+      queueArguments: () => this.queueArguments(),
+      notifySettled: () => this.notifySettled(),
+      sendReply: (replyTo, body, props, topic) => this.sendReply(replyTo, body, props, topic),
+    };
   }
 
   // ---- events ---------------------------------------------------------------------------------
@@ -501,136 +509,32 @@ export class AmqpTransport implements Transport {
         return;
       }
       if (sub.channel !== ch) return;
-      const delivery = this.delivery(sub, ch, msg);
+      const delivery = new AmqpDelivery(this.host, sub, ch, msg);
       sub.inflight.add(delivery);
-      Promise.resolve()
-        .then(() => sub.handler(delivery))
-        .catch(async (err) => {
-          // The handler should settle its delivery; one that failed without doing so gives it back.
-          this.emit('error', err instanceof Error ? err : new Error(String(err)));
-          await delivery.requeue().catch(() => undefined);
-        });
+      // Called at once (no extra promise per message); a throw or a rejection both land in handlerFailed.
+      let result: unknown;
+      try {
+        result = sub.handler(delivery);
+      } catch (err) {
+        this.handlerFailed(delivery, err);
+        return;
+      }
+      if (result !== null && typeof result === 'object' && typeof (result as Promise<void>).then === 'function') {
+        (result as Promise<void>).then(undefined, (err: unknown) => this.handlerFailed(delivery, err));
+      }
     } catch (err) {
       this.emit('error', err as Error);
     }
   }
 
-  private delivery(sub: SubState, ch: Channel, msg: ConsumeMessage): Delivery {
-    const headers = decodeHeaders(msg.properties);
-    if (sub.deadLetters) addBrokerDeathReason(headers, msg.properties);
-    const topic = decodeTopic(msg.properties, msg.fields.routingKey);
-    const attempt = decodeAttempt(headers);
-    const replyTo: string | undefined = msg.properties.replyTo || undefined;
-    let state: 'open' | 'settling' | 'done' = 'open';
-    const self = this;
-    const release = (d: Delivery) => {
-      state = 'done';
-      if (sub.inflight.delete(d)) self.notifySettled();
-    };
-    // Acks go to the channel the delivery came from, and only while it lives: after a reconnect
-    // the broker has given the message back already ("unknown delivery tag" otherwise).
-    const live = () => sub.channel === ch;
-    const settle = (d: Delivery, how: 'ack' | 'requeue') => {
-      if (live()) {
-        try {
-          if (how === 'ack') ch.ack(msg);
-          else ch.nack(msg, false, true);
-        } catch {
-          // The channel closed under us: the broker redelivers it.
-        }
-      }
-      release(d);
-    };
-    /** Stores a copy (confirmed) in `queue`, then acks the original: never lost in between. */
-    const moveTo = async (d: Delivery, queue: string, copyHeaders: Record<string, string>): Promise<void> => {
-      if (state !== 'open') return;
-      state = 'settling';
-      try {
-        const props = encodeProperties(copyHeaders, { [TOPIC_HEADER]: topic });
-        await self.publisher.publish('', queue, msg.content, props, { topic });
-      } catch (err) {
-        settle(d, 'requeue');
-        throw err;
-      }
-      settle(d, 'ack');
-    };
-    const delivery: Delivery = {
-      topic,
-      body: msg.content,
-      headers,
-      attempt,
-      redelivered: msg.fields.redelivered,
-      replyExpected: replyTo !== undefined,
-      raw: msg,
-      async ack() {
-        if (state === 'open') settle(delivery, 'ack');
-      },
-      async requeue() {
-        if (state === 'open') settle(delivery, 'requeue');
-      },
-      async retry(delayMs: number) {
-        if (state !== 'open') return;
-        const delay = Math.max(0, Math.round(delayMs));
-        const base = sub.queue!;
-        const queue = delayQueueName(base, delay);
-        state = 'settling';
-        try {
-          await self.ensureQueue(queue, {
-            durable: true,
-            arguments: {
-              'x-queue-type': 'classic',
-              'x-message-ttl': delay,
-              // Back to this subscription's queue only, through the default exchange.
-              'x-dead-letter-exchange': '',
-              'x-dead-letter-routing-key': base,
-              'x-expires': delay + DELAY_QUEUE_GRACE_MS,
-            },
-          });
-        } catch (err) {
-          settle(delivery, 'requeue');
-          throw err;
-        }
-        state = 'open';
-        await moveTo(delivery, queue, { ...headers, [Headers.attempt]: String(attempt + 1) });
-      },
-      async deadLetter(info: DeadLetterInfo) {
-        if (state !== 'open') return;
-        const { group, name } = sub.spec;
-        const queue = sub.deadLetters ? sub.queue! : deadQueueName(group, name);
-        if (!group && !sub.deadLetters) {
-          state = 'settling';
-          try {
-            await self.ensureQueue(queue, { durable: true, arguments: self.queueArguments() });
-          } catch (err) {
-            settle(delivery, 'requeue');
-            throw err;
-          }
-          state = 'open';
-        }
-        const dead: Record<string, string> = {
-          ...headers,
-          [Headers.deadReason]: info.reason,
-          [Headers.deadQueue]: group ? `${group}/${name}` : name,
-          [Headers.deadTime]: new Date().toISOString(),
-          // The count this delivery was handled with: a message from a plain AMQP client has no
-          // attempt header of its own, and its dead letter must still say how often it was tried.
-          [Headers.attempt]: String(attempt),
-        };
-        if (info.errorName !== undefined) dead[Headers.deadError] = info.errorName;
-        else delete dead[Headers.deadError];
-        if (info.errorMessage !== undefined) dead[Headers.deadMessage] = redactSecrets(info.errorMessage);
-        else delete dead[Headers.deadMessage];
-        await moveTo(delivery, queue, dead);
-      },
-      async reply(message: ReplyMessage) {
-        if (!replyTo) throw new CourierError(`Cannot reply to ${topic}: the sender expects no reply`);
-        const props = encodeProperties(message.headers);
-        props.correlationId = msg.properties.correlationId;
-        props.persistent = false;
-        await self.publisher.publish('', replyTo, message.body, props, { topic: `${topic} (reply)` });
-      },
-    };
-    return delivery;
+  /** The handler should settle its delivery; one that failed without doing so gives it back. */
+  private handlerFailed(delivery: Delivery, err: unknown): void {
+    this.emit('error', err instanceof Error ? err : new Error(String(err)));
+    delivery.requeue().catch(() => undefined);
+  }
+
+  private async sendReply(replyTo: string, body: Buffer, props: Options.Publish, topic: string): Promise<void> {
+    await this.publisher.publish('', replyTo, body, props, { topic: `${topic} (reply)` });
   }
 
   private async closeSubscription(sub: SubState, timeoutMs: number): Promise<void> {
@@ -779,6 +683,162 @@ export class AmqpTransport implements Transport {
     this.conn = undefined;
     this.connected = false;
     if (conn) await conn.close().catch(() => undefined);
+  }
+}
+
+/** What a delivery needs from its transport (one object per transport, not per message). */
+interface DeliveryHost {
+  readonly publisher: ConfirmPublisher;
+  ensureQueue(queue: string, options: Options.AssertQueue): Promise<void>;
+  queueArguments(): Record<string, unknown>;
+  notifySettled(): void;
+  sendReply(replyTo: string, body: Buffer, props: Options.Publish, topic: string): Promise<void>;
+}
+
+const OPEN = 0;
+const SETTLING = 1;
+const DONE = 2;
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/**
+ * One delivery of a subscription. A class with its methods on the prototype: per message one
+ * object, not one object and a dozen closures.
+ */
+class AmqpDelivery implements Delivery {
+  readonly topic: string;
+  readonly body: Buffer;
+  readonly headers: Record<string, string>;
+  readonly attempt: number;
+  readonly redelivered: boolean;
+  readonly replyExpected: boolean;
+  readonly raw: ConsumeMessage;
+  readonly #host: DeliveryHost;
+  readonly #sub: SubState;
+  readonly #ch: Channel;
+  #state: number = OPEN;
+
+  constructor(host: DeliveryHost, sub: SubState, ch: Channel, msg: ConsumeMessage) {
+    const props = msg.properties;
+    const headers = decodeHeaders(props);
+    if (sub.deadLetters) addBrokerDeathReason(headers, props);
+    this.topic = decodeTopic(props, msg.fields.routingKey);
+    this.body = msg.content;
+    this.headers = headers;
+    this.attempt = decodeAttempt(headers);
+    this.redelivered = msg.fields.redelivered;
+    this.replyExpected = !!props.replyTo;
+    this.raw = msg;
+    this.#host = host;
+    this.#sub = sub;
+    this.#ch = ch;
+  }
+
+  ack(): Promise<void> {
+    if (this.#state === OPEN) this.#settle(true);
+    return RESOLVED;
+  }
+
+  requeue(): Promise<void> {
+    if (this.#state === OPEN) this.#settle(false);
+    return RESOLVED;
+  }
+
+  async retry(delayMs: number): Promise<void> {
+    if (this.#state !== OPEN) return;
+    const delay = Math.max(0, Math.round(delayMs));
+    const base = this.#sub.queue!;
+    const queue = delayQueueName(base, delay);
+    this.#state = SETTLING;
+    try {
+      await this.#host.ensureQueue(queue, {
+        durable: true,
+        arguments: {
+          'x-queue-type': 'classic',
+          'x-message-ttl': delay,
+          // Back to this subscription's queue only, through the default exchange.
+          'x-dead-letter-exchange': '',
+          'x-dead-letter-routing-key': base,
+          'x-expires': delay + DELAY_QUEUE_GRACE_MS,
+        },
+      });
+    } catch (err) {
+      this.#settle(false);
+      throw err;
+    }
+    this.#state = OPEN;
+    await this.#moveTo(queue, { ...this.headers, [Headers.attempt]: String(this.attempt + 1) });
+  }
+
+  async deadLetter(info: DeadLetterInfo): Promise<void> {
+    if (this.#state !== OPEN) return;
+    const sub = this.#sub;
+    const { group, name } = sub.spec;
+    const queue = sub.deadLetters ? sub.queue! : deadQueueName(group, name);
+    if (!group && !sub.deadLetters) {
+      this.#state = SETTLING;
+      try {
+        await this.#host.ensureQueue(queue, { durable: true, arguments: this.#host.queueArguments() });
+      } catch (err) {
+        this.#settle(false);
+        throw err;
+      }
+      this.#state = OPEN;
+    }
+    const dead: Record<string, string> = {
+      ...this.headers,
+      [Headers.deadReason]: info.reason,
+      [Headers.deadQueue]: group ? `${group}/${name}` : name,
+      [Headers.deadTime]: new Date().toISOString(),
+      // The count this delivery was handled with: a message from a plain AMQP client has no
+      // attempt header of its own, and its dead letter must still say how often it was tried.
+      [Headers.attempt]: String(this.attempt),
+    };
+    if (info.errorName !== undefined) dead[Headers.deadError] = info.errorName;
+    else delete dead[Headers.deadError];
+    if (info.errorMessage !== undefined) dead[Headers.deadMessage] = redactSecrets(info.errorMessage);
+    else delete dead[Headers.deadMessage];
+    await this.#moveTo(queue, dead);
+  }
+
+  async reply(message: ReplyMessage): Promise<void> {
+    const msg = this.raw;
+    const replyTo = msg.properties.replyTo as string | undefined;
+    if (!replyTo) throw new CourierError(`Cannot reply to ${this.topic}: the sender expects no reply`);
+    const props = encodeProperties(message.headers);
+    props.correlationId = msg.properties.correlationId;
+    props.persistent = false;
+    await this.#host.sendReply(replyTo, message.body, props, this.topic);
+  }
+
+  /**
+   * Acks go to the channel the delivery came from, and only while it lives: after a reconnect
+   * the broker has given the message back already ("unknown delivery tag" otherwise).
+   */
+  #settle(ack: boolean): void {
+    if (this.#sub.channel === this.#ch) {
+      try {
+        if (ack) this.#ch.ack(this.raw);
+        else this.#ch.nack(this.raw, false, true);
+      } catch {
+        // The channel closed under us: the broker redelivers it.
+      }
+    }
+    this.#state = DONE;
+    if (this.#sub.inflight.delete(this)) this.#host.notifySettled();
+  }
+
+  /** Stores a copy (confirmed) in `queue`, then acks the original: never lost in between. */
+  async #moveTo(queue: string, copyHeaders: Record<string, string>): Promise<void> {
+    if (this.#state !== OPEN) return;
+    this.#state = SETTLING;
+    try {
+      const props = encodeProperties(copyHeaders, { [TOPIC_HEADER]: this.topic });
+      await this.#host.publisher.publish('', queue, this.raw.content, props, { topic: this.topic });
+    } catch (err) {
+      this.#settle(false);
+      throw err;
+    }
+    this.#settle(true);
   }
 }
 

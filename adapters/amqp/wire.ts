@@ -35,20 +35,51 @@ export function delayQueueName(queue: string, delayMs: number): string {
 
 /** AMQP short strings (message-id, type, app-id, correlation-id) hold at most 255 bytes. */
 function shortstr(value: string | undefined): string | undefined {
-  return value !== undefined && Buffer.byteLength(value) <= 255 ? value : undefined;
+  if (value === undefined) return undefined;
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: short values need no byte count.
+  return value.length <= 85 || Buffer.byteLength(value) <= 255 ? value : undefined;
+}
+
+/**
+ * Header names with and without the prefix, computed once per distinct name (flat strings, no
+ * concatenation or slicing per message). Bounded: a peer that invents names cannot grow it.
+ */
+const MAX_CACHED_NAMES = 512;
+const prefixed = new Map<string, string>();
+const unprefixed = new Map<string, string>();
+
+function withPrefix(key: string): string {
+  let name = prefixed.get(key);
+  if (name === undefined) {
+    name = HEADER_PREFIX + key;
+    if (prefixed.size < MAX_CACHED_NAMES) prefixed.set(key, name);
+  }
+  return name;
+}
+
+function withoutPrefix(key: string): string {
+  let name = unprefixed.get(key);
+  if (name === undefined) {
+    name = key.slice(HEADER_PREFIX.length);
+    if (unprefixed.size < MAX_CACHED_NAMES) unprefixed.set(key, name);
+  }
+  return name;
 }
 
 /** Courier headers -> AMQP properties: content_type, the `cloudEvents_` table, and copies for tooling. */
 export function encodeProperties(
   headers: Readonly<Record<string, string>>,
-  extraTable: Record<string, string> = {},
+  extraTable?: Record<string, string>,
 ): Options.Publish {
   const table: Record<string, string> = {};
-  for (const [key, value] of Object.entries(headers)) {
-    if (key !== Headers.datacontenttype) table[HEADER_PREFIX + key] = value;
+  const keys = Object.keys(headers);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    if (key !== Headers.datacontenttype) table[withPrefix(key)] = headers[key];
   }
-  Object.assign(table, extraTable);
-  const time = headers[Headers.time] ? Date.parse(headers[Headers.time]) : NaN;
+  if (extraTable !== undefined) Object.assign(table, extraTable);
+  const timeHeader = headers[Headers.time];
+  const time = timeHeader ? Date.parse(timeHeader) : NaN;
   return {
     persistent: true,
     contentType: shortstr(headers[Headers.datacontenttype]),
@@ -87,26 +118,36 @@ export function fieldToString(value: unknown): string {
  */
 export function decodeHeaders(props: Partial<MessageProperties> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  const table = (props?.headers ?? {}) as Record<string, unknown>;
-  for (const [key, value] of Object.entries(table)) {
-    if (value === undefined || value === null) continue;
-    if (key.startsWith(HEADER_PREFIX)) out[key.slice(HEADER_PREFIX.length)] = fieldToString(value);
+  const table = props?.headers as Record<string, unknown> | undefined;
+  if (table) {
+    // One pass: the prefixed entries go in at once; the plain ones only fill what those leave.
+    let plain: string[] | undefined;
+    const keys = Object.keys(table);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      const value = table[key];
+      if (value === undefined || value === null) continue;
+      if (key.startsWith(HEADER_PREFIX)) out[withoutPrefix(key)] = typeof value === 'string' ? value : fieldToString(value);
+      else if (!key.startsWith('x-')) (plain ??= []).push(key);
+    }
+    if (plain !== undefined) {
+      for (const key of plain) if (!(key in out)) out[key] = fieldToString(table[key]);
+    }
   }
-  for (const [key, value] of Object.entries(table)) {
-    if (value === undefined || value === null || key.startsWith(HEADER_PREFIX) || key.startsWith('x-')) continue;
-    if (!(key in out)) out[key] = fieldToString(value);
-  }
-  const fill = (name: string, value: unknown) => {
-    if (out[name] === undefined && value !== undefined && value !== null && value !== '') out[name] = fieldToString(value);
-  };
-  fill(Headers.datacontenttype, props?.contentType);
-  fill(Headers.id, props?.messageId);
-  fill(Headers.type, props?.type);
-  fill(Headers.source, props?.appId);
-  if (out[Headers.time] === undefined && typeof props?.timestamp === 'number') {
-    out[Headers.time] = new Date(props.timestamp * 1000).toISOString();
+  if (props) {
+    fill(out, Headers.datacontenttype, props.contentType);
+    fill(out, Headers.id, props.messageId);
+    fill(out, Headers.type, props.type);
+    fill(out, Headers.source, props.appId);
+    if (out[Headers.time] === undefined && typeof props.timestamp === 'number') {
+      out[Headers.time] = new Date(props.timestamp * 1000).toISOString();
+    }
   }
   return out;
+}
+
+function fill(out: Record<string, string>, name: string, value: unknown): void {
+  if (out[name] === undefined && value !== undefined && value !== null && value !== '') out[name] = fieldToString(value);
 }
 
 interface XDeathEntry {
