@@ -90,16 +90,20 @@ export function encode(
   reply?: ReplyRoute,
 ): EncodedPublish {
   if (version === 5) {
+    // Runs for every publish: one object for the user properties, one for the properties.
     const userProperties: Record<string, string> = {};
-    for (const [k, v] of Object.entries(headers)) if (k !== Headers.datacontenttype) userProperties[k] = v;
-    return {
-      payload: body,
-      properties: {
-        userProperties,
-        ...(headers[Headers.datacontenttype] ? { contentType: headers[Headers.datacontenttype] } : {}),
-        ...(reply ? { responseTopic: reply.responseTopic, correlationData: reply.correlation } : {}),
-      },
-    };
+    let contentType: string | undefined;
+    for (const k in headers) {
+      if (k === Headers.datacontenttype) contentType = headers[k] || undefined;
+      else userProperties[k] = headers[k];
+    }
+    const properties: NonNullable<EncodedPublish['properties']> = { userProperties };
+    if (contentType) properties.contentType = contentType;
+    if (reply) {
+      properties.responseTopic = reply.responseTopic;
+      properties.correlationData = reply.correlation;
+    }
+    return { payload: body, properties };
   }
   const event: Record<string, unknown> = { ...headers };
   if (reply) {
@@ -125,17 +129,31 @@ export interface Decoded {
 export function decode(version: 4 | 5, packet: IPublishPacket): Decoded {
   const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
   let body: Buffer;
-  let raw: Record<string, string> = {};
+  const raw: Record<string, string> = {};
   let reply: ReplyRoute | undefined;
   if (version === 5) {
-    body = payload;
-    const props = packet.properties ?? {};
-    for (const [k, v] of Object.entries(props.userProperties ?? {})) raw[k] = Array.isArray(v) ? v[v.length - 1] : v;
-    if (props.contentType) raw[Headers.datacontenttype] = props.contentType;
-    if (props.responseTopic) {
-      reply = { responseTopic: props.responseTopic, correlation: props.correlationData ?? Buffer.alloc(0) };
+    // Runs for every delivery: one pass over the user properties into the header object.
+    const props = packet.properties;
+    const headers: Record<string, string> = {};
+    let retryAt: number | undefined;
+    let replyFor: string | undefined;
+    if (props) {
+      const user = props.userProperties;
+      for (const k in user) {
+        const u = user[k];
+        const v = Array.isArray(u) ? u[u.length - 1] : u;
+        if (!internal.has(k)) headers[k] = v;
+        else if (k === InternalHeaders.retryAt) retryAt = v ? Number(v) : undefined;
+        else if (k === InternalHeaders.replyFor) replyFor = v;
+      }
+      if (props.contentType) headers[Headers.datacontenttype] = props.contentType;
+      if (props.responseTopic) {
+        reply = { responseTopic: props.responseTopic, correlation: props.correlationData ?? Buffer.alloc(0) };
+      }
     }
-  } else {
+    return { body: payload, headers, retryAt, reply, replyFor };
+  }
+  {
     let event: Record<string, unknown>;
     try {
       event = JSON.parse(payload.toString('utf8'));

@@ -52,7 +52,9 @@ import {
 import { matchTopic } from '../../lib/topic';
 import {
   Decoded,
+  EncodedPublish,
   InternalHeaders,
+  ReplyRoute,
   ReservedLevels,
   decode,
   encode,
@@ -134,15 +136,20 @@ export class MqttTransport implements Transport {
   private replyTopic = '';
   private readonly consumers = new Set<Consumer>();
   private readonly pendingRequests = new Map<string, { resolve(m: ReceivedMessage): void; reject(e: Error): void }>();
-  private readonly pendingPublishes = new Set<Promise<unknown>>();
-  private inFlight = 0;
+  /** Publishes not yet settled: waiting for a window slot, or handed to mqtt.js. */
+  private readonly pending = new Set<PendingPublish>();
+  /** Publishes handed to mqtt.js and not yet acked (window slots in use). */
+  private sending = 0;
+  private readonly waiting: PendingPublish[] = [];
+  private sweepTimer?: NodeJS.Timeout;
+  private sweepAt = 0;
+  private drained?: () => void;
   /**
    * Publishes handed to mqtt.js at once: maxInFlight, but never above the Receive Maximum the
    * broker announced in its CONNACK (MQTT 5 flow control; Mosquitto announces its
    * max_inflight_messages and disconnects a client with more unreleased QoS 2 publishes, 0x93).
    */
   private window: number;
-  private readonly windowWaiters: Array<() => void> = [];
   private connected = false;
   private connecting?: Promise<void>;
   private closing?: Promise<void>;
@@ -235,8 +242,7 @@ export class MqttTransport implements Transport {
     client.on('connect', (connack) => {
       this.connected = true;
       const max = connack.properties?.receiveMaximum ?? 65_535;
-      this.window = Math.max(1, Math.min(this.opts.maxInFlight, max));
-      this.pumpWindow();
+      this.setWindow(Math.max(1, Math.min(this.opts.maxInFlight, max)));
     });
     client.on('close', () => (this.connected = false));
     try {
@@ -339,12 +345,18 @@ export class MqttTransport implements Transport {
     return client;
   }
 
-  async publish(message: OutgoingMessage, options: PublishOptions = {}): Promise<void> {
-    await this.send(typeToTopic(this.opts.prefix, message.topic), message.topic, message.body, message.headers, options.timeoutMs);
+  publish(message: OutgoingMessage, options: PublishOptions = {}): Promise<void> {
+    return this.send(typeToTopic(this.opts.prefix, message.topic), message.topic, message.body, message.headers, options.timeoutMs);
   }
 
-  /** @internal Publish on the publisher client, resolving on PUBACK / PUBCOMP. */
-  async send(
+  /**
+   * @internal Publish on the publisher client, resolving on PUBACK / PUBCOMP.
+   *
+   * The hot path of every publish: one record and one promise per message, no timer of its own
+   * (one deadline sweep serves all, see {@link sweep}) and no promise for the window while it
+   * has room.
+   */
+  send(
     mqttTopic: string,
     label: string,
     body: Buffer,
@@ -354,72 +366,104 @@ export class MqttTransport implements Transport {
     allowWhileClosing = false,
   ): Promise<void> {
     if ((this.closing && !allowWhileClosing) || !this.publisher) {
-      throw new TransportClosedError(this.publisher ? 'publish' : 'publish before connect()');
+      return Promise.reject(new TransportClosedError(this.publisher ? 'publish' : 'publish before connect()'));
     }
     if (body.length > this.capabilities.maxMessageBytes) {
-      throw new PublishRejectedError(label, `body of ${body.length} bytes exceeds maxMessageBytes ${this.capabilities.maxMessageBytes}`);
+      return Promise.reject(
+        new PublishRejectedError(label, `body of ${body.length} bytes exceeds maxMessageBytes ${this.capabilities.maxMessageBytes}`),
+      );
     }
-    if (!this.connected && this.inFlight >= this.opts.maxOffline) {
-      throw new NotConnectedError(`MQTT not connected and ${this.inFlight} publishes are already waiting (maxOffline ${this.opts.maxOffline})`);
+    if (!this.connected && this.pending.size >= this.opts.maxOffline) {
+      return Promise.reject(
+        new NotConnectedError(`MQTT not connected and ${this.pending.size} publishes are already waiting (maxOffline ${this.opts.maxOffline})`),
+      );
     }
-    const deadline = Date.now() + timeoutMs;
-    const work = (async () => {
-      await this.acquire(label, timeoutMs);
-      try {
-        const enc = encode(this.opts.version, body, headers, reply);
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(
-            () => reject(new PublishTimeoutError(label, timeoutMs)),
-            Math.max(1, deadline - Date.now()),
-          );
-          this.publisher!.publish(mqttTopic, enc.payload, { qos: this.opts.qos, properties: enc.properties }, (err) => {
-            clearTimeout(timer);
-            if (!err) return resolve();
-            const code = (err as { code?: number }).code;
-            if (typeof code === 'number' && code >= 0x80) {
-              reject(new PublishRejectedError(label, `reason code 0x${code.toString(16)} (${err.message})`, { cause: err }));
-            } else if (this.closing) reject(new TransportClosedError('publish'));
-            else reject(new PublishRejectedError(label, err.message, { cause: err }));
-          });
-        });
-      } finally {
-        this.release();
-      }
-    })();
-    this.pendingPublishes.add(work);
-    try {
-      await work;
-    } finally {
-      this.pendingPublishes.delete(work);
-    }
-  }
-
-  private async acquire(label: string, timeoutMs: number): Promise<void> {
-    this.inFlight++;
-    if (this.inFlight <= this.window) return;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const i = this.windowWaiters.indexOf(go);
-        if (i >= 0) this.windowWaiters.splice(i, 1);
-        this.inFlight--;
-        reject(new PublishTimeoutError(label, timeoutMs));
-      }, timeoutMs);
-      const go = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.windowWaiters.push(go);
+    return new Promise<void>((resolve, reject) => {
+      const p = new PendingPublish(this, mqttTopic, label, body, headers, reply, timeoutMs, resolve, reject);
+      this.pending.add(p);
+      this.armSweep(p.deadline);
+      if (this.sending < this.window) this.dispatch(p);
+      else this.waiting.push(p);
     });
   }
 
-  private release(): void {
-    this.inFlight--;
-    this.pumpWindow();
+  /** Hands a publish to mqtt.js: it holds a window slot until its PUBACK / PUBCOMP (or error). */
+  private dispatch(p: PendingPublish): void {
+    this.sending++;
+    p.sent = true;
+    let enc: EncodedPublish;
+    try {
+      enc = encode(this.opts.version, p.body, p.headers, p.reply);
+    } catch (err) {
+      return this.finish(p, err as Error);
+    }
+    this.publisher!.publish(p.topic, enc.payload, { qos: this.opts.qos, properties: enc.properties }, p.onAck);
   }
 
-  /** Lets waiting publishes go while the window has room (after a release, or a larger window). */
-  private pumpWindow(): void {
-    while (this.windowWaiters.length && this.inFlight - this.windowWaiters.length < this.window) this.windowWaiters.shift()!();
+  /** @internal Settles a publish once (ack, error or timeout) and frees its slot. */
+  finish(p: PendingPublish, err: Error | undefined): void {
+    if (p.done) {
+      return;
+    }
+    p.done = true;
+    this.pending.delete(p);
+    if (p.sent) {
+      this.sending--;
+      // Let waiting publishes go while the window has room.
+      while (this.sending < this.window && this.waiting.length) {
+        const next = this.waiting.shift()!;
+        if (!next.done) this.dispatch(next);
+      }
+    }
+    if (this.pending.size === 0) this.drained?.();
+    if (err) p.reject(err);
+    else p.resolve();
+  }
+
+  /** @internal The error for an mqtt.js publish callback error. */
+  publishError(label: string, err: Error): Error {
+    const code = (err as { code?: number }).code;
+    if (typeof code === 'number' && code >= 0x80) {
+      return new PublishRejectedError(label, `reason code 0x${code.toString(16)} (${err.message})`, { cause: err });
+    }
+    if (this.closing) return new TransportClosedError('publish');
+    return new PublishRejectedError(label, err.message, { cause: err });
+  }
+
+  /** One timer for every pending publish: armed for the earliest deadline known. */
+  private armSweep(deadline: number): void {
+    if (this.sweepTimer && deadline >= this.sweepAt) return;
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepAt = deadline;
+    this.sweepTimer = setTimeout(() => this.sweep(), Math.min(2 ** 31 - 1, Math.max(1, deadline - Date.now())));
+    this.sweepTimer.unref();
+  }
+
+  /** Rejects the publishes whose deadline passed (waiting for a slot or for their ack), re-arms. */
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    const now = Date.now();
+    let next = Infinity;
+    const expired: PendingPublish[] = [];
+    for (const p of this.pending) {
+      if (p.deadline <= now) expired.push(p);
+      else if (p.deadline < next) next = p.deadline;
+    }
+    if (expired.length) {
+      const gone = new Set(expired);
+      for (let i = this.waiting.length - 1; i >= 0; i--) if (gone.has(this.waiting[i])) this.waiting.splice(i, 1);
+      for (const p of expired) this.finish(p, new PublishTimeoutError(p.label, p.timeoutMs));
+    }
+    if (next !== Infinity) this.armSweep(next);
+  }
+
+  /** Makes the window match a new Receive Maximum, letting waiting publishes go if it grew. */
+  private setWindow(size: number): void {
+    this.window = size;
+    while (this.sending < this.window && this.waiting.length) {
+      const next = this.waiting.shift()!;
+      if (!next.done) this.dispatch(next);
+    }
   }
 
   async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
@@ -533,10 +577,17 @@ export class MqttTransport implements Transport {
     // Stop taking deliveries, let those in flight settle (their retry / dead-letter copies are
     // published through the publisher, which is still up), then wait for unconfirmed publishes.
     await Promise.all(consumers.map((c) => c.close(Math.max(0, deadline - Date.now()))));
-    await Promise.race([
-      Promise.allSettled([...this.pendingPublishes]),
-      new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref()),
-    ]);
+    if (this.pending.size) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+        timer.unref();
+        this.drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
     for (const pending of [...this.pendingRequests.values()]) pending.reject(new TransportClosedError('wait for a reply'));
     // A persistent (QoS 2) publisher session has nothing left to keep: let the broker drop it now.
     await endClient(this.publisher, this.publisher?.options.clean === false ? { properties: { sessionExpiryInterval: 0 } } : undefined);
@@ -546,6 +597,30 @@ export class MqttTransport implements Transport {
 /** `mqttTransport({ url, ...options })`: the factory the bus configuration uses. */
 export function mqttTransport(options: MqttTransportOptions): MqttTransport {
   return new MqttTransport(options);
+}
+
+/** One publish until it is settled: the sweep's record, the window's queue entry, the ack callback. */
+class PendingPublish {
+  readonly deadline: number;
+  sent = false;
+  done = false;
+  /** mqtt.js's publish callback. */
+  readonly onAck: (err?: Error) => void;
+
+  constructor(
+    t: MqttTransport,
+    readonly topic: string,
+    readonly label: string,
+    readonly body: Buffer,
+    readonly headers: Readonly<Record<string, string>>,
+    readonly reply: ReplyRoute | undefined,
+    readonly timeoutMs: number,
+    readonly resolve: () => void,
+    readonly reject: (e: Error) => void,
+  ) {
+    this.deadline = Date.now() + timeoutMs;
+    this.onAck = (err) => t.finish(this, err ? t.publishError(label, err) : undefined);
+  }
 }
 
 /**
@@ -775,8 +850,7 @@ class Feed {
       const client = this.client;
       if (!client || !client.connected || gen !== this.generation || packet.messageId === undefined) return;
       // mqtt.js has no public "send this PUBACK": its own handlers call _sendPacket the same way.
-      const sendPacket = (client as unknown as { _sendPacket(p: object, cb?: () => void): void })._sendPacket.bind(client);
-      sendPacket(
+      (client as unknown as { _sendPacket(p: object, cb?: () => void): void })._sendPacket(
         this.consumer.transport.version === 5
           ? { cmd: 'puback', messageId: packet.messageId, reasonCode: 0 }
           : { cmd: 'puback', messageId: packet.messageId },
