@@ -110,6 +110,13 @@ export class AmqpTransport implements Transport {
   private declared = new Map<string, number>();
   private rpc?: Promise<Channel>;
   private rpcDrain?: Promise<void>;
+  /** The request/reply channel once it consumes direct reply-to. */
+  private rpcOpen?: Channel;
+  private replyCh?: Promise<Channel>;
+  /** The reply channel once open, for the synchronous path. */
+  private replyChOpen?: Channel;
+  /** Replies waiting for the reply channel's 'drain'. */
+  private replyDrain?: Array<() => void>;
   private readonly host: DeliveryHost;
   private closing = false;
   private closed = false;
@@ -293,6 +300,9 @@ export class AmqpTransport implements Transport {
       if (this.conn === conn) this.conn = undefined;
       this.topo = undefined;
       this.rpc = undefined;
+      this.rpcOpen = undefined;
+      this.replyCh = undefined;
+      this.replyChOpen = undefined;
       await conn.close().catch(() => undefined);
       throw err;
     }
@@ -323,6 +333,10 @@ export class AmqpTransport implements Transport {
     this.conn = undefined;
     this.topo = undefined;
     this.rpc = undefined;
+    this.rpcOpen = undefined;
+    this.replyCh = undefined;
+    this.replyChOpen = undefined;
+    this.releaseReplyDrain();
     const wasConnected = this.connected;
     this.connected = false;
     if (!wasConnected) return; // open() is still running: it fails and its caller decides what next
@@ -533,8 +547,65 @@ export class AmqpTransport implements Transport {
     delivery.requeue().catch(() => undefined);
   }
 
+  // ---- replies --------------------------------------------------------------------------------
+
+  /**
+   * A plain channel for replies to direct reply-to. Such a reply is transient and goes to a live
+   * consumer or nowhere, so a publisher confirm buys nothing there and would cost the server a
+   * broker round trip before it acks each request. Its own channel: a refused reply closes
+   * neither a subscription's channel nor the publish channel.
+   */
+  private replyChannel(): Promise<Channel> {
+    const conn = this.conn;
+    if (!conn) return Promise.reject(new NotConnectedError('Not connected to RabbitMQ'));
+    if (!this.replyCh) {
+      const p = conn.createChannel().then((ch) => {
+        ch.on('error', (err: Error) => this.emit('error', toBrokerError(err, { user: this.connUser, action: 'reply' })));
+        ch.on('close', () => {
+          if (this.replyCh === p) {
+            this.replyCh = undefined;
+            this.replyChOpen = undefined;
+          }
+          this.releaseReplyDrain();
+        });
+        ch.on('drain', () => this.releaseReplyDrain());
+        if (this.replyCh === p) this.replyChOpen = ch;
+        return ch;
+      });
+      this.replyCh = p;
+      p.catch(() => {
+        if (this.replyCh === p) this.replyCh = undefined;
+      });
+    }
+    return this.replyCh;
+  }
+
+  private releaseReplyDrain(): void {
+    const waiters = this.replyDrain;
+    if (!waiters) return;
+    this.replyDrain = undefined;
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Sends a reply. To direct reply-to: on the plain reply channel, resolved once written (after a
+   * 'drain' when the channel's buffer is full), so the request's ack follows right after, as a
+   * hand-written amqplib server does. To an ordinary queue (a foreign requester's own reply
+   * queue): through the confirm publisher, as any stored message.
+   */
   private async sendReply(replyTo: string, body: Buffer, props: Options.Publish, topic: string): Promise<void> {
-    await this.publisher.publish('', replyTo, body, props, { topic: `${topic} (reply)` });
+    if (!replyTo.startsWith(DIRECT_REPLY_TO)) {
+      await this.publisher.publish('', replyTo, body, props, { topic: `${topic} (reply)` });
+      return;
+    }
+    if (this.closed) throw new TransportClosedError('reply');
+    let ch = this.replyChOpen;
+    if (!ch) ch = await this.replyChannel();
+    while (this.replyDrain) await new Promise<void>((resolve) => this.replyDrain!.push(resolve));
+    if (!ch.publish('', replyTo, body, props)) {
+      // Written, but the channel's buffer is full: hold this reply (and the request's ack) until it drains.
+      await new Promise<void>((resolve) => (this.replyDrain ??= []).push(resolve));
+    }
   }
 
   private async closeSubscription(sub: SubState, timeoutMs: number): Promise<void> {
@@ -602,15 +673,23 @@ export class AmqpTransport implements Transport {
         const ch = await conn.createChannel();
         ch.on('error', (err: Error) => this.emit('error', toBrokerError(err, { user: this.connUser, action: 'request/reply' })));
         ch.on('close', () => {
-          if (this.rpc === p) this.rpc = undefined;
+          if (this.rpc === p) {
+            this.rpc = undefined;
+            this.rpcOpen = undefined;
+          }
         });
         await ch.consume(DIRECT_REPLY_TO, (msg) => this.onReply(msg), { noAck: true });
         return ch;
       })();
       this.rpc = p;
-      p.catch(() => {
-        if (this.rpc === p) this.rpc = undefined;
-      });
+      p.then(
+        (ch) => {
+          if (this.rpc === p) this.rpcOpen = ch;
+        },
+        () => {
+          if (this.rpc === p) this.rpc = undefined;
+        },
+      );
     }
     return this.rpc;
   }
@@ -619,7 +698,8 @@ export class AmqpTransport implements Transport {
     const r = this.requests.get(id);
     if (!r || r.sent || !this.connected) return; // sent on the next 'connected'
     try {
-      const ch = await this.rpcChannel();
+      // Once the channel is open a request is written synchronously, without a turn of the event loop.
+      const ch = this.rpcOpen ?? (await this.rpcChannel());
       while (this.rpcDrain) await this.rpcDrain;
       if (!this.requests.has(id) || r.sent) return;
       const props = encodeProperties(r.message.headers);
