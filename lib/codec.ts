@@ -11,6 +11,7 @@ import { plainToInstance, TransformationType } from 'class-transformer';
 const { defaultMetadataStorage } = require('class-transformer/cjs/storage') as typeof import('class-transformer/types/storage');
 import { getMetadataStorage, ValidationError, validateSync } from 'class-validator';
 import { Envelope } from './context';
+import { certainlyValid } from './fast-validate';
 import { PayloadClass } from './decorators';
 import { MalformedMessageError, PayloadValidationError, Violation } from './errors';
 import { Headers, OutgoingMessage } from './transport';
@@ -27,6 +28,7 @@ export function validatePayload<T>(cls: PayloadClass<T>, type: string, data: unk
     throw new PayloadValidationError(type, [{ property: '(root)', constraints: { isObject: 'payload must be an object' } }]);
   }
   const instance = (needsTransformer(cls) ? plainToInstance(cls as new () => T, data) : assignPlain(cls, type, data)) as T;
+  if (certainlyValid(instance as object)) return instance;
   const errors = validateSync(instance as object, VALIDATION);
   if (errors.length) throw new PayloadValidationError(type, flatten(errors));
   return instance;
