@@ -8,7 +8,7 @@
  * 0 when every case produced numbers, whatever the ratios.
  *
  * Brokers: COURIER_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672); for MQTT a Mosquitto of
- * our own that does not drop (bench/mosquitto.ts), or COURIER_BENCH_MQTT_URL to use another.
+ * our own that does not drop (test/helpers/own-mosquitto.ts), or COURIER_BENCH_MQTT_URL to use another.
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import amqplib from 'amqplib';
 import { buildChildren } from './build';
-import { BenchMosquitto } from './mosquitto';
+import { OwnMosquitto } from '../test/helpers/own-mosquitto';
 import { Child, ChildResult, withTimeout } from './processes';
 import { median } from './window';
 import { renderTable, Row, Side } from './report';
@@ -296,12 +296,12 @@ async function main(): Promise<void> {
     log: (line) => process.stderr.write(`${line}\n`),
   };
   const cases = selected(o);
-  let mosquitto: BenchMosquitto | undefined;
+  let mosquitto: OwnMosquitto | undefined;
   const killMosquitto = () => mosquitto?.kill();
   process.once('exit', killMosquitto);
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => (killMosquitto(), process.exit(130)));
   if (cases.some((c) => c.id === 'c') && !ctx.mqttUrl) {
-    mosquitto = new BenchMosquitto(WINDOW);
+    mosquitto = new OwnMosquitto({ inflight: WINDOW });
     await mosquitto.start();
     ctx.mqttUrl = mosquitto.url;
   }
@@ -332,7 +332,7 @@ async function main(): Promise<void> {
   } finally {
     await mosquitto?.stop();
   }
-  const info = await machine(ctx.amqpUrl, mosquitto || cases.some((c) => c.id === 'c') ? BenchMosquitto.version() : undefined);
+  const info = await machine(ctx.amqpUrl, mosquitto || cases.some((c) => c.id === 'c') ? OwnMosquitto.version() : undefined);
   const report = { mode: o.smoke ? 'smoke' : 'full', rounds: o.rounds, sizes: ctx.sizes, machine: info, rows, failures, wallMs: Date.now() - started };
   if (o.jsonOut) fs.writeFileSync(o.jsonOut, `${JSON.stringify(report, null, 2)}\n`);
   if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -14,7 +14,7 @@ import { mqttBroker } from '../../helpers/brokers';
 import { TcpProxy } from '../../helpers/tcp-proxy';
 import { sleep, uniq, waitFor } from '../../helpers/wait';
 import { MqttFixture, purgeSession } from './mqtt-fixture';
-import { OwnMosquitto } from './own-mosquitto';
+import { OwnMosquitto } from '../../helpers/own-mosquitto';
 
 function message(topic: string, n: number, id = `${topic}-${n}`): OutgoingMessage {
   return {

@@ -1,25 +1,38 @@
 /**
- * A Mosquitto of the test's own, on a free loopback port, with the configuration that "0 lost"
- * needs (no queue limit, see docs/brokers.md). Stopped by its PID, never by name.
+ * A Mosquitto of the caller's own, on a free loopback port, configured not to drop (no queue
+ * limit; the machine's default broker drops QoS 1 messages beyond 1,000 per session, see
+ * docs/brokers.md). Used by the tests that assert "0 lost" and by the benchmark. Stopped by its
+ * PID, never by name.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { answers } from '../../helpers/brokers';
-import { sleep } from '../../helpers/wait';
+import { answers } from './brokers';
+import { sleep } from './wait';
+
+export interface OwnMosquittoOptions {
+  /** The text of an ACL file to enforce (Mosquitto's acl_file syntax). */
+  readonly acl?: string;
+  /** The broker's outgoing QoS 1/2 window per client (max_inflight_messages). Default 100. */
+  readonly inflight?: number;
+}
 
 export class OwnMosquitto {
   private proc?: ChildProcess;
   private dir = '';
   port = 0;
 
-  /** `acl`: the text of an ACL file to enforce (Mosquitto's acl_file syntax). */
-  constructor(private readonly options: { acl?: string } = {}) {}
+  constructor(private readonly options: OwnMosquittoOptions = {}) {}
 
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
+  }
+
+  static version(): string {
+    const r = spawnSync('mosquitto', ['-h'], { encoding: 'utf8' });
+    return /mosquitto version (\S+)/.exec(`${r.stdout}${r.stderr}`)?.[1] ?? 'unknown';
   }
 
   async start(): Promise<void> {
@@ -33,8 +46,8 @@ export class OwnMosquitto {
         `listener ${this.port} 127.0.0.1`,
         'allow_anonymous true',
         'persistence false',
-        'max_queued_messages 0',
-        'max_inflight_messages 100',
+        'max_queued_messages 0', // no limit: never drop for a subscriber that is behind
+        `max_inflight_messages ${this.options.inflight ?? 100}`,
         'log_dest stderr',
         'log_type error',
         'log_type warning',
@@ -46,6 +59,7 @@ export class OwnMosquitto {
     this.proc = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     this.proc.stderr!.on('data', (b) => (stderr += b));
+    this.proc.on('error', (e) => (stderr += String(e)));
     const deadline = Date.now() + 5000;
     while (!(await answers('127.0.0.1', this.port, 200))) {
       if (Date.now() > deadline || this.proc.exitCode !== null) throw new Error(`mosquitto did not start: ${stderr}`);
@@ -55,6 +69,7 @@ export class OwnMosquitto {
 
   async stop(): Promise<void> {
     const p = this.proc;
+    this.proc = undefined;
     if (p && p.exitCode === null && p.pid) {
       const exited = new Promise<void>((r) => p.once('exit', () => r()));
       process.kill(p.pid, 'SIGTERM');
@@ -63,9 +78,14 @@ export class OwnMosquitto {
     }
     if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
+
+  /** For process exit handlers: synchronous. */
+  kill(): void {
+    if (this.proc?.pid && this.proc.exitCode === null) process.kill(this.proc.pid, 'SIGKILL');
+  }
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
