@@ -84,6 +84,10 @@ export interface DeadLetterEvent {
   readonly type: string;
 }
 
+const SETTLED: Promise<void> = Promise.resolve();
+const MANDATORY = Object.freeze({ mandatory: true });
+const NOT_MANDATORY = Object.freeze({ mandatory: undefined });
+
 export class Bus extends EventEmitter {
   private readonly transport: Transport;
   private readonly meter?: Meter;
@@ -95,6 +99,8 @@ export class Bus extends EventEmitter {
   private state: 'new' | 'started' | 'stopped' = 'new';
   private starting?: Promise<void>;
   private stopping?: Promise<void>;
+  /** One settle-failure logger per handler (not a closure per message). */
+  private readonly settleLoggers = new Map<HandlerDefinition, (err: unknown) => void>();
 
   constructor(private readonly options: BusOptions) {
     super();
@@ -151,12 +157,21 @@ export class Bus extends EventEmitter {
   }
 
   /** Validates and publishes; resolves once the transport accepted the message. */
-  async publish<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions = {}): Promise<string> {
-    const meta = this.meta(type);
-    const instance = validatePayload(type, meta.type, payload);
-    const message = encode(instance, this.envelope(meta.type, options));
-    await this.transport.publish(message, { mandatory: options.mandatory });
-    return message.headers[Headers.id];
+  publish<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions = {}): Promise<string> {
+    // Not an async function: while the broker confirms, only the id is held, not the message,
+    // the instance and a suspended frame (each publish in flight is retained that long).
+    let id: string;
+    let accepted: Promise<void>;
+    try {
+      const meta = this.meta(type);
+      const instance = validatePayload(type, meta.type, payload);
+      const message = encode(instance, this.envelope(meta.type, options));
+      id = message.headers[Headers.id];
+      accepted = this.transport.publish(message, options.mandatory ? MANDATORY : NOT_MANDATORY);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return accepted.then(() => id);
   }
 
   /** Sends a request and resolves to its validated reply. */
@@ -211,62 +226,130 @@ export class Bus extends EventEmitter {
     };
   }
 
-  private async handle(h: HandlerDefinition, d: Delivery): Promise<void> {
+  /**
+   * The delivery handler given to the transport. Resolves once the delivery is settled and never
+   * rejects: a failing settle (the broker went away; it redelivers) is logged here.
+   *
+   * Per message on the common path (no idempotency store): no async function, no await. Decode,
+   * validation and the handler call run synchronously; a handler that returns a promise gets one
+   * `then`, and the settle's promise one more (to log its failure). The ack still follows the
+   * handler's resolution, never precedes it.
+   */
+  private handle(h: HandlerDefinition, d: Delivery): Promise<void> {
     try {
-      await this.process(h, d);
+      return this.process(h, d) ?? SETTLED;
     } catch (err) {
-      // Only a failing settle gets here (the broker went away): the broker redelivers.
-      this.log.error(`${h.id}: could not settle a delivery`, { error: redactSecrets(String(err)) });
+      this.settleFailed(h, err);
+      return SETTLED;
     }
   }
 
-  private async process(h: HandlerDefinition, d: Delivery): Promise<void> {
+  /** Logs a settle that failed; the one place such an error ends. */
+  private settleFailed(h: HandlerDefinition, err: unknown): void {
+    this.log.error(`${h.id}: could not settle a delivery`, { error: redactSecrets(String(err)) });
+  }
+
+  /** `p`, with its failure logged: the promise returned never rejects. */
+  private guard(h: HandlerDefinition, p: Promise<void>): Promise<void> {
+    let onError = this.settleLoggers.get(h);
+    if (!onError) this.settleLoggers.set(h, (onError = (err: unknown) => this.settleFailed(h, err)));
+    return p.then(undefined, onError);
+  }
+
+  /** Undefined when the delivery was settled synchronously, else a promise that never rejects. */
+  private process(h: HandlerDefinition, d: Delivery): Promise<void> | undefined {
     const typeHint = d.headers[Headers.type] ?? d.topic;
     const declared = h.classes.get(typeHint);
     let decoded;
     try {
       decoded = decode(d, d.attempt, messageMetadata(declared)?.maxBytes ?? this.maxBytes);
     } catch (err) {
-      return this.deadLetter(h, d, 'malformed', err, typeHint);
+      return this.guard(h, this.deadLetter(h, d, 'malformed', err, typeHint));
     }
     const { envelope, data } = decoded;
-    if (h.filter && !h.filter.test(envelope.type)) return d.ack();
+    if (h.filter && !h.filter.test(envelope.type)) return this.guard(h, d.ack());
     const cls = h.classes.get(envelope.type);
-    if (!cls) return this.deadLetter(h, d, 'unknown-type', new UnknownMessageTypeError(envelope.type), envelope.type);
+    if (!cls) return this.guard(h, this.deadLetter(h, d, 'unknown-type', new UnknownMessageTypeError(envelope.type), envelope.type));
     let payload: unknown;
     try {
       payload = validatePayload(cls, envelope.type, data);
     } catch (err) {
-      return this.deadLetter(h, d, 'invalid', err, envelope.type);
+      return this.guard(h, this.deadLetter(h, d, 'invalid', err, envelope.type));
     }
-    const dedupeKey = `${h.spec.group ?? ''}/${h.id}/${envelope.id}`;
-    if (h.idempotent && !d.replyExpected && (await this.dedupe!.has(dedupeKey))) return d.ack();
+    if (h.idempotent && !d.replyExpected) return this.guard(h, this.processIdempotent(h, d, cls, envelope, payload));
 
-    const ctx = new MessageContext(envelope, d.headers, d.redelivered, `${h.spec.group ?? ''}.${h.id}`, d, this);
-    const method = (h.instance as Record<string, (p: unknown, c: MessageContext) => unknown>)[h.method];
     let result: unknown;
     try {
-      result = await (this.options.asyncContext === false
-        ? method.call(h.instance, payload, ctx)
-        : currentMessage.run(envelope, () => method.call(h.instance, payload, ctx)));
-      if (d.replyExpected) await d.reply(this.replyMessage(cls, result, envelope));
+      result = this.call(h, d, envelope, payload);
     } catch (err) {
-      if (err instanceof RequeueMessageError) return d.requeue();
-      if (d.replyExpected) {
-        // The caller is waiting: answer with the error now rather than retry behind its back.
-        await d.reply(errorReply(err, envelope));
-        return d.ack();
-      }
-      if (err instanceof RejectMessageError) return this.deadLetter(h, d, 'rejected', err, envelope.type);
-      if (d.attempt >= h.retry.attempts) return this.deadLetter(h, d, 'exhausted', err, envelope.type);
-      this.log.warn(`${h.id} failed on attempt ${d.attempt} of ${h.retry.attempts}; retrying`, {
-        id: envelope.id,
-        error: describe(err),
-      });
-      return d.retry(backoffDelay(h.retry, d.attempt));
+      return this.guard(h, this.failed(h, d, envelope, err));
     }
-    if (h.idempotent && !d.replyExpected) await this.dedupe!.add(dedupeKey, this.options.idempotency?.ttlMs ?? 24 * 3600_000);
+    if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+      return Promise.resolve(result as PromiseLike<unknown>).then(
+        (value) => this.handled(h, d, cls, envelope, value),
+        (err: unknown) => this.guard(h, this.failed(h, d, envelope, err)),
+      );
+    }
+    return this.handled(h, d, cls, envelope, result);
+  }
+
+  /** Calls the handler method (inside the message's async context unless that is off). */
+  private call(h: HandlerDefinition, d: Delivery, envelope: Envelope, payload: unknown): unknown {
+    const ctx = new MessageContext(envelope, d.headers, d.redelivered, `${h.spec.group ?? ''}.${h.id}`, d, this);
+    const method = (h.instance as Record<string, (p: unknown, c: MessageContext) => unknown>)[h.method];
+    return this.options.asyncContext === false
+      ? method.call(h.instance, payload, ctx)
+      : currentMessage.run(envelope, () => method.call(h.instance, payload, ctx));
+  }
+
+  /** The handler resolved: reply if asked for, then ack. Never throws; what it returns never rejects. */
+  private handled(h: HandlerDefinition, d: Delivery, cls: PayloadClass, envelope: Envelope, result: unknown): Promise<void> | undefined {
+    try {
+      if (d.replyExpected) return this.guard(h, this.replyThenAck(h, d, cls, envelope, result));
+      return this.guard(h, d.ack());
+    } catch (err) {
+      this.settleFailed(h, err);
+      return undefined;
+    }
+  }
+
+  private async replyThenAck(h: HandlerDefinition, d: Delivery, cls: PayloadClass, envelope: Envelope, result: unknown): Promise<void> {
+    try {
+      await d.reply(this.replyMessage(cls, result, envelope));
+    } catch (err) {
+      return this.failed(h, d, envelope, err);
+    }
     await d.ack();
+  }
+
+  /** With an idempotency store: skip what this handler handled already, remember what it handles. */
+  private async processIdempotent(h: HandlerDefinition, d: Delivery, cls: PayloadClass, envelope: Envelope, payload: unknown): Promise<void> {
+    const dedupeKey = `${h.spec.group ?? ''}/${h.id}/${envelope.id}`;
+    if (await this.dedupe!.has(dedupeKey)) return d.ack();
+    try {
+      await this.call(h, d, envelope, payload);
+    } catch (err) {
+      return this.failed(h, d, envelope, err);
+    }
+    await this.dedupe!.add(dedupeKey, this.options.idempotency?.ttlMs ?? 24 * 3600_000);
+    await d.ack();
+  }
+
+  /** The handler (or its reply) failed: requeue, answer the caller, dead-letter or retry. */
+  private async failed(h: HandlerDefinition, d: Delivery, envelope: Envelope, err: unknown): Promise<void> {
+    if (err instanceof RequeueMessageError) return d.requeue();
+    if (d.replyExpected) {
+      // The caller is waiting: answer with the error now rather than retry behind its back.
+      await d.reply(errorReply(err, envelope));
+      return d.ack();
+    }
+    if (err instanceof RejectMessageError) return this.deadLetter(h, d, 'rejected', err, envelope.type);
+    if (d.attempt >= h.retry.attempts) return this.deadLetter(h, d, 'exhausted', err, envelope.type);
+    this.log.warn(`${h.id} failed on attempt ${d.attempt} of ${h.retry.attempts}; retrying`, {
+      id: envelope.id,
+      error: describe(err),
+    });
+    return d.retry(backoffDelay(h.retry, d.attempt));
   }
 
   private replyMessage(cls: PayloadClass, result: unknown, envelope: { type: string; id: string; correlationId: string }) {

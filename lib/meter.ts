@@ -239,7 +239,9 @@ export class MeteredTransport extends TransportWrapper {
     super(inner);
   }
   override publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
-    return this.inner.publish(message, options).then(() => this.meter.published(message.topic));
+    // Only the topic is held until the transport resolves, not the message.
+    const topic = message.topic;
+    return this.inner.publish(message, options).then(() => this.meter.published(topic));
   }
   override subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     const name = spec.group ? `${spec.group}.${spec.name}` : spec.name;
