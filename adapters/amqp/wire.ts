@@ -78,8 +78,6 @@ export function encodeProperties(
     if (key !== Headers.datacontenttype) table[withPrefix(key)] = headers[key];
   }
   if (extraTable !== undefined) Object.assign(table, extraTable);
-  const timeHeader = headers[Headers.time];
-  const time = timeHeader ? Date.parse(timeHeader) : NaN;
   return {
     persistent: true,
     contentType: shortstr(headers[Headers.datacontenttype]),
@@ -88,8 +86,21 @@ export function encodeProperties(
     correlationId: shortstr(headers[Headers.correlationid]),
     type: shortstr(headers[Headers.type]),
     appId: shortstr(headers[Headers.source]),
-    timestamp: Number.isFinite(time) ? Math.floor(time / 1000) : undefined,
+    timestamp: timestampOf(headers[Headers.time]),
   };
+}
+
+let lastTime: string | undefined;
+let lastTimestamp: number | undefined;
+/** The AMQP timestamp (seconds) of an ISO time; the last one is remembered (messages of one millisecond share it). */
+function timestampOf(timeHeader: string | undefined): number | undefined {
+  if (!timeHeader) return undefined;
+  if (timeHeader !== lastTime) {
+    const time = Date.parse(timeHeader);
+    lastTimestamp = Number.isFinite(time) ? Math.floor(time / 1000) : undefined;
+    lastTime = timeHeader;
+  }
+  return lastTimestamp;
 }
 
 /** Any AMQP field value as a string: a foreign publisher may put numbers, booleans, bytes, tables. */
