@@ -46,6 +46,7 @@ import {
   RequestTimeoutError,
   SessionTakenOverError,
   TransportClosedError,
+  UnroutableError,
   redactSecrets,
   redactUrl,
 } from '../../lib/errors';
@@ -108,6 +109,18 @@ export interface MqttTransportOptions {
   /** Largest body accepted by publish(). Default: the MQTT maximum packet size less 64 KiB. */
   readonly maxMessageBytes?: number;
   readonly keepaliveSeconds?: number;
+  /**
+   * Publishes the broker answers with "no matching subscribers" (MQTT 5 reason code 0x10 in the
+   * PUBACK / PUBREC) within `graceMs` after a reconnect of this transport's publisher or of any of
+   * its subscriptions are sent again, first after `intervalMs`, then at doubling intervals up to
+   * 1 s, until a subscriber takes them or the grace (or the publish deadline) ends; then they
+   * settle as any 0x10: resolved, or `UnroutableError` when `mandatory`. A broker restart is the
+   * reason: Mosquitto 2.0.11 restores persistent sessions without their shared subscriptions, and
+   * until the members have subscribed again it accepts publishes for nobody. A re-sent 0x10
+   * publish makes no duplicate (nobody received it). MQTT 5 only (3.1.1 has no reason codes).
+   * Default `{ graceMs: 5000, intervalMs: 100 }`; `false` turns it off.
+   */
+  readonly noSubscribersRetry?: { readonly graceMs?: number; readonly intervalMs?: number } | false;
 }
 
 type MqttModule = typeof import('mqtt');
@@ -118,6 +131,9 @@ const DEFER_ACK = Object.assign(new Error('courier: PUBACK deferred until the de
 });
 
 const MQTT_MAX_PACKET = 268_435_455;
+/** PUBACK / PUBREC reason code: accepted, but no subscription matched. */
+const NO_MATCHING_SUBSCRIBERS = 0x10;
+const NO_SUBSCRIBERS_MAX_INTERVAL_MS = 1000;
 const SESSION_TAKEN_OVER = 0x8e;
 const STABLE_MS = 10_000;
 const SHORT_LIVED_MS = 2_000;
@@ -151,6 +167,14 @@ export class MqttTransport implements Transport {
    */
   private window: number;
   private connected = false;
+  private connacks = 0;
+  /** Until then a 0x10 answer is re-sent (see {@link MqttTransportOptions.noSubscribersRetry}). */
+  private graceUntil = 0;
+  private readonly noSubscribers: { graceMs: number; intervalMs: number } | undefined;
+  /** Message ids of the publisher whose PUBACK / PUBREC said 0x10, until their callback runs. */
+  private readonly answeredNoSubscribers = new Set<number>();
+  /** 0x10 answers received, and how many of them were sent again. For tests and diagnostics. */
+  readonly noSubscribersStats = { answered: 0, resent: 0 };
   private connecting?: Promise<void>;
   private closing?: Promise<void>;
 
@@ -168,6 +192,11 @@ export class MqttTransport implements Transport {
       maxOffline: options.maxOffline ?? 10_000,
     };
     this.window = this.opts.maxInFlight;
+    const retry = options.noSubscribersRetry;
+    this.noSubscribers =
+      retry === false || this.opts.version !== 5
+        ? undefined
+        : { graceMs: Math.max(0, retry?.graceMs ?? 5000), intervalMs: Math.max(1, retry?.intervalMs ?? 100) };
     this.capabilities = {
       durableGroups: true,
       competingConsumers: true,
@@ -179,9 +208,11 @@ export class MqttTransport implements Transport {
       // MQTT shared subscriptions have no weights; the broker picks (Mosquitto: round robin).
       weightedConsumers: false,
       confirmedPublish: true,
-      // "No matching subscribers" (0x10) is optional for MQTT 5 brokers and counts offline sessions
-      // as subscribers; the adapter cannot tell "nobody receives this" reliably.
-      mandatory: false,
+      // MQTT 5: a PUBACK / PUBREC with 0x10 ("no matching subscribers") rejects a mandatory publish
+      // with UnroutableError. An offline persistent session counts as a subscriber (its session
+      // queues the message), as an AMQP queue without consumers does. The broker sends 0x10 only
+      // if it knows (Mosquitto 2 does; the spec makes it optional). 3.1.1 has no reason codes.
+      mandatory: this.opts.version === 5,
       maxMessageBytes: options.maxMessageBytes ?? MQTT_MAX_PACKET - 65_536,
     };
   }
@@ -245,6 +276,24 @@ export class MqttTransport implements Transport {
       this.setWindow(Math.max(1, Math.min(this.opts.maxInFlight, max)));
     });
     client.on('close', () => (this.connected = false));
+    // The grace starts at the CONNACK, not at 'connect': mqtt.js emits 'connect' only after it has
+    // re-sent its stored publishes one by one and each was acked, 0x10 answers included.
+    client.on('packetreceive', (packet) => {
+      if (packet.cmd === 'connack' && this.connacks++ > 0) this.reconnected();
+    });
+    if (this.opts.version === 5) {
+      // mqtt.js treats 0x10 as success and does not hand the PUBACK / PUBREC to the publish
+      // callback; 'packetreceive' runs just before it handles the ack, for the same message id.
+      client.on('packetreceive', (packet) => {
+        if ((packet.cmd === 'puback' || packet.cmd === 'pubrec') && packet.reasonCode === NO_MATCHING_SUBSCRIBERS && packet.messageId !== undefined) {
+          this.answeredNoSubscribers.add(packet.messageId);
+        }
+      });
+      // A message id used again by a new publish starts without a mark.
+      client.on('packetsend', (packet) => {
+        if (packet.cmd === 'publish' && packet.messageId !== undefined) this.answeredNoSubscribers.delete(packet.messageId);
+      });
+    }
     try {
       await startClient(client, [this.replyTopic], this.connectTimeoutMs, this.opts.urls);
       await Promise.all([...this.consumers].map((c) => c.start()));
@@ -346,7 +395,26 @@ export class MqttTransport implements Transport {
   }
 
   publish(message: OutgoingMessage, options: PublishOptions = {}): Promise<void> {
-    return this.send(typeToTopic(this.opts.prefix, message.topic), message.topic, message.body, message.headers, options.timeoutMs);
+    return this.send(
+      typeToTopic(this.opts.prefix, message.topic),
+      message.topic,
+      message.body,
+      message.headers,
+      options.timeoutMs,
+      undefined,
+      false,
+      options.mandatory === true,
+    );
+  }
+
+  /**
+   * @internal The publisher or a subscription reconnected: publishes answered 0x10 ("no matching
+   * subscribers") during the grace that starts now are sent again. After a broker restart every
+   * client reconnects, in no particular order, and the subscriptions of group members (possibly
+   * in other processes) are back only once each member subscribed again.
+   */
+  reconnected(): void {
+    if (this.noSubscribers) this.graceUntil = Math.max(this.graceUntil, Date.now() + this.noSubscribers.graceMs);
   }
 
   /**
@@ -364,6 +432,7 @@ export class MqttTransport implements Transport {
     timeoutMs = this.opts.publishTimeoutMs,
     reply?: { responseTopic: string; correlation: Buffer },
     allowWhileClosing = false,
+    mandatory = false,
   ): Promise<void> {
     if ((this.closing && !allowWhileClosing) || !this.publisher) {
       return Promise.reject(new TransportClosedError(this.publisher ? 'publish' : 'publish before connect()'));
@@ -379,7 +448,7 @@ export class MqttTransport implements Transport {
       );
     }
     return new Promise<void>((resolve, reject) => {
-      const p = new PendingPublish(this, mqttTopic, label, body, headers, reply, timeoutMs, resolve, reject);
+      const p = new PendingPublish(this, mqttTopic, label, body, headers, reply, timeoutMs, mandatory, resolve, reject);
       this.pending.add(p);
       this.armSweep(p.deadline);
       if (this.sending < this.window) this.dispatch(p);
@@ -400,6 +469,34 @@ export class MqttTransport implements Transport {
     this.publisher!.publish(p.topic, enc.payload, { qos: this.opts.qos, properties: enc.properties }, p.onAck);
   }
 
+  /** @internal mqtt.js's publish callback: settles the publish, or sends it again after a 0x10. */
+  acked(p: PendingPublish, err: Error | undefined, packet: { messageId?: number } | undefined): void {
+    const id = packet?.messageId;
+    if (err || id === undefined || !this.answeredNoSubscribers.delete(id)) {
+      return this.finish(p, err ? this.publishError(p.label, err) : undefined);
+    }
+    this.noSubscribersStats.answered++;
+    const retry = this.noSubscribers;
+    const now = Date.now();
+    const delay = retry ? Math.min(Math.max(NO_SUBSCRIBERS_MAX_INTERVAL_MS, retry.intervalMs), p.resendDelay || retry.intervalMs) : 0;
+    if (p.done || !retry || now >= this.graceUntil || now + delay >= p.deadline) {
+      return this.finish(p, p.mandatory ? new UnroutableError(p.label) : undefined);
+    }
+    // Nobody received it, so sending it again cannot make a duplicate. Its window slot is free
+    // meanwhile; it comes back ahead of the publishes waiting for one.
+    this.noSubscribersStats.resent++;
+    p.resendDelay = delay * 2;
+    p.sent = false;
+    this.sending--;
+    this.pumpWaiting();
+    p.resendTimer = setTimeout(() => {
+      p.resendTimer = undefined;
+      if (p.done) return;
+      if (this.sending < this.window) this.dispatch(p);
+      else this.waiting.unshift(p);
+    }, delay);
+  }
+
   /** @internal Settles a publish once (ack, error or timeout) and frees its slot. */
   finish(p: PendingPublish, err: Error | undefined): void {
     if (p.done) {
@@ -407,17 +504,25 @@ export class MqttTransport implements Transport {
     }
     p.done = true;
     this.pending.delete(p);
+    if (p.resendTimer) {
+      clearTimeout(p.resendTimer);
+      p.resendTimer = undefined;
+    }
     if (p.sent) {
       this.sending--;
-      // Let waiting publishes go while the window has room.
-      while (this.sending < this.window && this.waiting.length) {
-        const next = this.waiting.shift()!;
-        if (!next.done) this.dispatch(next);
-      }
+      this.pumpWaiting();
     }
     if (this.pending.size === 0) this.drained?.();
     if (err) p.reject(err);
     else p.resolve();
+  }
+
+  /** Lets waiting publishes go while the window has room. */
+  private pumpWaiting(): void {
+    while (this.sending < this.window && this.waiting.length) {
+      const next = this.waiting.shift()!;
+      if (!next.done) this.dispatch(next);
+    }
   }
 
   /** @internal The error for an mqtt.js publish callback error. */
@@ -460,10 +565,7 @@ export class MqttTransport implements Transport {
   /** Makes the window match a new Receive Maximum, letting waiting publishes go if it grew. */
   private setWindow(size: number): void {
     this.window = size;
-    while (this.sending < this.window && this.waiting.length) {
-      const next = this.waiting.shift()!;
-      if (!next.done) this.dispatch(next);
-    }
+    this.pumpWaiting();
   }
 
   async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
@@ -588,6 +690,8 @@ export class MqttTransport implements Transport {
       });
     }
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    // Publishes still waiting to be sent again after a 0x10: the broker accepted them for nobody.
+    for (const p of [...this.pending]) if (p.resendTimer) this.finish(p, p.mandatory ? new UnroutableError(p.label) : undefined);
     for (const pending of [...this.pendingRequests.values()]) pending.reject(new TransportClosedError('wait for a reply'));
     // A persistent (QoS 2) publisher session has nothing left to keep: let the broker drop it now.
     await endClient(this.publisher, this.publisher?.options.clean === false ? { properties: { sessionExpiryInterval: 0 } } : undefined);
@@ -604,8 +708,12 @@ class PendingPublish {
   readonly deadline: number;
   sent = false;
   done = false;
+  /** Set while waiting to be sent again after a 0x10 answer. */
+  resendTimer?: NodeJS.Timeout;
+  /** The next wait before sending again after a 0x10 (0: the configured first interval). */
+  resendDelay = 0;
   /** mqtt.js's publish callback. */
-  readonly onAck: (err?: Error) => void;
+  readonly onAck: (err?: Error, packet?: { messageId?: number }) => void;
 
   constructor(
     t: MqttTransport,
@@ -615,11 +723,12 @@ class PendingPublish {
     readonly headers: Readonly<Record<string, string>>,
     readonly reply: ReplyRoute | undefined,
     readonly timeoutMs: number,
+    readonly mandatory: boolean,
     readonly resolve: () => void,
     readonly reject: (e: Error) => void,
   ) {
     this.deadline = Date.now() + timeoutMs;
-    this.onAck = (err) => t.finish(this, err ? t.publishError(label, err) : undefined);
+    this.onAck = (err, packet) => t.acked(this, err, packet);
   }
 }
 
@@ -817,6 +926,7 @@ class Feed {
     client.on('connect', (connack) => {
       this.generation++;
       this.consumer.forget(this);
+      if (this.generation > 1) t.reconnected();
       // mqtt.js resubscribes only when the broker lost the session. Mosquitto 2.0.11 restores a
       // persistent session from its store without its shared subscriptions ($share/...) and says
       // "session present": the member would stay connected and deaf. Subscribing again is
@@ -930,7 +1040,9 @@ class MqttDelivery implements Delivery {
       };
       try {
         // Stored again (PUBACKed) before the original is acked: never lost in between.
-        await t.send(`${this.consumer.retryTopic}/${this.topic.split('.').join('/')}`, this.topic, this.body, headers, undefined, this.decoded.reply, true);
+        // Mandatory: a copy nobody subscribed to (the retry session's subscription not yet back
+        // after a broker restart) fails, and the original stays unacked.
+        await t.send(`${this.consumer.retryTopic}/${this.topic.split('.').join('/')}`, this.topic, this.body, headers, undefined, this.decoded.reply, true, true);
       } catch (err) {
         // Cannot store the copy: keep the original unacked and retry it in the adapter.
         t.emit('error', err as Error);

@@ -1,8 +1,9 @@
 /**
  * Issue 7 for MQTT, faults of the network and of the broker, through the Courier bus over the MQTT
  * adapter against a Mosquitto the test starts itself (durable config, see mqtt-broker.ts):
- * connection cuts (and the QoS 0 negative control), a broker restart by SIGTERM and by SIGKILL,
- * and a slow consumer. Counted by envelope id with the Ledger; drained after the fault healed.
+ * connection cuts (and the QoS 0 negative control), a broker restart by SIGTERM and by SIGKILL
+ * (also with the consumer back late, and that case's negative control), and a slow consumer.
+ * Counted by envelope id with the Ledger; drained after the fault healed.
  */
 import assert from 'node:assert/strict';
 import { TcpProxy } from '../helpers/tcp-proxy';
@@ -10,7 +11,7 @@ import { sleep, uniq } from '../helpers/wait';
 import { MqttFixture } from '../adapters/mqtt/mqtt-fixture';
 import { Ledger } from './ledger';
 import { MqttBroker } from './mqtt-broker';
-import { countedBus, CountedBus, drain, publishTicks, tickSubscriber } from './mqtt-harness';
+import { countedBus, CountedBus, drain, publishTicks, tickSubscriber, watchNoSubscribers } from './mqtt-harness';
 
 describe('reliability: MQTT faults (own Mosquitto)', function () {
   this.timeout(60_000);
@@ -80,13 +81,24 @@ describe('reliability: MQTT faults (own Mosquitto)', function () {
     assert.ok(f.lost > 0, `the checker detects loss when the protection is off (lost ${f.lost})`);
   });
 
-  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-    it(`2. broker restart mid-stream (${signal} by PID, same port): lost 0, consumers resume by themselves`, async () => {
-      const ledger = new Ledger(`mqtt broker restart (${signal})`);
+  /**
+   * 3,000 messages; the broker is stopped by PID after 1,500 and started again on the same port.
+   * `holdConsumersMs`: the consumer goes through a proxy that refuses its reconnection for that
+   * long after the stop, so the publisher is certainly back first and publishes while the group's
+   * shared subscription is missing (Mosquitto 2.0.11 restores the session without it).
+   */
+  async function restartCase(name: string, signal: 'SIGTERM' | 'SIGKILL', opts: { holdConsumersMs?: number; noSubscribersRetry?: false } = {}) {
+    const ledger = new Ledger(name);
+    let proxy: TcpProxy | undefined;
+    if (opts.holdConsumersMs) {
+      proxy = new TcpProxy('127.0.0.1', durable.port);
+      await proxy.start();
+    }
+    try {
       let restartedAt = 0;
       let resumedAt = 0;
       const idToN = new Map<string, number>();
-      const sub = track(countedBus(durableFixture, ledger));
+      const sub = track(countedBus(durableFixture, ledger, proxy ? { url: `mqtt://127.0.0.1:${proxy.port}` } : {}));
       sub.bus.register(
         tickSubscriber(uniq('g'), (_t, ctx) => {
           if (restartedAt && !resumedAt) resumedAt = Date.now();
@@ -95,8 +107,10 @@ describe('reliability: MQTT faults (own Mosquitto)', function () {
         }),
       );
       await sub.bus.start();
-      const pub = track(countedBus(durableFixture, ledger, { publishTimeoutMs: 30_000 }));
+      const retry = opts.noSubscribersRetry === false ? { noSubscribersRetry: false as const } : {};
+      const pub = track(countedBus(durableFixture, ledger, { publishTimeoutMs: 30_000, ...retry }));
       await pub.bus.start();
+      const noSubscribers = watchNoSubscribers(pub.transport);
       let downMs = 0;
       const result = await publishTicks(pub.bus, ledger, 3000, {
         batch: 250,
@@ -105,30 +119,63 @@ describe('reliability: MQTT faults (own Mosquitto)', function () {
           await sleep(2);
           const t0 = Date.now();
           await durable.stop(signal);
+          if (proxy) proxy.cut(opts.holdConsumersMs);
           await sleep(200);
           await durable.start();
           restartedAt = Date.now();
           downMs = restartedAt - t0;
         },
       });
-      await drain(ledger, 20_000);
+      await drain(ledger, opts.noSubscribersRetry === false ? 3000 : 20_000);
       ledger.reconnects = sub.reconnects() + pub.reconnects();
       ledger.recoveryMs = resumedAt ? resumedAt - restartedAt : null;
       const f = ledger.report();
       const seenN = new Set(idToN.values());
       const lostN = Array.from({ length: 3000 }, (_, i) => i).filter((i) => !seenN.has(i));
-      if (lostN.length) console.log(`      lost: ${lostN.length}, n ${lostN[0]}..${lostN[lostN.length - 1]} (published in the window before the consumer resubscribed)`);
-      console.log(`      [mqtt broker restart (${signal})] broker down for ${downMs} ms; recovery = broker up -> first delivery`);
+      const stats = pub.transport.noSubscribersStats;
+      console.log(
+        `      [${name}] broker down for ${downMs} ms; PUBACKs with 0x10 (no matching subscribers) on the wire: ${noSubscribers()}, ` +
+          `sent again by the adapter: ${stats.resent}` +
+          (lostN.length ? `; lost n ${lostN[0]}..${lostN[lostN.length - 1]}` : ''),
+      );
+      return { f, result, resumedAt, noSubscribers: noSubscribers(), lostN };
+    } finally {
+      await proxy?.stop();
+    }
+  }
+
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    it(`2. broker restart mid-stream (${signal} by PID, same port): lost 0, consumers resume by themselves`, async () => {
+      const { f, result, resumedAt } = await restartCase(`mqtt broker restart (${signal})`, signal);
       assert.equal(result.failed, 0, `every publish resolved (${result.errors.map((e) => e.message).join('; ')})`);
-      // Mosquitto 2.0.11 restores a persistent session without its shared subscription; the adapter
-      // subscribes again on reconnect, but what the broker accepted before that has no subscriber
-      // and is dropped. Nothing published before the fault may be lost; the window is reported.
-      assert.ok(lostN.every((n) => n >= 1500), `only messages published around the restart lost (first ${lostN[0]})`);
+      // Mosquitto 2.0.11 restores the group's persistent session without its shared subscription and
+      // answers publishes accepted before the member subscribed again with 0x10: the adapter sends
+      // those again (noSubscribersRetry) until the subscription is back.
+      assert.equal(f.lost, 0, 'no confirmed message lost');
       assert.equal(f.unexpected, 0);
       assert.ok(resumedAt > 0, 'the consumer resumed by itself');
       assert.ok(f.reconnects >= 3, `every client reconnected (${f.reconnects})`);
     });
   }
+
+  it('2. broker restart, the consumer back 1.5 s after the publisher: publishes answered 0x10 meanwhile are sent again, lost 0', async () => {
+    const { f, result, noSubscribers } = await restartCase('mqtt broker restart (SIGKILL), consumer back late', 'SIGKILL', { holdConsumersMs: 1500 });
+    assert.equal(result.failed, 0, `every publish resolved (${result.errors.map((e) => e.message).join('; ')})`);
+    assert.ok(noSubscribers > 0, 'the broker answered publishes with 0x10 while the consumer was away');
+    assert.equal(f.lost, 0, 'no confirmed message lost');
+    assert.equal(f.unexpected, 0);
+  });
+
+  it('2. negative control: the same broker restart without noSubscribersRetry loses what the broker accepted for nobody', async () => {
+    const { f, noSubscribers, lostN } = await restartCase('mqtt broker restart, negative control (noSubscribersRetry false)', 'SIGKILL', {
+      holdConsumersMs: 1500,
+      noSubscribersRetry: false,
+    });
+    assert.ok(f.lost > 0, `the checker sees the restart window when the retry is off (lost ${f.lost})`);
+    assert.ok(f.lost <= noSubscribers, `each lost message was answered 0x10 (${f.lost} lost, ${noSubscribers} answers)`);
+    assert.ok(lostN.every((n) => n >= 1500), `only messages published around the restart lost (first ${lostN[0]})`);
+    assert.equal(f.unexpected, 0);
+  });
 
   it('6. slow consumer: handlers in flight never above prefetch; publisher memory bounded', async () => {
     const ledger = new Ledger('mqtt slow consumer');

@@ -103,3 +103,17 @@ export async function drain(ledger: Ledger, timeoutMs: number, settleMs = 300): 
   while (!ledger.complete && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   await new Promise((r) => setTimeout(r, settleMs));
 }
+
+/**
+ * Counts, on the wire, the PUBACK / PUBREC packets with reason code 0x10 ("no matching
+ * subscribers") that the transport's publisher client receives. Call after the bus started.
+ */
+export function watchNoSubscribers(transport: MqttTransport): () => number {
+  const client = (transport as unknown as { publisher?: import('mqtt').MqttClient }).publisher;
+  if (!client) throw new Error('watchNoSubscribers: the transport is not connected yet');
+  let n = 0;
+  client.on('packetreceive', (p) => {
+    if ((p.cmd === 'puback' || p.cmd === 'pubrec') && p.reasonCode === 0x10) n++;
+  });
+  return () => n;
+}
