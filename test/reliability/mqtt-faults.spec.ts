@@ -6,8 +6,7 @@
  * Counted by envelope id with the Ledger; drained after the fault healed.
  */
 import assert from 'node:assert/strict';
-import v8 from 'node:v8';
-import vm from 'node:vm';
+import { fullGc } from '../helpers/gc';
 import { TcpProxy } from '../helpers/tcp-proxy';
 import { sleep, uniq } from '../helpers/wait';
 import { MqttFixture } from '../adapters/mqtt/mqtt-fixture';
@@ -237,9 +236,3 @@ describe('reliability: MQTT faults (own Mosquitto)', function () {
     assert.ok(heldGrowthMb < 16, `publisher memory bounded: held heap grew ${heldGrowthMb} MB over 64 MiB published`);
   });
 });
-
-/** A full garbage collection, without starting node with --expose-gc. */
-function fullGc(): () => void {
-  v8.setFlagsFromString('--expose-gc');
-  return vm.runInNewContext('gc') as () => void;
-}
