@@ -8,8 +8,9 @@
  * made, so runs against a shared broker leave nothing behind.
  */
 import assert from 'node:assert/strict';
-import { Delivery, Headers, OutgoingMessage, SubscriptionSpec, Transport } from '../../lib/transport';
+import { Delivery, Headers, SubscriptionSpec, Transport } from '../../lib/transport';
 import { TransportClosedError } from '../../lib/errors';
+import { bodyN as n, testMessage as message } from '../helpers/test-message';
 import { sleep, uniq, waitFor } from '../helpers/wait';
 
 export interface ConformanceTarget {
@@ -21,22 +22,7 @@ export interface ConformanceTarget {
   timeoutMs?: number;
 }
 
-function message(topic: string, n: number, extra: Record<string, string> = {}): OutgoingMessage {
-  return {
-    topic,
-    body: Buffer.from(JSON.stringify({ n })),
-    headers: {
-      [Headers.id]: `${topic}-${n}-${Math.random().toString(36).slice(2)}`,
-      [Headers.type]: topic,
-      [Headers.source]: 'conformance',
-      [Headers.specversion]: '1.0',
-      [Headers.datacontenttype]: 'application/json',
-      ...extra,
-    },
-  };
-}
 
-const n = (d: Delivery): number => JSON.parse(d.body.toString()).n;
 
 export function describeTransport(name: string, target: ConformanceTarget): void {
   describe(`conformance: ${name}`, function () {

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { amqpTransport } from '../../adapters/amqp';
-import { AccessRefusedError, ConnectionError, consoleLogger, CourierError, Delivery, Headers, MessageContext, Subscribe, Subscriber } from '../../lib';
+import { AccessRefusedError, ConnectionError, consoleLogger, CourierError, Delivery, Headers } from '../../lib';
 import { amqpBroker } from '../helpers/brokers';
 import { sleep, uniq, waitFor } from '../helpers/wait';
 import { rabbitmqctl, urlAs } from '../adapters/amqp/amqp-fixture';

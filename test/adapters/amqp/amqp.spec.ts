@@ -17,27 +17,13 @@ import {
   ResourceNotFoundError,
   UnroutableError,
 } from '../../../lib/errors';
-import { Delivery, Headers, OutgoingMessage, SubscriptionSpec } from '../../../lib/transport';
+import { Delivery, Headers, SubscriptionSpec } from '../../../lib/transport';
 import { amqpBroker } from '../../helpers/brokers';
 import { TcpProxy } from '../../helpers/tcp-proxy';
+import { bodyN as n, testMessage as message } from '../../helpers/test-message';
 import { sleep, uniq, waitFor } from '../../helpers/wait';
 import { deleteQueues, rabbitmqctl, rawConnection, urlAs } from './amqp-fixture';
 
-function message(topic: string, n: number, extra: Record<string, string> = {}): OutgoingMessage {
-  return {
-    topic,
-    body: Buffer.from(JSON.stringify({ n })),
-    headers: {
-      [Headers.id]: `${topic}-${n}`,
-      [Headers.type]: topic,
-      [Headers.source]: 'amqp.spec',
-      [Headers.specversion]: '1.0',
-      [Headers.datacontenttype]: 'application/json',
-      ...extra,
-    },
-  };
-}
-const n = (d: { body: Buffer }): number => JSON.parse(d.body.toString()).n;
 
 describe('amqp adapter', function () {
   this.timeout(30_000);
@@ -214,7 +200,7 @@ describe('amqp adapter', function () {
         await d.ack();
       });
       await t.connect();
-      await t.publish(message(topic, 1, { [Headers.correlationid]: 'corr', [Headers.time]: '2024-05-01T10:00:00.000Z' }));
+      await t.publish(message(topic, 1, { [Headers.source]: 'amqp.spec', [Headers.correlationid]: 'corr', [Headers.time]: '2024-05-01T10:00:00.000Z' }));
       await waitFor(() => raw !== undefined, 5000, 'the delivery');
       const props = (raw as { properties: Record<string, unknown> & { headers: Record<string, unknown> } }).properties;
       assert.equal(props.contentType, 'application/json');

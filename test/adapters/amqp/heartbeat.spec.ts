@@ -9,27 +9,15 @@
 import assert from 'node:assert/strict';
 import { AmqpTransport, amqpTransport } from '../../../adapters/amqp';
 import type { AmqpTransportOptions } from '../../../adapters/amqp';
-import { Headers, OutgoingMessage, SubscriptionSpec } from '../../../lib/transport';
+import { SubscriptionSpec } from '../../../lib/transport';
 import { amqpBroker } from '../../helpers/brokers';
 import { TcpProxy } from '../../helpers/tcp-proxy';
+import { testMessage as message } from '../../helpers/test-message';
 import { sleep, uniq, waitFor } from '../../helpers/wait';
 import { deleteQueues } from './amqp-fixture';
 
 const HEARTBEAT_S = 1;
 
-function message(topic: string, n: number): OutgoingMessage {
-  return {
-    topic,
-    body: Buffer.from(JSON.stringify({ n })),
-    headers: {
-      [Headers.id]: `${topic}-${n}`,
-      [Headers.type]: topic,
-      [Headers.source]: 'heartbeat.spec',
-      [Headers.specversion]: '1.0',
-      [Headers.datacontenttype]: 'application/json',
-    },
-  };
-}
 
 describe('amqp adapter: heartbeats detect a stalled connection', function () {
   this.timeout(40_000);

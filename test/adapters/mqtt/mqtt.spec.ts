@@ -7,23 +7,16 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { MqttClient } from 'mqtt';
-import { Delivery, Headers, OutgoingMessage, Transport } from '../../../lib/transport';
+import { Delivery, Headers, Transport } from '../../../lib/transport';
 import { PublishRejectedError, RequestTimeoutError, SessionTakenOverError } from '../../../lib/errors';
 import { mqttTransport } from '../../../adapters/mqtt';
 import { mqttBroker } from '../../helpers/brokers';
 import { TcpProxy } from '../../helpers/tcp-proxy';
+import { bodyN as n, testMessage as message } from '../../helpers/test-message';
 import { sleep, uniq, waitFor } from '../../helpers/wait';
 import { MqttFixture, purgeSession } from './mqtt-fixture';
 import { OwnMosquitto } from '../../helpers/own-mosquitto';
 
-function message(topic: string, n: number, id = `${topic}-${n}`): OutgoingMessage {
-  return {
-    topic,
-    body: Buffer.from(JSON.stringify({ n })),
-    headers: { [Headers.id]: id, [Headers.type]: topic, [Headers.source]: 'mqtt.spec', [Headers.specversion]: '1.0', [Headers.datacontenttype]: 'application/json' },
-  };
-}
-const n = (d: { body: Buffer }): number => JSON.parse(d.body.toString()).n;
 
 describe('mqtt adapter', function () {
   this.timeout(30_000);
@@ -102,7 +95,7 @@ describe('mqtt adapter', function () {
       await waitFor(() => out.includes('ready'), 20_000, 'the child subscriber');
       const pub = track(fixture.create());
       await pub.connect();
-      await pub.publish(message(topic, 1, 'kill-1'));
+      await pub.publish(message(topic, 1, { [Headers.id]: 'kill-1' }));
       await waitFor(() => out.includes('handling kill-1'), 5000, 'the child to start handling');
       process.kill(child.pid!, 'SIGKILL');
       await new Promise((r) => child.once('exit', r));
