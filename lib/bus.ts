@@ -90,6 +90,8 @@ const NOT_MANDATORY = Object.freeze({ mandatory: undefined });
 
 export class Bus extends EventEmitter {
   private readonly transport: Transport;
+  /** `transport` when it is the meter's wrapper. */
+  private readonly metered?: MeteredTransport;
   private readonly meter?: Meter;
   private readonly log: Logger;
   private readonly maxBytes: number;
@@ -105,7 +107,8 @@ export class Bus extends EventEmitter {
   constructor(private readonly options: BusOptions) {
     super();
     this.meter = options.meter === false ? undefined : options.meter ?? new Meter();
-    this.transport = this.meter ? new MeteredTransport(options.transport, this.meter) : options.transport;
+    this.metered = this.meter ? new MeteredTransport(options.transport, this.meter) : undefined;
+    this.transport = this.metered ?? options.transport;
     this.log = options.logger ?? consoleLogger;
     this.maxBytes = Math.min(options.maxMessageBytes ?? 1024 * 1024, options.transport.capabilities.maxMessageBytes);
     this.dedupe = options.idempotency ? options.idempotency.store ?? new MemoryDedupeStore() : undefined;
@@ -160,18 +163,18 @@ export class Bus extends EventEmitter {
   publish<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions = {}): Promise<string> {
     // Not an async function: while the broker confirms, only the id is held, not the message,
     // the instance and a suspended frame (each publish in flight is retained that long).
-    let id: string;
-    let accepted: Promise<void>;
+    // With the meter on, its count and the id share one reaction (MeteredTransport.publishThen).
     try {
       const meta = this.meta(type);
       const instance = validatePayload(type, meta.type, payload);
       const message = encode(instance, this.envelope(meta.type, options));
-      id = message.headers[Headers.id];
-      accepted = this.transport.publish(message, options.mandatory ? MANDATORY : NOT_MANDATORY);
+      const publishOptions = options.mandatory ? MANDATORY : NOT_MANDATORY;
+      const metered = this.metered;
+      if (metered !== undefined) return metered.publishThen(message, publishOptions, message.headers[Headers.id]);
+      return this.transport.publish(message, publishOptions).then(resolveTo(message.headers[Headers.id]));
     } catch (err) {
       return Promise.reject(err);
     }
-    return accepted.then(() => id);
   }
 
   /** Sends a request and resolves to its validated reply. */
@@ -403,6 +406,10 @@ function errorReply(err: unknown, envelope: { type: string; id: string; correlat
       [Headers.replyError]: e.name,
     },
   };
+}
+
+function resolveTo<T>(value: T): () => T {
+  return () => value;
 }
 
 function describe(err: unknown): string {

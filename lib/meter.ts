@@ -104,12 +104,14 @@ export interface MetricsSnapshot {
   readonly handlers: Record<string, HandlerMetrics>;
 }
 
-interface TopicState {
+/** @internal */
+export interface TopicState {
   published: Series;
   consumed: Series;
   inFlight: number;
 }
-interface HandlerState {
+/** @internal */
+export interface HandlerState {
   consumed: Series;
   failed: number;
   deadLettered: number;
@@ -147,16 +149,34 @@ export class Meter {
     return (outcome) => {
       if (done) return;
       done = true;
-      t.inFlight--;
-      h.inFlight--;
-      const now = this.clock();
-      if (outcome === 'ack' || outcome === 'dead') {
-        t.consumed.add(now);
-        h.consumed.add(now, now - start);
-      }
-      if (outcome !== 'ack') h.failed++;
-      if (outcome === 'dead') h.deadLettered++;
+      this.ended(t, h, start, outcome);
     };
+  }
+
+  /** @internal The state of a handler, for {@link MeteredTransport} (looked up once per subscription). */
+  handlerState(handler: string): HandlerState {
+    return this.handler(handler);
+  }
+
+  /** @internal started() without the closure: the caller keeps `t`, `h` and the start time. */
+  begin(topic: string, h: HandlerState): TopicState {
+    const t = this.topic(topic);
+    t.inFlight++;
+    h.inFlight++;
+    return t;
+  }
+
+  /** @internal A delivery begun with begin() (or started()) was settled. */
+  ended(t: TopicState, h: HandlerState, start: number, outcome: Outcome): void {
+    t.inFlight--;
+    h.inFlight--;
+    const now = this.clock();
+    if (outcome === 'ack' || outcome === 'dead') {
+      t.consumed.add(now);
+      h.consumed.add(now, now - start);
+    }
+    if (outcome !== 'ack') h.failed++;
+    if (outcome === 'dead') h.deadLettered++;
   }
 
   snapshot(): MetricsSnapshot {
@@ -194,7 +214,10 @@ export class Meter {
   }
 }
 
-/** A delivery that tells the meter how it was settled; prototype methods, no closures per message. */
+/**
+ * A delivery that tells the meter how it was settled; prototype methods, no closures per message
+ * (the meter's states and the start time are fields, settled once).
+ */
 class MeteredDelivery implements Delivery {
   readonly topic: string;
   readonly body: Buffer;
@@ -203,7 +226,14 @@ class MeteredDelivery implements Delivery {
   readonly redelivered: boolean;
   readonly replyExpected: boolean;
   readonly raw: unknown;
-  constructor(private readonly d: Delivery, private readonly end: (outcome: Outcome) => void) {
+  private readonly t: TopicState;
+  private readonly start: number;
+  private done = false;
+  constructor(
+    private readonly d: Delivery,
+    private readonly meter: Meter,
+    private readonly h: HandlerState,
+  ) {
     this.topic = d.topic;
     this.body = d.body;
     this.headers = d.headers;
@@ -211,6 +241,13 @@ class MeteredDelivery implements Delivery {
     this.redelivered = d.redelivered;
     this.replyExpected = d.replyExpected;
     this.raw = d.raw;
+    this.start = meter.clock();
+    this.t = meter.begin(d.topic, h);
+  }
+  private end(outcome: Outcome): void {
+    if (this.done) return;
+    this.done = true;
+    this.meter.ended(this.t, this.h, this.start, outcome);
   }
   ack(): Promise<void> {
     this.end('ack');
@@ -243,9 +280,23 @@ export class MeteredTransport extends TransportWrapper {
     const topic = message.topic;
     return this.inner.publish(message, options).then(() => this.meter.published(topic));
   }
+  /**
+   * @internal publish() resolving to `value` once the transport accepted the message: the bus's
+   * publish with one reaction (and one closure) held until the broker confirms, not two.
+   */
+  publishThen<T>(message: OutgoingMessage, options: PublishOptions | undefined, value: T): Promise<T> {
+    const topic = message.topic;
+    const meter = this.meter;
+    return this.inner.publish(message, options).then(() => {
+      meter.published(topic);
+      return value;
+    });
+  }
   override subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     const name = spec.group ? `${spec.group}.${spec.name}` : spec.name;
-    return this.inner.subscribe(spec, (d: Delivery) => handler(new MeteredDelivery(d, this.meter.started(d.topic, name))));
+    const meter = this.meter;
+    const h = meter.handlerState(name);
+    return this.inner.subscribe(spec, (d: Delivery) => handler(new MeteredDelivery(d, meter, h)));
   }
   override request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
     this.meter.published(message.topic);
