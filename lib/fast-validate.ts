@@ -36,6 +36,32 @@ const BUILT_IN: ReadonlySet<string | undefined> = new Set(
 );
 
 /**
+ * @Length(min, max) without its cost for the common string: validator's isLength runs two global
+ * regular expressions (new RegExp objects and arrays per call) to discount surrogate pairs and
+ * variation selectors. A string with no high surrogate (U+D800-DBFF) and no variation selector
+ * (U+FE0E, U+FE0F) has neither, so its length is `length`: in range, it is certainly valid.
+ * Anything else goes to the constraint itself.
+ */
+function plainLength(check: Check, constraints: unknown[]): Check {
+  const min = (constraints[0] as number) || 0;
+  const max = constraints[1] as number | undefined;
+  return (object, value) => {
+    if (typeof value === 'string' && value.length >= min && (max === undefined || value.length <= max)) {
+      let plain = true;
+      for (let i = 0; i < value.length; i++) {
+        const c = value.charCodeAt(i);
+        if ((c >= 0xd800 && c <= 0xdbff) || c === 0xfe0e || c === 0xfe0f) {
+          plain = false;
+          break;
+        }
+      }
+      if (plain) return true;
+    }
+    return check(object, value);
+  };
+}
+
+/**
  * A check of a built-in constraint that passes one ValidationArguments object, filled for the
  * call and emptied after it, instead of a new one per value (a thousand bytes per message over
  * a payload's nine properties). A nested use during the call gets an object of its own.
@@ -85,10 +111,11 @@ function buildPlan(cls: Function): Plan | null {
       for (const c of storage.getTargetValidatorConstraints(m.constraintCls)) {
         if (c.async) return null;
         const constraints = m.constraints;
-        plan.checks.push(
-          BUILT_IN.has(m.name) ? reusingArguments(c.instance, cls.name, name, constraints) : (object, value) =>
-            c.instance.validate(value, { targetName: cls.name, property: name, object, value, constraints } as ValidationArguments),
-        );
+        let check: Check = BUILT_IN.has(m.name)
+          ? reusingArguments(c.instance, cls.name, name, constraints)
+          : (object, value) => c.instance.validate(value, { targetName: cls.name, property: name, object, value, constraints } as ValidationArguments);
+        if (m.name === classValidator.IS_LENGTH) check = plainLength(check, constraints);
+        plan.checks.push(check);
       }
     }
     properties.push(plan);
