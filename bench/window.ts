@@ -78,3 +78,21 @@ export function median(values: number[]): number {
   const m = v.length >> 1;
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
+
+/**
+ * Request/reply measurement, the same for both sides: a warm-up, then `n` calls with `inflight`
+ * outstanding, timing each; rates from the first call to the last reply.
+ */
+export async function measureRequests(inflight: number, warmup: number, n: number, call: (i: number) => Promise<void>) {
+  await new Window(inflight).run(warmup, call);
+  const latencies = new Float64Array(n);
+  const first = now();
+  await new Window(inflight).run(n, async (i) => {
+    const t = performance.now();
+    await call(i);
+    latencies[i] = performance.now() - t;
+  });
+  const last = now();
+  latencies.sort();
+  return { first, last, count: n, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+}

@@ -8,7 +8,7 @@ import { mqttTransport } from '../../adapters/mqtt';
 import { Bus, createBus, silentLogger, Subscribe, Subscriber, Transport } from '../../lib';
 import type { ChildIo } from '../child';
 import { BenchBulk, benchBulk, BenchEvent, benchEvent, benchReply, BenchRequest } from '../payload';
-import { now, quantile, sleep, Window } from '../window';
+import { measureRequests, now, sleep, Window } from '../window';
 
 function transport(p: ChildIo['params'], shared?: MemoryTransport): Transport {
   switch (p.transport) {
@@ -113,17 +113,7 @@ async function requestAll(b: Bus, p: ChildIo['params']) {
     const reply = (await b.request(BenchRequest, benchEvent(i))) as { seq: number };
     if (reply.seq !== i) throw new Error(`reply ${reply.seq} to request ${i}`);
   };
-  await new Window(p.inflight).run(p.warmup, call);
-  const latencies = new Float64Array(p.n);
-  const first = now();
-  await new Window(p.inflight).run(p.n, async (i) => {
-    const t = performance.now();
-    await call(i);
-    latencies[i] = performance.now() - t;
-  });
-  const last = now();
-  latencies.sort();
-  return { first, last, count: p.n, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+  return measureRequests(p.inflight, p.warmup, p.n, call);
 }
 
 export async function courierRpcClient(io: ChildIo) {

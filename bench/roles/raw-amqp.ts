@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import amqplib, { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { ChildIo } from '../child';
 import { benchBulk, benchEvent, benchReply } from '../payload';
-import { now, quantile, Window } from '../window';
+import { measureRequests, now, Window } from '../window';
 
 const connect = (p: ChildIo['params']): Promise<ChannelModel> => amqplib.connect(p.url, { noDelay: true });
 
@@ -124,18 +124,9 @@ export async function rawAmqpRpcClient(io: ChildIo) {
   };
   io.ready();
   await io.go;
-  await new Window(p.inflight).run(p.warmup, call);
-  const latencies = new Float64Array(p.n);
-  const first = now();
-  await new Window(p.inflight).run(p.n, async (i) => {
-    const t = performance.now();
-    await call(i);
-    latencies[i] = performance.now() - t;
-  });
-  const last = now();
-  latencies.sort();
+  const result = await measureRequests(p.inflight, p.warmup, p.n, call);
   await conn.close();
-  return { first, last, count: p.n, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+  return result;
 }
 
 /**
