@@ -15,8 +15,10 @@
  * which makes mqtt.js skip its PUBACK and move on, and the adapter sends the PUBACK itself when
  * the delivery is acked (see {@link Feed}).
  */
+import { coalesceWrites } from './write-coalescer';
 import type { IClientOptions, IPublishPacket, ISubscriptionMap, MqttClient } from 'mqtt';
 import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import {
@@ -138,6 +140,8 @@ const SESSION_TAKEN_OVER = 0x8e;
 const STABLE_MS = 10_000;
 const SHORT_LIVED_MS = 2_000;
 const SHORT_LIVED_LIMIT = 4;
+
+const noLog = (): void => undefined;
 
 export class MqttTransport implements Transport {
   readonly name = 'mqtt';
@@ -330,6 +334,9 @@ export class MqttTransport implements Transport {
       resubscribe: true,
       // mqtt.js re-sends unacknowledged QoS 1/2 publishes from its outgoing store on reconnect.
       queueQoSZero: false,
+      // mqtt.js logs through the debug package, a dozen calls per packet that each ask whether
+      // the namespace is on (5 % of a busy producer). Kept when DEBUG is set, to debug mqtt.js.
+      ...(process.env.DEBUG ? {} : { log: noLog }),
       ca: o.tls?.ca,
       cert: o.tls?.cert,
       key: o.tls?.key,
@@ -354,6 +361,11 @@ export class MqttTransport implements Transport {
     };
     const client = mqtt.connect(this.opts.urls[0], clientOptions);
     client.setMaxListeners(50);
+    // Each connection's socket (manualConnect: none is built yet) writes once per turn. mqtt.js
+    // keeps its stream builder private; it calls it for every connection attempt.
+    const internal = client as unknown as { streamBuilder: (c: MqttClient) => Duplex };
+    const build = internal.streamBuilder;
+    internal.streamBuilder = (c) => coalesceWrites(build(c));
     const url = () => redactUrl(currentUrl(client, this.opts.urls));
     // The back-off is reset only by a connection that stayed up: a connection the broker keeps
     // closing right after CONNACK (another client taking the same session over, when the broker
