@@ -147,12 +147,8 @@ function envelopeProps(source: string) {
     timestamp: Math.floor(time.getTime() / 1000),
     headers: {
       cloudEvents_specversion: '1.0',
-      cloudEvents_id: id,
-      cloudEvents_source: source,
-      cloudEvents_type: 'bench.event',
       cloudEvents_time: time.toISOString(),
       cloudEvents_correlationid: id,
-      cloudEvents_courierattempt: '1',
     },
   };
 }

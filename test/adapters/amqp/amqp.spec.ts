@@ -210,9 +210,39 @@ describe('amqp adapter', function () {
       assert.equal(props.appId, 'amqp.spec');
       assert.equal(props.timestamp, Date.parse('2024-05-01T10:00:00.000Z') / 1000);
       assert.equal(props.deliveryMode, 2);
-      assert.equal(props.headers.cloudEvents_id, `${topic}-1`);
       assert.equal(props.headers.cloudEvents_specversion, '1.0');
-      assert.equal(props.headers.cloudEvents_datacontenttype, undefined);
+      assert.equal(props.headers.cloudEvents_time, '2024-05-01T10:00:00.000Z');
+      assert.equal(props.headers.cloudEvents_correlationid, 'corr');
+      // Carried by the properties only: no copy in the table, and the first attempt is implied.
+      for (const k of ['cloudEvents_id', 'cloudEvents_type', 'cloudEvents_source', 'cloudEvents_courierattempt', 'cloudEvents_datacontenttype']) {
+        assert.equal(props.headers[k], undefined, k);
+      }
+    });
+
+    it('the wire format round trip: property-borne headers come back, a long id travels in the table', async () => {
+      const topic = uniq('amqp.wire.');
+      const s = spec({ pattern: topic });
+      const t = await transport();
+      const got: Delivery[] = [];
+      await t.subscribe(s, async (d) => {
+        got.push(d);
+        await d.ack();
+      });
+      await t.connect();
+      const longId = 'x'.repeat(300);
+      await t.publish(message(topic, 1, { [Headers.source]: 'amqp.spec' }));
+      await t.publish(message(topic, 2, { [Headers.id]: longId }));
+      await waitFor(() => got.length === 2, 5000, 'both deliveries');
+      const [first, second] = got;
+      assert.equal(first.headers[Headers.id], `${topic}-1`);
+      assert.equal(first.headers[Headers.type], topic);
+      assert.equal(first.headers[Headers.source], 'amqp.spec');
+      assert.equal(first.headers[Headers.attempt], '1');
+      assert.equal(first.attempt, 1);
+      const props = (second.raw as { properties: { messageId?: string; headers: Record<string, unknown> } }).properties;
+      assert.equal(props.messageId, undefined, 'a 300-byte id does not fit message_id');
+      assert.equal(props.headers.cloudEvents_id, longId);
+      assert.equal(second.headers[Headers.id], longId);
     });
 
     it('non-string headers from a plain AMQP client are delivered as strings', async () => {
