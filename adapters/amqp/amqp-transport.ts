@@ -43,6 +43,7 @@ import {
   TransportEvent,
   TransportEvents,
 } from '../../lib/transport';
+import { AckBatcher } from './ack-batcher';
 import { AmqpTransportOptions, resolveOptions, ResolvedAmqpOptions } from './amqp-options';
 import { toBrokerError } from './broker-errors';
 import { ConfirmPublisher } from './confirm-publisher';
@@ -73,6 +74,8 @@ interface SubState {
   readonly deadLetters: boolean;
   queue?: string;
   channel?: Channel;
+  /** The acks of `channel`. */
+  acks?: AckBatcher;
   consumerTag?: string;
   readonly inflight: Set<Delivery>;
   closed: boolean;
@@ -278,6 +281,10 @@ export class AmqpTransport implements Transport {
     conn.on('close', (err?: Error) => this.onConnectionClosed(conn, url, err ?? lastError));
     this.conn = conn;
     this.socket = socketOf(conn);
+    // amqplib's Mux writes everything its channels queued, frame by frame, as soon as a full
+    // socket drains: uncorked, each is a system call. Cork first (this listener runs before the
+    // Mux's), so that burst leaves in one writev too.
+    this.socket?.prependListener?.('drain', this.coalesceOnDrain);
     this.connUser = AmqpTransport.userOf(url);
     this.declared = new Map();
     try {
@@ -412,6 +419,8 @@ export class AmqpTransport implements Transport {
     process.nextTick(this.afterWriteTick);
   }
 
+  private readonly coalesceOnDrain = (): void => this.coalesceWrites();
+
   /** A second tick: queued behind the stream's 'readable' tick of the write that follows coalesceWrites. */
   private readonly afterWriteTick = (): void => {
     process.nextTick(this.scheduleUncork);
@@ -525,7 +534,9 @@ export class AmqpTransport implements Transport {
       await ch.prefetch(Math.max(1, Math.round(sub.spec.prefetch * weight)), false);
       sub.queue = queue;
       sub.channel = ch;
-      const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(sub, ch, msg), {
+      const acks = new AckBatcher(ch);
+      sub.acks = acks;
+      const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(sub, ch, acks, msg), {
         noAck: false,
         priority: Math.max(0, Math.round(weight)),
       });
@@ -552,7 +563,7 @@ export class AmqpTransport implements Transport {
     }, 1000).unref();
   }
 
-  private onMessage(sub: SubState, ch: Channel, msg: ConsumeMessage | null): void {
+  private onMessage(sub: SubState, ch: Channel, acks: AckBatcher, msg: ConsumeMessage | null): void {
     // Never throw in here: an exception in an amqplib consume callback closes the channel.
     try {
       if (msg === null) {
@@ -563,8 +574,10 @@ export class AmqpTransport implements Transport {
         }
         return;
       }
+      // Every delivery of the channel, handled or not: a multiple ack never covers one it did not see.
+      acks.received(msg);
       if (sub.channel !== ch) return;
-      const delivery = new AmqpDelivery(this.host, sub, ch, msg);
+      const delivery = new AmqpDelivery(this.host, sub, ch, acks, msg);
       sub.inflight.add(delivery);
       // Called at once (no extra promise per message); a throw or a rejection both land in handlerFailed.
       let result: unknown;
@@ -658,6 +671,7 @@ export class AmqpTransport implements Transport {
         if (ch && sub.consumerTag) await ch.cancel(sub.consumerTag).catch(() => undefined);
         await this.waitSettled(() => sub.inflight.size === 0, timeoutMs);
         sub.channel = undefined;
+        sub.acks?.flush(); // the acks of the last turn, before the channel goes
         // Closing the channel gives back what it still holds; an auto-delete broadcast queue goes with it.
         if (ch) await ch.close().catch(() => undefined);
         this.subs.delete(sub);
@@ -823,6 +837,7 @@ interface CorkableSocket {
   cork(): void;
   uncork(): void;
   readonly destroyed?: boolean;
+  prependListener?(event: 'drain', listener: () => void): unknown;
 }
 
 /** The socket under an amqplib connection (amqplib keeps it as `connection.stream`), if it can be corked. */
@@ -851,9 +866,10 @@ class AmqpDelivery implements Delivery {
   readonly #host: DeliveryHost;
   readonly #sub: SubState;
   readonly #ch: Channel;
+  readonly #acks: AckBatcher;
   #state: number = OPEN;
 
-  constructor(host: DeliveryHost, sub: SubState, ch: Channel, msg: ConsumeMessage) {
+  constructor(host: DeliveryHost, sub: SubState, ch: Channel, acks: AckBatcher, msg: ConsumeMessage) {
     const props = msg.properties;
     const headers = decodeHeaders(props);
     if (sub.deadLetters) addBrokerDeathReason(headers, props);
@@ -867,6 +883,7 @@ class AmqpDelivery implements Delivery {
     this.#host = host;
     this.#sub = sub;
     this.#ch = ch;
+    this.#acks = acks;
   }
 
   ack(): Promise<void> {
@@ -948,14 +965,18 @@ class AmqpDelivery implements Delivery {
 
   /**
    * Acks go to the channel the delivery came from, and only while it lives: after a reconnect
-   * the broker has given the message back already ("unknown delivery tag" otherwise).
+   * the broker has given the message back already ("unknown delivery tag" otherwise). They leave
+   * at the end of the turn, coalesced by the channel's AckBatcher; a nack leaves at once.
    */
   #settle(ack: boolean): void {
     if (this.#sub.channel === this.#ch) {
-      this.#host.coalesceWrites();
       try {
-        if (ack) this.#ch.ack(this.raw);
-        else this.#ch.nack(this.raw, false, true);
+        if (ack) this.#acks.ack(this.raw);
+        else {
+          this.#host.coalesceWrites();
+          this.#ch.nack(this.raw, false, true);
+          this.#acks.settledOtherwise(this.raw);
+        }
       } catch {
         // The channel closed under us: the broker redelivers it.
       }

@@ -275,6 +275,42 @@ describe('amqp adapter', function () {
       assert.equal(got[0].headers.bytes, 'b');
     });
 
+    it('coalesced acks never cover a message still in its handler, and a close sends the last turn\'s acks', async () => {
+      const topic = uniq('amqp.acks.');
+      const s = spec({ pattern: topic, prefetch: 20 });
+      const t = await transport();
+      const seen: number[] = [];
+      // Messages 0 and 7 stay in their handlers; the others are acked, in reverse order of arrival.
+      const held = new Set([0, 7]);
+      const toAck: Delivery[] = [];
+      await t.subscribe(s, async (d) => {
+        const i = n(d);
+        seen.push(i);
+        if (!held.has(i)) toAck.push(d);
+      });
+      await t.connect();
+      for (let i = 0; i < 20; i++) await t.publish(message(topic, i));
+      await waitFor(() => seen.length === 20, 5000, 'all 20 deliveries');
+      for (const d of toAck.reverse()) await d.ack();
+      // Closed right away: the held two go back to the queue, the 18 acked ones must not.
+      await t.close({ timeoutMs: 300 });
+      const raw = await rawConnection();
+      try {
+        const ch = await raw.createChannel();
+        const queue = `${s.group}.${s.name}`;
+        assert.equal((await ch.checkQueue(queue)).messageCount, 2, 'only the two held messages went back to the queue');
+        const back: number[] = [];
+        for (let k = 0; k < 2; k++) {
+          const m = await ch.get(queue, { noAck: true });
+          assert.ok(m, 'a returned message');
+          back.push(JSON.parse(m.content.toString('utf8')).n);
+        }
+        assert.deepEqual(back.sort((a, b) => a - b), [0, 7]);
+      } finally {
+        await raw.close();
+      }
+    });
+
     it('retry(delay) goes back to this subscription only, after the delay, attempt + 1', async () => {
       const topic = uniq('amqp.retry.');
       const a = spec({ pattern: topic, maxAttempts: 3 });
