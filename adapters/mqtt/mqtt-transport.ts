@@ -361,11 +361,17 @@ export class MqttTransport implements Transport {
     };
     const client = mqtt.connect(this.opts.urls[0], clientOptions);
     client.setMaxListeners(50);
-    // Each connection's socket (manualConnect: none is built yet) writes once per turn. mqtt.js
-    // keeps its stream builder private; it calls it for every connection attempt.
-    const internal = client as unknown as { streamBuilder: (c: MqttClient) => Duplex };
-    const build = internal.streamBuilder;
-    internal.streamBuilder = (c) => coalesceWrites(build(c));
+    // A subscriber's socket (manualConnect: none is built yet) writes once per turn: its PUBACKs.
+    // mqtt.js keeps its stream builder private; it calls it for every connection attempt. Not the
+    // publisher's: coalesced, its publishes reach Mosquitto in bursts, and a broker SIGKILLed
+    // mid-burst then lost a message it had already PUBACKed (the ack left between the signal and
+    // the broker's end, before its autosave; 1 run in 3). The window is Mosquitto's, but the
+    // bursts widened it (docs/reliability.md).
+    if (role !== 'publisher') {
+      const internal = client as unknown as { streamBuilder: (c: MqttClient) => Duplex };
+      const build = internal.streamBuilder;
+      internal.streamBuilder = (c) => coalesceWrites(build(c), () => c.connected);
+    }
     const url = () => redactUrl(currentUrl(client, this.opts.urls));
     // The back-off is reset only by a connection that stayed up: a connection the broker keeps
     // closing right after CONNACK (another client taking the same session over, when the broker

@@ -9,19 +9,21 @@ type WriteCallback = (err?: Error | null) => void;
  * Makes the many small writes of one event-loop turn leave as one socket write.
  *
  * mqtt-packet writes a packet piece by piece (a byte, a length, each user property's name and
- * value...), some forty `stream.write` calls for a PUBLISH that carries the CloudEvents
- * attributes. It corks the socket around each packet, so they leave in one `writev`, but Node's
- * stream machinery still buffers, converts and hands libuv every piece on its own: in a busy
- * producer that was a fifth of the CPU (`writevGeneric`, `writeOrBuffer`, `writev`).
+ * value...): some forty `stream.write` calls for a PUBLISH that carries the CloudEvents
+ * attributes, four for a PUBACK. It corks the socket around each packet, so they leave in one
+ * `writev`, but Node's stream machinery still buffers, converts and hands libuv every piece on
+ * its own: in a busy producer that was a fifth of the CPU (`writevGeneric`, `writeOrBuffer`,
+ * `writev`), in a consumer a PUBACK's share of it.
  *
  * After this, `write` copies each piece into a pool buffer and returns at once; in the check
  * phase of the same turn (`setImmediate`) everything written in the turn goes to the socket as
  * one buffer. Bytes leave in the order written; `end()` sends what is pending first; a destroyed
  * socket drops it (the packets are in mqtt.js's outgoing store and are re-sent on reconnect like
  * any others). `write` returns false only while the socket itself wants a 'drain', so that
- * mqtt.js, which waits for 'drain' on a false, is always woken.
+ * mqtt.js, which waits for 'drain' on a false, is always woken. While `active()` is false (mqtt.js
+ * connecting, re-sending its store) writes pass straight through, in order.
  */
-export function coalesceWrites(socket: Duplex): Duplex {
+export function coalesceWrites(socket: Duplex, active: () => boolean = () => true): Duplex {
   const write = socket.write.bind(socket) as (chunk: Buffer, cb?: WriteCallback) => boolean;
   const end = socket.end.bind(socket) as (...args: unknown[]) => Duplex;
   let pool = Buffer.allocUnsafe(POOL_BYTES);
@@ -55,6 +57,10 @@ export function coalesceWrites(socket: Duplex): Duplex {
   };
 
   socket.write = function coalescedWrite(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+    if (!active()) {
+      flush();
+      return (write as (...args: unknown[]) => boolean)(chunk, encoding, cb);
+    }
     if (typeof encoding === 'function') {
       cb = encoding;
       encoding = undefined;
