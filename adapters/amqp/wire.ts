@@ -69,10 +69,10 @@ function withoutPrefix(key: string): string {
 /**
  * Courier headers -> AMQP properties. `datacontenttype` is `content_type`; `id`, `type` and
  * `source` are `message_id`, `type` and `app_id` (the table holds them only when one is longer
- * than a short string's 255 bytes); an attempt count of 1 is implied by its absence; every other
- * header is in the `cloudEvents_` table. Each table entry costs amqplib's generic encoder (and the
- * consumer's decoder) more than a property: leaving these four out took the table from seven
- * entries to three and raised AMQP event throughput by a tenth (docs/benchmarks.md).
+ * than a short string's 255 bytes); an attempt count of 1 and a correlation id equal to the id
+ * are implied by their absence; every other header is in the `cloudEvents_` table. Each table entry costs amqplib's generic encoder (and the
+ * consumer's decoder) more than a property: leaving these five out took the table from seven
+ * entries to two and raised AMQP event throughput by a tenth (docs/benchmarks.md).
  */
 export function encodeProperties(
   headers: Readonly<Record<string, string>>,
@@ -100,6 +100,9 @@ export function encodeProperties(
         break;
       case Headers.attempt:
         if (value === '1') continue;
+        break;
+      case Headers.correlationid:
+        if (value === headers[Headers.id]) continue;
         break;
     }
     table[withPrefix(key)] = value;
@@ -152,7 +155,7 @@ export function fieldToString(value: unknown): string {
  * AMQP properties -> Courier headers. The `cloudEvents_` table wins; the plain properties fill
  * what it lacks, so a message from a plain AMQP client still has an id, a type and a content type.
  * Other table entries are kept as they are, except RabbitMQ's and Courier's `x-` bookkeeping.
- * No attempt count means the first attempt. Never throws.
+ * No attempt count means the first attempt, no correlation id the id. Never throws.
  */
 export function decodeHeaders(props: Partial<MessageProperties> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -182,6 +185,8 @@ export function decodeHeaders(props: Partial<MessageProperties> | undefined): Re
     }
   }
   if (out[Headers.attempt] === undefined) out[Headers.attempt] = '1';
+  // Not from correlation_id: a request's carries its reply correlation, not the envelope's.
+  if (out[Headers.correlationid] === undefined && out[Headers.id] !== undefined) out[Headers.correlationid] = out[Headers.id];
   return out;
 }
 

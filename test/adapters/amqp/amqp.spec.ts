@@ -230,7 +230,7 @@ describe('amqp adapter', function () {
       });
       await t.connect();
       const longId = 'x'.repeat(300);
-      await t.publish(message(topic, 1, { [Headers.source]: 'amqp.spec' }));
+      await t.publish(message(topic, 1, { [Headers.source]: 'amqp.spec', [Headers.correlationid]: `${topic}-1` }));
       await t.publish(message(topic, 2, { [Headers.id]: longId }));
       await waitFor(() => got.length === 2, 5000, 'both deliveries');
       const [first, second] = got;
@@ -239,6 +239,9 @@ describe('amqp adapter', function () {
       assert.equal(first.headers[Headers.source], 'amqp.spec');
       assert.equal(first.headers[Headers.attempt], '1');
       assert.equal(first.attempt, 1);
+      const firstProps = (first.raw as { properties: { headers: Record<string, unknown> } }).properties;
+      assert.equal(firstProps.headers.cloudEvents_correlationid, undefined, 'a correlation id equal to the id is left out');
+      assert.equal(first.headers[Headers.correlationid], `${topic}-1`, 'and restored from the id');
       const props = (second.raw as { properties: { messageId?: string; headers: Record<string, unknown> } }).properties;
       assert.equal(props.messageId, undefined, 'a 300-byte id does not fit message_id');
       assert.equal(props.headers.cloudEvents_id, longId);
