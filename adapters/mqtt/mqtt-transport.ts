@@ -363,10 +363,9 @@ export class MqttTransport implements Transport {
     client.setMaxListeners(50);
     // A subscriber's socket (manualConnect: none is built yet) writes once per turn: its PUBACKs.
     // mqtt.js keeps its stream builder private; it calls it for every connection attempt. Not the
-    // publisher's: coalesced, its publishes reach Mosquitto in bursts, and a broker SIGKILLed
-    // mid-burst then lost a message it had already PUBACKed (the ack left between the signal and
-    // the broker's end, before its autosave; 1 run in 3). The window is Mosquitto's, but the
-    // bursts widened it (docs/reliability.md).
+    // publisher's: coalesced (and faster), it made the SIGKILL restart case lose a message that
+    // Mosquitto PUBACKed between the signal and its end, before its autosave (1 run in 3). That
+    // window is Mosquitto's and exists without coalescing too; see docs/reliability.md.
     if (role !== 'publisher') {
       const internal = client as unknown as { streamBuilder: (c: MqttClient) => Duplex };
       const build = internal.streamBuilder;
