@@ -148,7 +148,6 @@ function envelopeProps(source: string) {
     headers: {
       cloudEvents_specversion: '1.0',
       cloudEvents_time: time.toISOString(),
-      cloudEvents_correlationid: id,
     },
   };
 }
