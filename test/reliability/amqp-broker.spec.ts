@@ -110,6 +110,10 @@ describe('reliability, AMQP: broker faults', function () {
       }))(),
     );
     await consumer.bus.start();
+    // The work queue exists before the kill: RabbitMQ may not yet have stored a declaration made
+    // moments before a SIGKILL, and the queue is then gone with its messages
+    // (test/containers/container-faults.spec.ts, docs/reliability.md).
+    await sleep(1500);
     const publisher = amqpBus(broker.url, { ledger });
     buses.push(publisher);
     await publisher.bus.start();
