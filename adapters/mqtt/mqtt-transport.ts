@@ -361,16 +361,11 @@ export class MqttTransport implements Transport {
     };
     const client = mqtt.connect(this.opts.urls[0], clientOptions);
     client.setMaxListeners(50);
-    // A subscriber's socket (manualConnect: none is built yet) writes once per turn: its PUBACKs.
-    // mqtt.js keeps its stream builder private; it calls it for every connection attempt. Not the
-    // publisher's: coalesced (and faster), it made the SIGKILL restart case lose a message that
-    // Mosquitto PUBACKed between the signal and its end, before its autosave (1 run in 3). That
-    // window is Mosquitto's and exists without coalescing too; see docs/reliability.md.
-    if (role !== 'publisher') {
-      const internal = client as unknown as { streamBuilder: (c: MqttClient) => Duplex };
-      const build = internal.streamBuilder;
-      internal.streamBuilder = (c) => coalesceWrites(build(c), () => c.connected);
-    }
+    // Each connection's socket (manualConnect: none is built yet) writes once per turn. mqtt.js
+    // keeps its stream builder private; it calls it for every connection attempt.
+    const internal = client as unknown as { streamBuilder: (c: MqttClient) => Duplex };
+    const build = internal.streamBuilder;
+    internal.streamBuilder = (c) => coalesceWrites(build(c), () => c.connected);
     const url = () => redactUrl(currentUrl(client, this.opts.urls));
     // The back-off is reset only by a connection that stayed up: a connection the broker keeps
     // closing right after CONNACK (another client taking the same session over, when the broker

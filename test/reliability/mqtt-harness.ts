@@ -70,7 +70,13 @@ export async function publishTicks(
   bus: Bus,
   ledger: Ledger,
   total: number,
-  opts: { batch?: number; pad?: string; during?: (batchIndex: number) => void | Promise<void> } = {},
+  opts: {
+    batch?: number;
+    pad?: string;
+    during?: (batchIndex: number) => void | Promise<void>;
+    /** Filled with the time (Date.now()) each message's publish resolved, by its n. */
+    confirmedAt?: Map<number, number>;
+  } = {},
 ): Promise<{ confirmed: number; failed: number; errors: Error[] }> {
   const batch = opts.batch ?? 500;
   let confirmed = 0;
@@ -83,6 +89,7 @@ export async function publishTicks(
         bus.publish(Tick, { n: start + k, ...(opts.pad ? { pad: opts.pad } : {}) }).then(
           (id) => {
             ledger.confirmed(id);
+            opts.confirmedAt?.set(start + k, Date.now());
             confirmed++;
           },
           (e: Error) => {
