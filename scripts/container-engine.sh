@@ -126,14 +126,30 @@ build_image "$MOSQ_IMAGE" "$ROOT/test/containers/mosquitto"
 
 # ---------------------------------------------------------------- 4. the Docker API
 ping() { curl -fsS --max-time 3 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; }
+# A service started from a directory that was deleted since (a CI clone removed after its run)
+# still answers _ping, but every container it starts fails: conmon inherits the working
+# directory ("Failed to get working directory", HTTP 500 "write child: broken pipe"). Replace it.
+for pid in $(pgrep -f "podman system service .*unix://$SOCK" || true); do
+  case "$(readlink "/proc/$pid/cwd" 2>/dev/null || true)" in
+  *' (deleted)')
+    log "the podman service (pid $pid) runs in a deleted directory: restarting it"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+    ;;
+  esac
+done
 if ping; then
   log "Docker API answers on $SOCK"
 else
   mkdir -p "$(dirname "$SOCK")"
   rm -f "$SOCK"
   log "starting podman system service on $SOCK (log: $SERVICE_LOG)"
-  # setsid + nohup: survives this script and the shell that ran it.
-  setsid nohup podman system service --time=0 "unix://$SOCK" >> "$SERVICE_LOG" 2>&1 < /dev/null &
+  # setsid + nohup: survives this script and the shell that ran it. From /: the containers'
+  # conmon inherits the service's working directory, which must outlive the checkout.
+  # Every descriptor redirected on the subshell itself: nothing may keep this script's stdout open
+  # (CI reads it through $(...), which waits for the last writer).
+  (cd / && exec setsid nohup podman system service --time=0 "unix://$SOCK") >> "$SERVICE_LOG" 2>&1 < /dev/null &
   for _ in $(seq 1 60); do
     ping && break
     sleep 0.5
