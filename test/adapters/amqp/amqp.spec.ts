@@ -42,6 +42,18 @@ describe('amqp adapter', function () {
     return s;
   }
 
+  /** A connected transport whose subscription to `topic` acks and keeps every delivery. */
+  async function collecting(topic: string): Promise<{ t: AmqpTransport; got: Delivery[] }> {
+    const t = await transport();
+    const got: Delivery[] = [];
+    await t.subscribe(spec({ pattern: topic }), async (d) => {
+      got.push(d);
+      await d.ack();
+    });
+    await t.connect();
+    return { t, got };
+  }
+
   afterEach(async function () {
     await Promise.all(open.map((t) => t.close({ timeoutMs: 1000 }).catch(() => undefined)));
     await deleteQueues(specs);
@@ -221,14 +233,7 @@ describe('amqp adapter', function () {
 
     it('the wire format round trip: property-borne headers come back, a long id travels in the table', async () => {
       const topic = uniq('amqp.wire.');
-      const s = spec({ pattern: topic });
-      const t = await transport();
-      const got: Delivery[] = [];
-      await t.subscribe(s, async (d) => {
-        got.push(d);
-        await d.ack();
-      });
-      await t.connect();
+      const { t, got } = await collecting(topic);
       const longId = 'x'.repeat(300);
       await t.publish(message(topic, 1, { [Headers.source]: 'amqp.spec', [Headers.correlationid]: `${topic}-1` }));
       await t.publish(message(topic, 2, { [Headers.id]: longId }));
@@ -250,14 +255,7 @@ describe('amqp adapter', function () {
 
     it('non-string headers from a plain AMQP client are delivered as strings', async () => {
       const topic = uniq('amqp.foreign.');
-      const s = spec({ pattern: topic });
-      const t = await transport();
-      const got: Delivery[] = [];
-      await t.subscribe(s, async (d) => {
-        got.push(d);
-        await d.ack();
-      });
-      await t.connect();
+      const { got } = await collecting(topic);
       const raw = await rawConnection();
       try {
         const ch = await raw.createChannel();
