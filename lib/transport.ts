@@ -38,6 +38,22 @@ export const Headers = {
   signature: 'couriersignature',
 } as const;
 
+/**
+ * The two envelope defaults a transport may leave off the wire: an attempt count of 1, and a
+ * correlation id equal to the id. Every header a transport writes costs its client library on
+ * both ends; a transport that leaves these out calls {@link restoreImpliedHeaders} on receipt, so
+ * handlers see the same headers on every transport.
+ */
+export function isImpliedHeader(key: string, value: string, headers: Readonly<Record<string, string>>): boolean {
+  return key === Headers.attempt ? value === '1' : key === Headers.correlationid && value === headers[Headers.id];
+}
+
+/** Puts back what {@link isImpliedHeader} let a transport leave out. */
+export function restoreImpliedHeaders(headers: Record<string, string>): void {
+  if (headers[Headers.attempt] === undefined) headers[Headers.attempt] = '1';
+  if (headers[Headers.correlationid] === undefined && headers[Headers.id] !== undefined) headers[Headers.correlationid] = headers[Headers.id];
+}
+
 /** Why a message went to the dead letter. */
 export type DeadLetterReason =
   | 'malformed' // not decodable: bad bytes, bad JSON, wrong content type, too large, bad signature

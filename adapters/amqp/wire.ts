@@ -3,7 +3,7 @@
  * Pure functions: no connection, no state.
  */
 import type { MessageProperties, Options } from 'amqplib';
-import { Headers } from '../../lib/transport';
+import { Headers, isImpliedHeader, restoreImpliedHeaders } from '../../lib/transport';
 
 /** The CloudEvents AMQP binding prefix of application-properties (here: the headers table). */
 export const HEADER_PREFIX = 'cloudEvents_';
@@ -69,10 +69,10 @@ function withoutPrefix(key: string): string {
 /**
  * Courier headers -> AMQP properties. `datacontenttype` is `content_type`; `id`, `type` and
  * `source` are `message_id`, `type` and `app_id` (the table holds them only when one is longer
- * than a short string's 255 bytes); an attempt count of 1 and a correlation id equal to the id
- * are implied by their absence; every other header is in the `cloudEvents_` table. Each table entry costs amqplib's generic encoder (and the
- * consumer's decoder) more than a property: leaving these five out took the table from seven
- * entries to two and raised AMQP event throughput by a tenth (docs/benchmarks.md).
+ * than a short string's 255 bytes); the implied headers (isImpliedHeader) are left out; every
+ * other header is in the `cloudEvents_` table. Each table entry costs amqplib's generic encoder
+ * (and the consumer's decoder) more than a property: leaving these five out took the table from
+ * seven entries to two and raised AMQP event throughput by a tenth (docs/benchmarks.md).
  */
 export function encodeProperties(
   headers: Readonly<Record<string, string>>,
@@ -86,6 +86,7 @@ export function encodeProperties(
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i];
     const value = headers[key];
+    if (isImpliedHeader(key, value, headers)) continue;
     switch (key) {
       case Headers.datacontenttype:
         continue;
@@ -97,12 +98,6 @@ export function encodeProperties(
         break;
       case Headers.source:
         if (appId !== undefined) continue;
-        break;
-      case Headers.attempt:
-        if (value === '1') continue;
-        break;
-      case Headers.correlationid:
-        if (value === headers[Headers.id]) continue;
         break;
     }
     table[withPrefix(key)] = value;
@@ -184,9 +179,8 @@ export function decodeHeaders(props: Partial<MessageProperties> | undefined): Re
       out[Headers.time] = new Date(props.timestamp * 1000).toISOString();
     }
   }
-  if (out[Headers.attempt] === undefined) out[Headers.attempt] = '1';
-  // Not from correlation_id: a request's carries its reply correlation, not the envelope's.
-  if (out[Headers.correlationid] === undefined && out[Headers.id] !== undefined) out[Headers.correlationid] = out[Headers.id];
+  // correlationid from the id, not from correlation_id: a request's carries its reply correlation.
+  restoreImpliedHeaders(out);
   return out;
 }
 

@@ -4,7 +4,7 @@
  * to a structured-mode CloudEvents JSON body. Pure functions, no client.
  */
 import type { IPublishPacket } from 'mqtt';
-import { Headers } from '../../lib/transport';
+import { Headers, isImpliedHeader, restoreImpliedHeaders } from '../../lib/transport';
 import { MalformedMessageError } from '../../lib/errors';
 
 /** Headers only the adapter reads; stripped before a handler sees the message. */
@@ -91,14 +91,14 @@ export function encode(
 ): EncodedPublish {
   if (version === 5) {
     // Runs for every publish: one object for the user properties, one for the properties. The
-    // two Courier defaults stay off the wire (decode restores them): each user property costs
-    // mqtt.js a dozen writes on publish and two string copies on receipt.
+    // implied headers stay off the wire (decode restores them): each user property costs mqtt.js
+    // a dozen writes on publish and two string copies on receipt.
     const userProperties: Record<string, string> = {};
     let contentType: string | undefined;
     for (const k in headers) {
       const v = headers[k];
       if (k === Headers.datacontenttype) contentType = v || undefined;
-      else if (!(k === Headers.attempt ? v === '1' : k === Headers.correlationid && v === headers[Headers.id])) userProperties[k] = v;
+      else if (!isImpliedHeader(k, v, headers)) userProperties[k] = v;
     }
     const properties: NonNullable<EncodedPublish['properties']> = { userProperties };
     if (contentType) properties.contentType = contentType;
@@ -154,7 +154,7 @@ export function decode(version: 4 | 5, packet: IPublishPacket): Decoded {
         reply = { responseTopic: props.responseTopic, correlation: props.correlationData ?? Buffer.alloc(0) };
       }
     }
-    defaults(headers);
+    restoreImpliedHeaders(headers);
     return { body: payload, headers, retryAt, reply, replyFor };
   }
   {
@@ -184,12 +184,6 @@ export function decode(version: 4 | 5, packet: IPublishPacket): Decoded {
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(raw)) if (!internal.has(k)) headers[k] = v;
   return { body, headers, retryAt, reply, replyFor: raw[InternalHeaders.replyFor] };
-}
-
-/** What encode leaves off the wire: the first attempt, and a correlation id equal to the id. */
-function defaults(headers: Record<string, string>): void {
-  if (headers[Headers.attempt] === undefined) headers[Headers.attempt] = '1';
-  if (headers[Headers.correlationid] === undefined && headers[Headers.id] !== undefined) headers[Headers.correlationid] = headers[Headers.id];
 }
 
 function isJson(contentType: string | undefined): boolean {

@@ -15,7 +15,6 @@
  * which makes mqtt.js skip its PUBACK and move on, and the adapter sends the PUBACK itself when
  * the delivery is acked (see {@link Feed}).
  */
-import { coalesceWrites } from './write-coalescer';
 import type { IClientOptions, IPublishPacket, ISubscriptionMap, MqttClient } from 'mqtt';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
@@ -66,6 +65,7 @@ import {
   topicToType,
   typeToTopic,
 } from './mqtt-mapping';
+import { coalesceWrites } from './write-coalescer';
 
 export interface MqttTlsOptions {
   readonly ca?: string | Buffer | string[] | Buffer[];
