@@ -47,6 +47,7 @@ import { AckBatcher } from './ack-batcher';
 import { AmqpTransportOptions, resolveOptions, ResolvedAmqpOptions } from './amqp-options';
 import { toBrokerError } from './broker-errors';
 import { ConfirmPublisher } from './confirm-publisher';
+import { publishOn } from './direct-publish';
 import {
   addBrokerDeathReason,
   decodeAttempt,
@@ -657,7 +658,7 @@ export class AmqpTransport implements Transport {
     if (!ch) ch = await this.replyChannel();
     while (this.replyDrain) await new Promise<void>((resolve) => this.replyDrain!.push(resolve));
     this.coalesceWrites();
-    if (!ch.publish('', replyTo, body, props)) {
+    if (!publishOn(ch, '', replyTo, body, props)) {
       // Written, but the channel's buffer is full: hold this reply (and the request's ack) until it drains.
       await new Promise<void>((resolve) => (this.replyDrain ??= []).push(resolve));
     }
@@ -765,7 +766,7 @@ export class AmqpTransport implements Transport {
       props.expiration = String(r.timeoutMs);
       r.sent = true;
       this.coalesceWrites();
-      if (!ch.publish(this.options.exchange, r.message.topic, r.message.body, props)) {
+      if (!publishOn(ch, this.options.exchange, r.message.topic, r.message.body, props)) {
         this.rpcDrain = new Promise((resolve) =>
           ch.once('drain', () => {
             this.rpcDrain = undefined;

@@ -8,10 +8,14 @@
  * Per message on the hot path: one Pending (which is also the promise's executor target), one
  * promise, one confirm callback. Publish timeouts share a single timer (a deadline sweep), not one
  * timer per message.
+ *
+ * Messages are written with publishConfirmedOn (direct-publish.ts): the frame fields are built
+ * once per message, not by amqplib on every write, and kept for a re-publication.
  */
 import type { ConfirmChannel, Message, Options } from 'amqplib';
 import { NotConnectedError, PublishRejectedError, PublishTimeoutError, UnroutableError } from '../../lib/errors';
 import { isChannelRefusal } from './broker-errors';
+import { publishConfirmedOn, publishFields, PublishFields } from './direct-publish';
 import { RETURN_TOKEN_HEADER } from './wire';
 
 class Pending {
@@ -23,6 +27,8 @@ class Pending {
   queued = false;
   /** The channel it was last written to; a confirm from any other channel is stale. */
   channel: ConfirmChannel | undefined = undefined;
+  /** The basic.publish fields and properties, built on the first write and reused on a re-publication. */
+  fields: PublishFields | undefined = undefined;
   constructor(
     readonly seq: number,
     readonly exchange: string,
@@ -171,8 +177,10 @@ export class ConfirmPublisher {
       p.returned = false;
       this.inflight.add(p);
       let ok: boolean;
+      const onConfirm = (err: unknown) => this.onConfirm(p, ch, err);
       try {
-        ok = ch.publish(p.exchange, p.routingKey, p.content, p.options, (err: unknown) => this.onConfirm(p, ch, err));
+        p.fields ??= publishFields(p.exchange, p.routingKey, p.options);
+        ok = publishConfirmedOn(ch, p.fields, p.exchange, p.routingKey, p.content, p.options, onConfirm);
       } catch {
         // The channel is closing; its 'close' will detach it and put this message back in the queue.
         return;
