@@ -3,7 +3,7 @@
  * broker must receive exactly what `channel.publish` sends for the same options. Real RabbitMQ.
  */
 import assert from 'node:assert/strict';
-import type { Channel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+import type { Channel, ConfirmChannel, GetMessage, Options } from 'amqplib';
 import { publishConfirmedOn, publishFields, publishOn } from '../../../adapters/amqp/direct-publish';
 import { uniq } from '../../helpers/wait';
 import { rawConnection } from './amqp-fixture';
@@ -26,9 +26,9 @@ const OPTIONS: Options.Publish = {
 };
 
 /** What the broker delivers, without the fields that differ per delivery. */
-function received(msg: ConsumeMessage) {
-  const { deliveryTag, redelivered, consumerTag, ...fields } = msg.fields;
-  void deliveryTag, redelivered, consumerTag;
+function received(msg: GetMessage) {
+  const { deliveryTag, redelivered, messageCount, ...fields } = msg.fields;
+  void deliveryTag, redelivered, messageCount;
   return { fields, properties: msg.properties, content: msg.content.toString('utf8') };
 }
 
@@ -36,7 +36,7 @@ async function roundTrip(ch: Channel, queue: string, send: (content: Buffer) => 
   send(Buffer.from('{"n":1}'));
   for (let i = 0; i < 100; i++) {
     const msg = await ch.get(queue, { noAck: true });
-    if (msg) return received(msg as ConsumeMessage);
+    if (msg) return received(msg);
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`nothing arrived in ${queue} within 2 s`);
