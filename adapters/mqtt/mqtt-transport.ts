@@ -65,6 +65,7 @@ import {
   topicToType,
   typeToTopic,
 } from './mqtt-mapping';
+import { encodePublishesOf } from './publish-encoder';
 import { coalesceWrites } from './write-coalescer';
 
 export interface MqttTlsOptions {
@@ -366,6 +367,7 @@ export class MqttTransport implements Transport {
     const internal = client as unknown as { streamBuilder: (c: MqttClient) => Duplex };
     const build = internal.streamBuilder;
     internal.streamBuilder = (c) => coalesceWrites(build(c), () => c.connected);
+    encodePublishesOf(client);
     const url = () => redactUrl(currentUrl(client, this.opts.urls));
     // The back-off is reset only by a connection that stayed up: a connection the broker keeps
     // closing right after CONNACK (another client taking the same session over, when the broker
