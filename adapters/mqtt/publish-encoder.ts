@@ -60,9 +60,25 @@ export function encodePublish(packet: PublishPacketLike, protocolVersion: number
   return out;
 }
 
+/**
+ * A PUBACK with reason code 0 (success) and no properties, the one a consumer sends per QoS 1
+ * message, as mqtt-packet writes it: four bytes in MQTT 3.1.1 and 5 alike. Undefined otherwise.
+ */
+export function encodePuback(packet: { readonly messageId?: number; readonly reasonCode?: number; readonly properties?: unknown }, protocolVersion: number | undefined): Buffer | undefined {
+  const id = packet.messageId;
+  if (typeof id !== 'number' || !(id >= 0 && id <= 0xffff) || packet.properties !== undefined) return undefined;
+  if (protocolVersion === 5 && packet.reasonCode !== 0) return undefined;
+  const out = Buffer.allocUnsafe(4);
+  out[0] = 0x40;
+  out[1] = 2;
+  out.writeUInt16BE(id, 2);
+  return out;
+}
+
 /** The fields of mqtt-packet's IPublishPacket that the encoder reads. */
 export interface PublishPacketLike {
   readonly cmd?: string;
+  readonly reasonCode?: number;
   readonly topic?: unknown;
   readonly payload?: unknown;
   readonly qos?: number;
@@ -173,7 +189,8 @@ function writeVarInt(out: Buffer, at: number, n: number): number {
 }
 
 /**
- * Has `client` write its PUBLISH packets with encodePublish, as one buffer each. mqtt.js keeps
+ * Has `client` write its PUBLISH and PUBACK packets with encodePublish and encodePuback, as one
+ * buffer each. mqtt.js keeps
  * the method private (`_writePacket`, mqtt.js 5): when it is not there, nothing changes. What the
  * replacement does besides the encoding is what mqtt.js's own does: emit 'packetsend', write,
  * and call back at once, or on 'drain' when the stream asked for it.
@@ -183,7 +200,8 @@ export function encodePublishesOf(client: MqttClient): void {
   const original = internal._writePacket;
   if (typeof original !== 'function') return;
   internal._writePacket = function writePacket(this: InternalClient, packet: PublishPacketLike, cb?: () => void): void {
-    const bytes = packet.cmd === 'publish' ? encodePublish(packet, this.options.protocolVersion) : undefined;
+    const version = this.options.protocolVersion;
+    const bytes = packet.cmd === 'publish' ? encodePublish(packet, version) : packet.cmd === 'puback' ? encodePuback(packet, version) : undefined;
     if (bytes === undefined) return original.call(this, packet, cb);
     this.emit('packetsend', packet);
     const ok = this.stream.write(bytes);

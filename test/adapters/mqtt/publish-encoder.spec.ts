@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import mqttPacket from 'mqtt-packet';
-import { encodePublish, PublishPacketLike } from '../../../adapters/mqtt/publish-encoder';
+import { encodePuback, encodePublish, PublishPacketLike } from '../../../adapters/mqtt/publish-encoder';
 
 function reference(packet: PublishPacketLike, protocolVersion: 4 | 5): Buffer {
   return mqttPacket.generate({ cmd: 'publish', ...packet } as mqttPacket.IPublishPacket, { protocolVersion });
@@ -90,5 +90,18 @@ describe('mqtt adapter: PUBLISH packets as one buffer', () => {
     // MQTT 3.1.1 has no properties: mqtt-packet ignores them, so does the encoder.
     const v4 = { ...base, properties: { payloadFormatIndicator: true } };
     assert.ok(encodePublish(v4, 4)!.equals(reference(v4, 4)));
+  });
+
+  it('PUBACK: the same four bytes as mqtt-packet; other acknowledgements are left to it', () => {
+    for (const protocolVersion of [4, 5] as const) {
+      for (const messageId of [1, 255, 256, 65_535]) {
+        const packet = { cmd: 'puback' as const, messageId, reasonCode: 0 };
+        const ours = encodePuback(packet, protocolVersion);
+        assert.ok(ours?.equals(mqttPacket.generate(packet, { protocolVersion })), `${protocolVersion} ${messageId}`);
+      }
+    }
+    assert.equal(encodePuback({ messageId: 1, reasonCode: 0x10 }, 5), undefined, 'a reason code other than success');
+    assert.equal(encodePuback({ messageId: 1, reasonCode: 0, properties: { reasonString: 'x' } }, 5), undefined, 'properties');
+    assert.equal(encodePuback({ messageId: 70_000, reasonCode: 0 }, 5), undefined, 'a message id over 65535');
   });
 });
