@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { Type } from 'class-transformer';
 import { IsInt, IsString, ValidateNested } from 'class-validator';
 import { Message, MalformedMessageError, PayloadValidationError } from '../../lib';
-import { parseJson, validatePayload } from '../../lib/codec';
+import { encode, parseJson, validatePayload } from '../../lib/codec';
+import { Headers } from '../../lib/transport';
 
 class Line {
   @IsString() sku!: string;
@@ -49,5 +50,17 @@ describe('codec', () => {
     }
     assert.deepEqual(parseJson('{"s":"caf\\u00e9"}'), { s: 'café' });
     assert.equal(({} as Record<string, unknown>).p, undefined);
+  });
+
+  it('encode: the envelope headers under their Headers names; extra headers are added and never replace them', () => {
+    const plain = encode({ n: 1 }, { type: 'order.placed', source: 'orders' });
+    assert.deepEqual(Object.keys(plain.headers).sort(), [Headers.attempt, Headers.correlationid, Headers.datacontenttype, Headers.id, Headers.source, Headers.specversion, Headers.time, Headers.type].sort());
+    assert.equal(plain.headers[Headers.correlationid], plain.headers[Headers.id]);
+    assert.equal(plain.headers[Headers.attempt], '1');
+    const extra = encode({ n: 1 }, { type: 'order.placed', source: 'orders', extraHeaders: { [Headers.id]: 'forged', [Headers.source]: 'forged', tenant: 'acme' } });
+    assert.notEqual(extra.headers[Headers.id], 'forged');
+    assert.equal(extra.headers[Headers.source], 'orders');
+    assert.equal(extra.headers.tenant, 'acme');
+    assert.equal(String(extra.body), '{"n":1}');
   });
 });
