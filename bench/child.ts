@@ -4,6 +4,7 @@
  * (producers) or `stop` (open-ended consumers), sends `result` with its peak RSS, then exits.
  */
 import 'reflect-metadata';
+import { finish as finishDiagnostics, onNewPeak } from './diagnostics';
 import { roles } from './roles';
 
 export interface ChildIo {
@@ -21,7 +22,10 @@ export type Role = (io: ChildIo) => Promise<Record<string, unknown>>;
 let peakRss = process.memoryUsage.rss();
 const sample = () => {
   const rss = process.memoryUsage.rss();
-  if (rss > peakRss) peakRss = rss;
+  if (rss > peakRss) {
+    peakRss = rss;
+    onNewPeak();
+  }
 };
 setInterval(sample, 20).unref();
 
@@ -44,6 +48,7 @@ async function main(): Promise<void> {
   const io: ChildIo = { params: JSON.parse(json), ready: () => void send({ type: 'ready' }), go, stop };
   const result = await role(io);
   sample();
+  await finishDiagnostics(name);
   await send({ type: 'result', result: { ...result, peakRssMb: peakRss / 1024 / 1024 } });
   process.disconnect();
   // Whatever a client library left open must not keep the process (and the run) alive.

@@ -1,0 +1,63 @@
+/**
+ * Memory diagnostics of a benchmark child, switched on by environment variables (run.ts passes its
+ * environment on). None changes what is measured unless set; docs/benchmarks.md shows their use.
+ *
+ *   BENCH_PEAK_DETAIL=1        at exit, print the heap at the moment of peak RSS: V8's spaces
+ *                              (used/committed MB), external memory and ArrayBuffers.
+ *   BENCH_ALLOC_PROF=DIR       sample allocations (V8's sampling heap profiler, objects later
+ *                              collected included) and write DIR/<role>-<pid>.heapprofile;
+ *                              summarise it with bench/alloc-summary.ts.
+ *   BENCH_ALLOC_PROF_MINOR=0   with BENCH_ALLOC_PROF: leave out what scavenges collected, which
+ *                              leaves what survived them (promoted, or still alive).
+ *   BENCH_V8_FLAGS="..."       V8 flags set at start, e.g. "--trace-gc-nvp" to log every GC with
+ *                              the bytes that survived it (NODE_OPTIONS refuses such flags).
+ */
+import * as fs from 'node:fs';
+import * as inspector from 'node:inspector';
+import * as v8 from 'node:v8';
+
+const env = process.env;
+if (env.BENCH_V8_FLAGS) v8.setFlagsFromString(env.BENCH_V8_FLAGS);
+
+const mb = (bytes: number) => Math.round(bytes / 1048576);
+let peak: Record<string, unknown> | undefined;
+
+/** Called at each new peak of RSS. */
+export function onNewPeak(): void {
+  if (!env.BENCH_PEAK_DETAIL) return;
+  const m = process.memoryUsage();
+  peak = {
+    rss: mb(m.rss),
+    heapUsed: mb(m.heapUsed),
+    heapTotal: mb(m.heapTotal),
+    external: mb(m.external),
+    arrayBuffers: mb(m.arrayBuffers),
+    spaces: Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, `${mb(s.space_used_size)}/${mb(s.space_size)}`])),
+  };
+}
+
+let session: inspector.Session | undefined;
+if (env.BENCH_ALLOC_PROF) {
+  session = new inspector.Session();
+  session.connect();
+  session.post('HeapProfiler.startSampling', {
+    samplingInterval: 4096,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: env.BENCH_ALLOC_PROF_MINOR !== '0',
+  } as inspector.HeapProfiler.StartSamplingParameterType);
+}
+
+/** Before the child reports: writes the allocation profile and prints the peak's heap. */
+export async function finish(role: string): Promise<void> {
+  if (session) {
+    const s = session;
+    await new Promise<void>((resolve, reject) =>
+      s.post('HeapProfiler.stopSampling', (err, res) => {
+        if (err) return reject(err);
+        fs.writeFileSync(`${env.BENCH_ALLOC_PROF}/${role}-${process.pid}.heapprofile`, JSON.stringify(res.profile));
+        resolve();
+      }),
+    );
+  }
+  if (peak) process.stderr.write(`heap at peak RSS, ${role}: ${JSON.stringify(peak)}\n`);
+}
