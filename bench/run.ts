@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --smoke] [--json] [--json-out FILE] [--case a,b] [--rounds N] [--cpu-prof DIR]`
+ * `npm run bench [-- --smoke] [--json] [--json-out FILE] [--case a,b] [--rounds N] [--cpu-prof DIR] [--raw-keeps-unconfirmed]`
  *
  * Each case runs for Courier and for the raw client doing the same work on the same broker, the
  * producer and the consumer in separate child processes (bench/child.ts), Courier and raw
@@ -29,6 +29,11 @@ interface Options {
   readonly cpuProf?: string;
   /** Also write the JSON report to this file. */
   readonly jsonOut?: string;
+  /**
+   * The raw AMQP producer keeps each message until its confirm, as it must to publish it again
+   * after a reconnect (Courier does): a diagnostic of what that costs in memory, not the default.
+   */
+  readonly rawKeepsUnconfirmed: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -38,7 +43,15 @@ function parseArgs(argv: string[]): Options {
   };
   const smoke = argv.includes('--smoke');
   const rounds = Number(get('--rounds') ?? (smoke ? 1 : 3));
-  return { smoke, json: argv.includes('--json'), only: get('--case')?.split(','), rounds, cpuProf: get('--cpu-prof'), jsonOut: get('--json-out') };
+  return {
+    smoke,
+    json: argv.includes('--json'),
+    only: get('--case')?.split(','),
+    rounds,
+    cpuProf: get('--cpu-prof'),
+    jsonOut: get('--json-out'),
+    rawKeepsUnconfirmed: argv.includes('--raw-keeps-unconfirmed'),
+  };
 }
 
 const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000] };
@@ -138,7 +151,7 @@ function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt'): Case
       let consumer: [string, object];
       let producer: [string, object];
       if (transport === 'amqp') {
-        const common = { ...base, url: ctx.amqpUrl, exchange: tag, queue: `${tag}.raw`, routingKey: 'bench.event', source: tag, transport };
+        const common = { ...base, url: ctx.amqpUrl, exchange: tag, queue: `${tag}.raw`, routingKey: 'bench.event', source: tag, transport, keepUnconfirmed: ctx.o.rawKeepsUnconfirmed };
         consumer = [`${side}-${side === 'raw' ? 'amqp-' : ''}consumer`, common];
         producer = [`${side}-${side === 'raw' ? 'amqp-' : ''}producer`, common];
       } else {
@@ -333,7 +346,7 @@ async function main(): Promise<void> {
     await mosquitto?.stop();
   }
   const info = await machine(ctx.amqpUrl, mosquitto || cases.some((c) => c.id === 'c') ? OwnMosquitto.version() : undefined);
-  const report = { mode: o.smoke ? 'smoke' : 'full', rounds: o.rounds, sizes: ctx.sizes, machine: info, rows, failures, wallMs: Date.now() - started };
+  const report = { mode: (o.smoke ? 'smoke' : 'full') + (o.rawKeepsUnconfirmed ? ' (raw AMQP producer keeps unconfirmed messages)' : ''), rounds: o.rounds, sizes: ctx.sizes, machine: info, rows, failures, wallMs: Date.now() - started };
   if (o.jsonOut) fs.writeFileSync(o.jsonOut, `${JSON.stringify(report, null, 2)}\n`);
   if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else process.stdout.write(renderTable(report));

@@ -64,12 +64,23 @@ export async function rawAmqpProducer(io: ChildIo) {
   const window = new Window(p.window);
   const confirmed = (err: unknown) => (err ? window.fail(new Error(`nacked: ${err}`)) : window.release());
   const first = now();
+  const kept = p.keepUnconfirmed ? new Map<number, { body: Buffer; props: object }>() : undefined;
   for (let i = 0; i < p.n; i++) {
     const wait = window.acquire();
     if (wait) await wait;
     const body = Buffer.from(JSON.stringify(p.bulk ? benchBulk(i) : benchEvent(i)));
     const props = p.envelope ? envelopeProps(p.source) : { persistent: true, contentType: 'application/json', messageId: randomUUID(), timestamp: Date.now() };
-    if (!ch.publish(p.exchange, p.routingKey, body, props, confirmed)) await once(ch, 'drain');
+    let onConfirm = confirmed;
+    if (kept) {
+      // --raw-keeps-unconfirmed: what a raw publisher holds to publish again after a reconnect.
+      const seq = i;
+      kept.set(seq, { body, props });
+      onConfirm = (err: unknown) => {
+        kept.delete(seq);
+        confirmed(err);
+      };
+    }
+    if (!ch.publish(p.exchange, p.routingKey, body, props, onConfirm)) await once(ch, 'drain');
   }
   await window.idle();
   const last = now();
