@@ -54,6 +54,7 @@ export async function finish(role: string): Promise<void> {
     await new Promise<void>((resolve, reject) =>
       s.post('HeapProfiler.stopSampling', (err, res) => {
         if (err) return reject(err);
+        fs.mkdirSync(env.BENCH_ALLOC_PROF!, { recursive: true });
         fs.writeFileSync(`${env.BENCH_ALLOC_PROF}/${role}-${process.pid}.heapprofile`, JSON.stringify(res.profile));
         resolve();
       }),
