@@ -27,14 +27,18 @@ class Pending {
   queued = false;
   /** The channel it was last written to; a confirm from any other channel is stale. */
   channel: ConfirmChannel | undefined = undefined;
-  /** The basic.publish fields and properties, built on the first write and reused on a re-publication. */
-  fields: PublishFields | undefined = undefined;
   constructor(
     readonly seq: number,
     readonly exchange: string,
     readonly routingKey: string,
     readonly content: Buffer,
-    readonly options: Options.Publish,
+    /**
+     * The basic.publish fields and properties (direct-publish.ts), built once and written again
+     * on a re-publication; amqplib's `publish` takes them as its options too.
+     */
+    readonly fields: PublishFields | undefined,
+    /** The caller's options, kept only where no fields can be built (CC, BCC): one object per message, not two. */
+    readonly options: Options.Publish | undefined,
     readonly topic: string,
     readonly token: string | undefined,
     readonly timeoutMs: number,
@@ -101,7 +105,8 @@ export class ConfirmPublisher {
     }
     const timeoutMs = meta.timeoutMs ?? this.options.publishTimeoutMs;
     const deadline = performance.now() + timeoutMs;
-    const p = new Pending(seq, exchange, routingKey, content, opts, meta.topic, token, timeoutMs, deadline);
+    const fields = publishFields(exchange, routingKey, opts);
+    const p = new Pending(seq, exchange, routingKey, content, fields, fields ? undefined : opts, meta.topic, token, timeoutMs, deadline);
     const promise = new Promise<void>((resolve, reject) => {
       p.resolve = resolve;
       p.reject = reject;
@@ -179,8 +184,7 @@ export class ConfirmPublisher {
       let ok: boolean;
       const onConfirm = (err: unknown) => this.onConfirm(p, ch, err);
       try {
-        p.fields ??= publishFields(p.exchange, p.routingKey, p.options);
-        ok = publishConfirmedOn(ch, p.fields, p.exchange, p.routingKey, p.content, p.options, onConfirm);
+        ok = publishConfirmedOn(ch, p.exchange, p.routingKey, p.content, p.fields, p.options, onConfirm);
       } catch {
         // The channel is closing; its 'close' will detach it and put this message back in the queue.
         return;

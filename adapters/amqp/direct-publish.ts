@@ -60,20 +60,21 @@ export function publishOn(ch: Channel, exchange: string, routingKey: string, con
 }
 
 /**
- * `ch.publish(...)` on a ConfirmChannel with its confirm callback. `fields`: from publishFields,
- * kept by the caller to write the same message again after a reconnect.
+ * `ch.publish(...)` on a ConfirmChannel with its confirm callback. The message is given by its
+ * publishFields (kept by the caller to write it again after a reconnect) or, where those cannot be
+ * built, by its publish options; amqplib's `publish` accepts the fields as options as well.
  */
 export function publishConfirmedOn(
   ch: ConfirmChannel,
-  fields: PublishFields | undefined,
   exchange: string,
   routingKey: string,
   content: Buffer,
-  options: Options.Publish,
+  fields: PublishFields | undefined,
+  options: Options.Publish | undefined,
   onConfirm: (err: unknown) => void,
 ): boolean {
   const direct = fields && internals(ch);
-  if (!direct) return ch.publish(exchange, routingKey, content, options, onConfirm);
+  if (!direct) return ch.publish(exchange, routingKey, content, (fields as Options.Publish | undefined) ?? options, onConfirm);
   const ok = direct.sendMessage(fields!, fields!, content);
   direct.pushConfirmCallback(onConfirm);
   return ok;

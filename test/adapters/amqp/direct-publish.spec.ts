@@ -67,11 +67,27 @@ describe('amqp adapter: publishing without Args.publish', function () {
       const confirm: ConfirmChannel = await conn.createConfirmChannel();
       let confirmed: unknown = 'not yet';
       const viaConfirm = await roundTrip(ch, queue, (c) => {
-        publishConfirmedOn(confirm, publishFields('', queue, OPTIONS), '', queue, c, OPTIONS, (err) => (confirmed = err));
+        publishConfirmedOn(confirm, '', queue, c, publishFields('', queue, OPTIONS), undefined, (err) => (confirmed = err));
       });
       assert.deepEqual(viaConfirm, expected);
       await confirm.waitForConfirms();
       assert.equal(confirmed, null, 'the confirm callback ran, with no error');
+
+      // A channel without the internals (another amqplib): the fields go to channel.publish as its options.
+      const withoutInternals = new Proxy(confirm, {
+        get: (target, key) => {
+          if (key === 'sendMessage') return undefined;
+          const value = Reflect.get(target, key, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      let fallbackConfirmed: unknown = 'not yet';
+      const viaFallback = await roundTrip(ch, queue, (c) => {
+        publishConfirmedOn(withoutInternals, '', queue, c, publishFields('', queue, OPTIONS), undefined, (err) => (fallbackConfirmed = err));
+      });
+      assert.deepEqual(viaFallback, expected);
+      await confirm.waitForConfirms();
+      assert.equal(fallbackConfirmed, null);
 
       // CC is converted by amqplib itself: such a message goes through channel.publish.
       assert.equal(publishFields('', queue, { ...OPTIONS, CC: ['other'] }), undefined);
