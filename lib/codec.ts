@@ -61,7 +61,8 @@ function needsTransformer(cls: Function): boolean {
 
 function assignPlain(cls: Function, type: string, data: object): object {
   const instance = new (cls as new () => Record<string, unknown>)();
-  for (const key of Object.keys(data)) {
+  for (const key in data) {
+    if (!Object.hasOwn(data, key)) continue;
     if (FORBIDDEN_KEYS.has(key)) {
       throw new PayloadValidationError(type, [{ property: key, constraints: { forbidden: `property ${key} is not allowed` } }]);
     }

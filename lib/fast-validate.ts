@@ -129,7 +129,8 @@ export function certainlyValid(instance: object): true | undefined {
   let plan = plans.get(cls);
   if (plan === undefined) plans.set(cls, (plan = buildPlan(cls)));
   if (!plan) return undefined;
-  for (const key of Object.keys(instance)) if (!plan.known.has(key)) return undefined;
+  // for-in, not Object.keys: no array of names allocated per message.
+  for (const key in instance) if (Object.hasOwn(instance, key) && !plan.known.has(key)) return undefined;
   for (const p of plan.properties) {
     const value = (instance as Record<string, unknown>)[p.name];
     let applies = true;

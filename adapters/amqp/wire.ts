@@ -82,9 +82,8 @@ export function encodeProperties(
   const messageId = shortstr(headers[Headers.id]);
   const type = shortstr(headers[Headers.type]);
   const appId = shortstr(headers[Headers.source]);
-  const keys = Object.keys(headers);
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i];
+  for (const key in headers) {
+    if (!Object.hasOwn(headers, key)) continue;
     const value = headers[key];
     if (isImpliedHeader(key, value, headers)) continue;
     switch (key) {
@@ -158,9 +157,8 @@ export function decodeHeaders(props: Partial<MessageProperties> | undefined): Re
   if (table) {
     // One pass: the prefixed entries go in at once; the plain ones only fill what those leave.
     let plain: string[] | undefined;
-    const keys = Object.keys(table);
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i];
+    for (const key in table) {
+      if (!Object.hasOwn(table, key)) continue;
       const value = table[key];
       if (value === undefined || value === null) continue;
       if (key.startsWith(HEADER_PREFIX)) out[withoutPrefix(key)] = typeof value === 'string' ? value : fieldToString(value);
