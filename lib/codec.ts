@@ -172,9 +172,10 @@ function bodyBytes(text: string): Buffer {
 /** Builds the outgoing message for already validated data. */
 export function encode(data: unknown, env: EnvelopeInput): OutgoingMessage {
   const id = env.id ?? newUuid();
-  // A plain literal (the names of Headers spelled out): V8 builds it from one template, where a
-  // spread or computed names add the properties one by one (2.5 times the time, 1.6 times the bytes).
-  const own: Record<string, string> = {
+  // A plain literal (the names of Headers spelled out, checked against them by the type): V8
+  // builds it from one template, where a spread or computed names add the properties one by one
+  // (2.5 times the time, 1.6 times the bytes).
+  const own: { [K in (typeof Headers)[keyof typeof Headers]]?: string } = {
     specversion: '1.0',
     id,
     source: env.source,
@@ -185,7 +186,7 @@ export function encode(data: unknown, env: EnvelopeInput): OutgoingMessage {
     courierattempt: '1',
   };
   // Extra headers never replace the envelope's own.
-  const headers = env.extraHeaders ? { ...env.extraHeaders, ...own } : own;
+  const headers: Record<string, string> = env.extraHeaders ? { ...env.extraHeaders, ...own } : (own as Record<string, string>);
   if (env.causationId) headers[Headers.causationid] = env.causationId;
   if (env.traceparent) headers[Headers.traceparent] = env.traceparent;
   if (env.tracestate) headers[Headers.tracestate] = env.tracestate;

@@ -18,9 +18,11 @@ interface ChannelInternals {
   pushConfirmCallback(cb: (err: unknown) => void): void;
 }
 
-function internals(ch: Channel): ChannelInternals | undefined {
+/** The channel's `sendMessage`, and with `confirmed` its `pushConfirmCallback`, when it has them. */
+function internals(ch: Channel, confirmed: boolean): ChannelInternals | undefined {
   const c = ch as unknown as Partial<ChannelInternals>;
-  return typeof c.sendMessage === 'function' && typeof c.pushConfirmCallback === 'function' ? (c as ChannelInternals) : undefined;
+  if (typeof c.sendMessage !== 'function') return undefined;
+  return !confirmed || typeof c.pushConfirmCallback === 'function' ? (c as ChannelInternals) : undefined;
 }
 
 /**
@@ -54,7 +56,7 @@ export function publishFields(exchange: string, routingKey: string, o: Options.P
 
 /** `ch.publish(exchange, routingKey, content, options)`, returning what it returns (false: the channel's buffer is full). */
 export function publishOn(ch: Channel, exchange: string, routingKey: string, content: Buffer, options: Options.Publish): boolean {
-  const direct = internals(ch);
+  const direct = internals(ch, false);
   const fields = direct && publishFields(exchange, routingKey, options);
   return fields ? direct!.sendMessage(fields, fields, content) : ch.publish(exchange, routingKey, content, options);
 }
@@ -73,7 +75,7 @@ export function publishConfirmedOn(
   options: Options.Publish | undefined,
   onConfirm: (err: unknown) => void,
 ): boolean {
-  const direct = fields && internals(ch);
+  const direct = fields && internals(ch, true);
   if (!direct) return ch.publish(exchange, routingKey, content, (fields as Options.Publish | undefined) ?? options, onConfirm);
   const ok = direct.sendMessage(fields!, fields!, content);
   direct.pushConfirmCallback(onConfirm);
