@@ -78,7 +78,10 @@ interface SubState {
   /** The acks of `channel`. */
   acks?: AckBatcher;
   consumerTag?: string;
-  readonly inflight: Set<Delivery>;
+  /** Deliveries of `channel` handed to the handler and not yet settled. */
+  inflight: number;
+  /** Counts the channels this subscription consumed on; a delivery of an earlier one no longer counts as in flight. */
+  epoch: number;
   closed: boolean;
   closing?: Promise<void>;
 }
@@ -467,7 +470,7 @@ export class AmqpTransport implements Transport {
 
   private async addSubscription(spec: SubscriptionSpec, handler: DeliveryHandler, deadLetters: boolean): Promise<Subscription> {
     if (this.closing) throw new TransportClosedError('subscribe');
-    const sub: SubState = { spec, handler, deadLetters, inflight: new Set(), closed: false };
+    const sub: SubState = { spec, handler, deadLetters, inflight: 0, epoch: 0, closed: false };
     this.subs.add(sub);
     if (this.connected) {
       try {
@@ -554,7 +557,8 @@ export class AmqpTransport implements Transport {
     sub.channel = undefined;
     sub.consumerTag = undefined;
     // The broker gives back what this channel held; settles of those deliveries are no-ops now.
-    sub.inflight.clear();
+    sub.inflight = 0;
+    sub.epoch++;
     this.notifySettled();
     if (refusal) this.emit('error', toBrokerError(refusal, { user: this.connUser, action: `consume ${sub.spec.pattern}`, resource: sub.queue && `queue '${sub.queue}'` }));
     // A channel error leaves the connection up: open the subscription's channel again.
@@ -579,7 +583,7 @@ export class AmqpTransport implements Transport {
       acks.received(msg);
       if (sub.channel !== ch) return;
       const delivery = new AmqpDelivery(this.host, sub, ch, acks, msg);
-      sub.inflight.add(delivery);
+      sub.inflight++;
       // Called at once (no extra promise per message); a throw or a rejection both land in handlerFailed.
       let result: unknown;
       try {
@@ -670,7 +674,7 @@ export class AmqpTransport implements Transport {
         sub.closed = true;
         const ch = sub.channel;
         if (ch && sub.consumerTag) await ch.cancel(sub.consumerTag).catch(() => undefined);
-        await this.waitSettled(() => sub.inflight.size === 0, timeoutMs);
+        await this.waitSettled(() => sub.inflight === 0, timeoutMs);
         sub.channel = undefined;
         sub.acks?.flush(); // the acks of the last turn, before the channel goes
         // Closing the channel gives back what it still holds; an auto-delete broadcast queue goes with it.
@@ -682,6 +686,7 @@ export class AmqpTransport implements Transport {
   }
 
   private notifySettled(): void {
+    if (this.settledWaiters.length === 0) return;
     const waiters = this.settledWaiters;
     this.settledWaiters = [];
     for (const w of waiters) w();
@@ -868,6 +873,8 @@ class AmqpDelivery implements Delivery {
   readonly #sub: SubState;
   readonly #ch: Channel;
   readonly #acks: AckBatcher;
+  /** The subscription's epoch when this was delivered. */
+  readonly #epoch: number;
   #state: number = OPEN;
 
   constructor(host: DeliveryHost, sub: SubState, ch: Channel, acks: AckBatcher, msg: ConsumeMessage) {
@@ -885,6 +892,7 @@ class AmqpDelivery implements Delivery {
     this.#sub = sub;
     this.#ch = ch;
     this.#acks = acks;
+    this.#epoch = sub.epoch;
   }
 
   ack(): Promise<void> {
@@ -983,7 +991,10 @@ class AmqpDelivery implements Delivery {
       }
     }
     this.#state = DONE;
-    if (this.#sub.inflight.delete(this)) this.#host.notifySettled();
+    if (this.#sub.epoch === this.#epoch) {
+      this.#sub.inflight--;
+      this.#host.notifySettled();
+    }
   }
 
   /** Stores a copy (confirmed) in `queue`, then acks the original: never lost in between. */

@@ -6,7 +6,8 @@
  * its nack, a refusal of the channel, or the publish timeout; nothing is retried after a reject.
  *
  * Per message on the hot path: one Pending (which is also the promise's executor target), one
- * promise, one confirm callback. Publish timeouts share a single timer (a deadline sweep), not one
+ * promise, one confirm callback. The unconfirmed messages are a list linked through their
+ * Pendings (not a Set, whose table was reallocated as it grew and shrank). Publish timeouts share a single timer (a deadline sweep), not one
  * timer per message.
  *
  * Messages are written with publishConfirmedOn (direct-publish.ts): the frame fields are built
@@ -27,6 +28,9 @@ class Pending {
   queued = false;
   /** The channel it was last written to; a confirm from any other channel is stale. */
   channel: ConfirmChannel | undefined = undefined;
+  /** Neighbours in ConfirmPublisher's list of unconfirmed messages (oldest first), while in it. */
+  prev: Pending | undefined = undefined;
+  next: Pending | undefined = undefined;
   constructor(
     readonly seq: number,
     readonly exchange: string,
@@ -62,7 +66,8 @@ export class ConfirmPublisher {
   private channel?: ConfirmChannel;
   private waitingForDrain = false;
   private readonly queue: Pending[] = [];
-  private readonly inflight = new Set<Pending>();
+  /** Written and not yet confirmed, oldest first: a list linked through Pending.prev / next. */
+  private readonly inflight = new PendingList();
   private readonly byToken = new Map<string, Pending>();
   private seq = 0;
   /** Messages not yet settled (queued or unconfirmed). */
@@ -142,7 +147,7 @@ export class ConfirmPublisher {
   detach(channel: ConfirmChannel, refusal?: unknown): void {
     if (this.channel === channel) this.channel = undefined;
     const unconfirmed: Pending[] = [];
-    for (const p of this.inflight) {
+    for (const p of this.inflight.toArray()) {
       if (p.channel !== channel) continue;
       this.inflight.delete(p);
       p.channel = undefined;
@@ -164,11 +169,11 @@ export class ConfirmPublisher {
 
   /** Rejects everything not yet settled (used by close once nothing more can be sent). */
   failAll(err: Error): void {
-    const all = [...this.queue, ...this.inflight];
+    const all = [...this.queue, ...this.inflight.toArray()];
     for (const p of all) p.queued = false; // emptied below; finish() need not search the queue
     for (const p of all) this.finish(p, err);
     this.queue.length = 0;
-    this.inflight.clear();
+    for (const p of all) this.inflight.delete(p);
     this.notifyIdle();
   }
 
@@ -256,7 +261,7 @@ export class ConfirmPublisher {
       else if (p.deadline < next) next = p.deadline;
     };
     for (const p of this.queue) scan(p);
-    for (const p of this.inflight) scan(p);
+    for (let p = this.inflight.head; p; p = p.next) scan(p);
     // Settled in publication order, as the timers of each message did.
     expired.sort((a, b) => a.seq - b.seq);
     for (const p of expired) this.finish(p, new PublishTimeoutError(p.topic, p.timeoutMs));
@@ -268,5 +273,38 @@ export class ConfirmPublisher {
     const waiters = this.idle;
     this.idle = [];
     for (const w of waiters) w();
+  }
+}
+
+/** The unconfirmed messages, oldest first, linked through their Pendings: nothing allocated per message. */
+class PendingList {
+  head: Pending | undefined = undefined;
+  private tail: Pending | undefined = undefined;
+  size = 0;
+
+  add(p: Pending): void {
+    p.prev = this.tail;
+    p.next = undefined;
+    if (this.tail) this.tail.next = p;
+    else this.head = p;
+    this.tail = p;
+    this.size++;
+  }
+
+  /** Removes `p` if it is in the list. */
+  delete(p: Pending): void {
+    if (p.prev === undefined && this.head !== p) return;
+    if (p.prev) p.prev.next = p.next;
+    else this.head = p.next;
+    if (p.next) p.next.prev = p.prev;
+    else this.tail = p.prev;
+    p.prev = p.next = undefined;
+    this.size--;
+  }
+
+  toArray(): Pending[] {
+    const all: Pending[] = [];
+    for (let p = this.head; p; p = p.next) all.push(p);
+    return all;
   }
 }

@@ -312,6 +312,49 @@ describe('amqp adapter', function () {
       }
     });
 
+    it('coalesced acks stay exact past the ack ring\'s growth and wrap: 3,000 in flight, 6,000 tags, held and requeued ones among them', async function () {
+      this.timeout(60_000);
+      const topic = uniq('amqp.acks.ring.');
+      // Prefetch above the ring's first 1,024 slots (it grows), tags well past its 4,096 (it wraps).
+      const s = spec({ pattern: topic, prefetch: 3000 });
+      const t = await transport();
+      const total = 6000;
+      const held = new Set<number>();
+      let settled = 0;
+      let requeued = 0;
+      await t.subscribe(s, async (d) => {
+        const i = n(d);
+        if (i % 1000 === 0) return void held.add(i); // stays in its handler
+        if (i % 1000 === 500 && !d.redelivered) {
+          requeued++;
+          return d.requeue(); // a nack among the acks; acked when it comes back
+        }
+        if (i % 3 === 0) await new Promise((r) => setImmediate(r)); // acked a turn later: out of order
+        await d.ack();
+        settled++;
+      });
+      await t.connect();
+      for (let i = 0; i < total; i += 500) await Promise.all(Array.from({ length: 500 }, (_, k) => t.publish(message(topic, i + k))));
+      await waitFor(() => settled === total - 6 && held.size === 6, 20_000, `${total - 6} acked and 6 held`);
+      assert.equal(requeued, 6);
+      await t.close({ timeoutMs: 300 });
+      const raw = await rawConnection();
+      try {
+        const ch = await raw.createChannel();
+        const queue = `${s.group}.${s.name}`;
+        assert.equal((await ch.checkQueue(queue)).messageCount, 6, 'only the six held messages went back to the queue');
+        const back: number[] = [];
+        for (let k = 0; k < 6; k++) {
+          const m = await ch.get(queue, { noAck: true });
+          assert.ok(m, 'a returned message');
+          back.push(JSON.parse(m.content.toString('utf8')).n);
+        }
+        assert.deepEqual(back.sort((a, b) => a - b), [0, 1000, 2000, 3000, 4000, 5000]);
+      } finally {
+        await raw.close();
+      }
+    });
+
     it('retry(delay) goes back to this subscription only, after the delay, attempt + 1', async () => {
       const topic = uniq('amqp.retry.');
       const a = spec({ pattern: topic, maxAttempts: 3 });
