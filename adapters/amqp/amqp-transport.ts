@@ -43,6 +43,7 @@ import {
   TransportEvent,
   TransportEvents,
 } from '../../lib/transport';
+import { PendingTable, PendingEntry } from '../../lib/pending-table';
 import { AckBatcher } from './ack-batcher';
 import { AmqpTransportOptions, resolveOptions, ResolvedAmqpOptions } from './amqp-options';
 import { toBrokerError } from './broker-errors';
@@ -86,13 +87,17 @@ interface SubState {
   closing?: Promise<void>;
 }
 
-interface PendingRequest {
-  readonly message: OutgoingMessage;
-  readonly timeoutMs: number;
-  readonly resolve: (m: ReceivedMessage) => void;
-  readonly reject: (e: Error) => void;
-  readonly timer: NodeJS.Timeout;
-  sent: boolean;
+class PendingRequest implements PendingEntry {
+  id = '';
+  slot = 0;
+  sent = false;
+  resolve!: (m: ReceivedMessage) => void;
+  reject!: (e: Error) => void;
+  constructor(
+    readonly message: OutgoingMessage,
+    readonly timeoutMs: number,
+    readonly deadline: number,
+  ) {}
 }
 
 export class AmqpTransport implements Transport {
@@ -103,7 +108,10 @@ export class AmqpTransport implements Transport {
   private readonly events = new EventEmitter();
   private readonly publisher: ConfirmPublisher;
   private readonly subs = new Set<SubState>();
-  private readonly requests = new Map<string, PendingRequest>();
+  /** Requests awaiting their reply, by correlation id; one timer for all their timeouts. */
+  private readonly requests = new PendingTable<PendingRequest>(`${randomUUID()}.`, (r) =>
+    r.reject(new RequestTimeoutError(r.message.topic, r.timeoutMs)),
+  );
 
   private lib?: AmqpLib;
   private conn?: ChannelModel;
@@ -312,7 +320,7 @@ export class AmqpTransport implements Transport {
       this.reconnectAttempt = 0;
       this.publisher.attach(pub);
       this.emit('connected', { url: redactUrl(url) });
-      for (const id of this.requests.keys()) void this.sendRequest(id);
+      for (const r of this.requests.entries()) this.sendRequest(r);
     } catch (err) {
       if (this.conn === conn) this.conn = undefined;
       this.topo = undefined;
@@ -714,15 +722,13 @@ export class AmqpTransport implements Transport {
     if (!this.connected && this.options.whileDisconnected === 'reject') {
       return Promise.reject(new NotConnectedError(`Not connected: request ${message.topic} refused (whileDisconnected: 'reject')`));
     }
-    const id = randomUUID();
+    const r = new PendingRequest(message, options.timeoutMs, performance.now() + options.timeoutMs);
     const promise = new Promise<ReceivedMessage>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.requests.delete(id);
-        reject(new RequestTimeoutError(message.topic, options.timeoutMs));
-      }, options.timeoutMs);
-      this.requests.set(id, { message, timeoutMs: options.timeoutMs, resolve, reject, timer, sent: false });
+      r.resolve = resolve;
+      r.reject = reject;
     });
-    void this.sendRequest(id);
+    this.requests.add(r);
+    this.sendRequest(r);
     return promise;
   }
 
@@ -756,16 +762,29 @@ export class AmqpTransport implements Transport {
     return this.rpc;
   }
 
-  private async sendRequest(id: string): Promise<void> {
-    const r = this.requests.get(id);
-    if (!r || r.sent || !this.connected) return; // sent on the next 'connected'
+  /** Writes the request now when the channel is open and not full (no promise, no turn of the event loop), else once it is. */
+  private sendRequest(r: PendingRequest): void {
+    if (r.sent || !this.connected) return; // sent on the next 'connected'
+    const ch = this.rpcOpen;
+    if (ch && !this.rpcDrain) this.writeRequest(ch, r);
+    else void this.sendRequestLater(r);
+  }
+
+  private async sendRequestLater(r: PendingRequest): Promise<void> {
     try {
-      // Once the channel is open a request is written synchronously, without a turn of the event loop.
       const ch = this.rpcOpen ?? (await this.rpcChannel());
       while (this.rpcDrain) await this.rpcDrain;
-      if (!this.requests.has(id) || r.sent) return;
+      if (this.requests.get(r.id) !== r || r.sent) return;
+      this.writeRequest(ch, r);
+    } catch {
+      r.sent = false; // the connection went; 'connected' sends it again
+    }
+  }
+
+  private writeRequest(ch: Channel, r: PendingRequest): void {
+    try {
       const props = encodeProperties(r.message.headers);
-      props.correlationId = id;
+      props.correlationId = r.id;
       props.replyTo = DIRECT_REPLY_TO;
       // A request nobody took before its caller gave up is of no use to anyone.
       props.expiration = String(r.timeoutMs);
@@ -787,10 +806,9 @@ export class AmqpTransport implements Transport {
   private onReply(msg: ConsumeMessage | null): void {
     try {
       if (!msg) return;
-      const r = this.requests.get(String(msg.properties.correlationId));
+      const r = this.requests.get(msg.properties.correlationId);
       if (!r) return; // late: its caller timed out already
-      this.requests.delete(String(msg.properties.correlationId));
-      clearTimeout(r.timer);
+      this.requests.delete(r);
       const headers = decodeHeaders(msg.properties);
       r.resolve({ topic: headers[Headers.type] ?? msg.fields.routingKey, body: msg.content, headers });
     } catch (err) {
@@ -816,10 +834,9 @@ export class AmqpTransport implements Transport {
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
-    for (const [id, r] of this.requests) {
-      clearTimeout(r.timer);
+    for (const r of this.requests.entries()) {
+      this.requests.delete(r);
       r.reject(new TransportClosedError('wait for a reply'));
-      this.requests.delete(id);
     }
     this.publisher.failAll(new TransportClosedError('publish'));
     const conn = this.conn;
