@@ -9,6 +9,10 @@
  *                              summarise it with bench/alloc-summary.ts.
  *   BENCH_ALLOC_PROF_MINOR=0   with BENCH_ALLOC_PROF: leave out what scavenges collected, which
  *                              leaves what survived them (promoted, or still alive).
+ *   BENCH_HEAP_SNAPSHOT=DIR    write DIR/<role>-<pid>-<ms>.heapsnapshot at BENCH_HEAP_SNAPSHOT_MS
+ *                              (default 1500) after the child started: what is alive mid-run,
+ *                              which is what scavenges must copy; summarise it with
+ *                              bench/snapshot-summary.ts.
  *   BENCH_V8_FLAGS="..."       V8 flags set at start, e.g. "--trace-gc-nvp" to log every GC with
  *                              the bytes that survived it (NODE_OPTIONS refuses such flags).
  */
@@ -18,6 +22,14 @@ import * as v8 from 'node:v8';
 
 const env = process.env;
 if (env.BENCH_V8_FLAGS) v8.setFlagsFromString(env.BENCH_V8_FLAGS);
+
+if (env.BENCH_HEAP_SNAPSHOT) {
+  const at = Number(env.BENCH_HEAP_SNAPSHOT_MS ?? 1500);
+  setTimeout(() => {
+    fs.mkdirSync(env.BENCH_HEAP_SNAPSHOT!, { recursive: true });
+    v8.writeHeapSnapshot(`${env.BENCH_HEAP_SNAPSHOT}/${process.argv[2]}-${process.pid}-${at}.heapsnapshot`);
+  }, at).unref();
+}
 
 const mb = (bytes: number) => Math.round(bytes / 1048576);
 let peak: Record<string, unknown> | undefined;
