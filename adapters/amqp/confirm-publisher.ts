@@ -7,7 +7,7 @@
  *
  * Per message on the hot path: one Pending (which is also the promise's executor target), one
  * promise, one confirm callback. The unconfirmed messages are a list linked through their
- * Pendings (not a Set, whose table was reallocated as it grew and shrank). Publish timeouts share a single timer (a deadline sweep), not one
+ * Pendings (lib/linked-list.ts), not a Set. Publish timeouts share a single timer (a deadline sweep), not one
  * timer per message.
  *
  * Messages are written with publishConfirmedOn (direct-publish.ts): the frame fields are built
@@ -15,11 +15,12 @@
  */
 import type { ConfirmChannel, Message, Options } from 'amqplib';
 import { NotConnectedError, PublishRejectedError, PublishTimeoutError, UnroutableError } from '../../lib/errors';
+import { Linked, LinkedList } from '../../lib/linked-list';
 import { isChannelRefusal } from './broker-errors';
 import { publishConfirmedOn, publishFields, PublishFields } from './direct-publish';
 import { RETURN_TOKEN_HEADER } from './wire';
 
-class Pending {
+class Pending implements Linked<Pending> {
   resolve!: () => void;
   reject!: (err: Error) => void;
   done = false;
@@ -67,7 +68,7 @@ export class ConfirmPublisher {
   private waitingForDrain = false;
   private readonly queue: Pending[] = [];
   /** Written and not yet confirmed, oldest first: a list linked through Pending.prev / next. */
-  private readonly inflight = new PendingList();
+  private readonly inflight = new LinkedList<Pending>();
   private readonly byToken = new Map<string, Pending>();
   private seq = 0;
   /** Messages not yet settled (queued or unconfirmed). */
@@ -276,35 +277,3 @@ export class ConfirmPublisher {
   }
 }
 
-/** The unconfirmed messages, oldest first, linked through their Pendings: nothing allocated per message. */
-class PendingList {
-  head: Pending | undefined = undefined;
-  private tail: Pending | undefined = undefined;
-  size = 0;
-
-  add(p: Pending): void {
-    p.prev = this.tail;
-    p.next = undefined;
-    if (this.tail) this.tail.next = p;
-    else this.head = p;
-    this.tail = p;
-    this.size++;
-  }
-
-  /** Removes `p` if it is in the list. */
-  delete(p: Pending): void {
-    if (p.prev === undefined && this.head !== p) return;
-    if (p.prev) p.prev.next = p.next;
-    else this.head = p.next;
-    if (p.next) p.next.prev = p.prev;
-    else this.tail = p.prev;
-    p.prev = p.next = undefined;
-    this.size--;
-  }
-
-  toArray(): Pending[] {
-    const all: Pending[] = [];
-    for (let p = this.head; p; p = p.next) all.push(p);
-    return all;
-  }
-}

@@ -51,6 +51,7 @@ import {
   redactSecrets,
   redactUrl,
 } from '../../lib/errors';
+import { Linked, LinkedList } from '../../lib/linked-list';
 import { matchTopic } from '../../lib/topic';
 import {
   Decoded,
@@ -158,7 +159,8 @@ export class MqttTransport implements Transport {
   private readonly consumers = new Set<Consumer>();
   private readonly pendingRequests = new Map<string, { resolve(m: ReceivedMessage): void; reject(e: Error): void }>();
   /** Publishes not yet settled: waiting for a window slot, or handed to mqtt.js. */
-  private readonly pending = new Set<PendingPublish>();
+  /** Every publish not yet settled (waiting for a slot or for its ack), oldest first. */
+  private readonly pending = new LinkedList<PendingPublish>();
   /** Publishes handed to mqtt.js and not yet acked (window slots in use). */
   private sending = 0;
   private readonly waiting: PendingPublish[] = [];
@@ -564,7 +566,7 @@ export class MqttTransport implements Transport {
     const now = Date.now();
     let next = Infinity;
     const expired: PendingPublish[] = [];
-    for (const p of this.pending) {
+    for (let p = this.pending.head; p; p = p.next) {
       if (p.deadline <= now) expired.push(p);
       else if (p.deadline < next) next = p.deadline;
     }
@@ -705,7 +707,7 @@ export class MqttTransport implements Transport {
     }
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     // Publishes still waiting to be sent again after a 0x10: the broker accepted them for nobody.
-    for (const p of [...this.pending]) if (p.resendTimer) this.finish(p, p.mandatory ? new UnroutableError(p.label) : undefined);
+    for (const p of this.pending.toArray()) if (p.resendTimer) this.finish(p, p.mandatory ? new UnroutableError(p.label) : undefined);
     for (const pending of [...this.pendingRequests.values()]) pending.reject(new TransportClosedError('wait for a reply'));
     // A persistent (QoS 2) publisher session has nothing left to keep: let the broker drop it now.
     await endClient(this.publisher, this.publisher?.options.clean === false ? { properties: { sessionExpiryInterval: 0 } } : undefined);
@@ -718,8 +720,10 @@ export function mqttTransport(options: MqttTransportOptions): MqttTransport {
 }
 
 /** One publish until it is settled: the sweep's record, the window's queue entry, the ack callback. */
-class PendingPublish {
+class PendingPublish implements Linked<PendingPublish> {
   readonly deadline: number;
+  prev: PendingPublish | undefined = undefined;
+  next: PendingPublish | undefined = undefined;
   sent = false;
   done = false;
   /** Set while waiting to be sent again after a 0x10 answer. */
@@ -753,10 +757,11 @@ class PendingPublish {
  */
 class Consumer {
   private readonly queue: MqttDelivery[] = [];
-  private readonly unsettled = new Set<MqttDelivery>();
   private readonly feeds: Feed[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Deliveries handed to the handler and not yet settled (each marks itself `dispatched`). */
   private active = 0;
+  private pumping = false;
   private stopped = false;
   private started?: Promise<void>;
   private idle?: () => void;
@@ -844,24 +849,32 @@ class Consumer {
     this.pump();
   }
 
+  /** Hands out queued deliveries while the prefetch allows; a settle from inside a handler frees its slot for this same loop. */
   private pump(): void {
-    while (!this.stopped && this.active < this.spec.prefetch && this.queue.length) {
-      const d = this.queue.shift()!;
-      this.active++;
-      this.unsettled.add(d);
-      this.handler(d).catch((err) => {
-        // The bus settles deliveries itself; a handler that throws anyway gets its message back.
-        this.transport.emit('error', new CourierError(`Handler of ${this.queueName} threw: ${(err as Error)?.message}`, { cause: err }));
-        if (!d.settled) void d.requeue();
-      });
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (!this.stopped && this.active < this.spec.prefetch && this.queue.length) {
+        const d = this.queue.shift()!;
+        this.active++;
+        d.dispatched = true;
+        this.handler(d).catch((err) => {
+          // The bus settles deliveries itself; a handler that throws anyway gets its message back.
+          this.transport.emit('error', new CourierError(`Handler of ${this.queueName} threw: ${(err as Error)?.message}`, { cause: err }));
+          if (!d.settled) void d.requeue();
+        });
+      }
+    } finally {
+      this.pumping = false;
     }
   }
 
   /** A delivery was settled: its prefetch slot is free. */
   settled(d: MqttDelivery): void {
-    if (!this.unsettled.delete(d)) return;
+    if (!d.dispatched) return;
+    d.dispatched = false;
     this.active--;
-    if (this.unsettled.size === 0) this.idle?.();
+    if (this.active === 0) this.idle?.();
     this.pump();
   }
 
@@ -890,7 +903,7 @@ class Consumer {
   async close(timeoutMs: number): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.unsettled.size) {
+    if (this.active) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
         this.idle = () => {
@@ -991,6 +1004,8 @@ class Feed {
   }
 }
 
+const SETTLED: Promise<void> = Promise.resolve();
+
 class MqttDelivery implements Delivery {
   readonly topic: string;
   readonly body: Buffer;
@@ -999,6 +1014,8 @@ class MqttDelivery implements Delivery {
   readonly redelivered: boolean;
   readonly replyExpected: boolean;
   settled = false;
+  /** Counted in its consumer's prefetch (handed to the handler, not yet settled). */
+  dispatched = false;
 
   constructor(
     private readonly consumer: Consumer,
@@ -1031,8 +1048,18 @@ class MqttDelivery implements Delivery {
     this.consumer.settled(this);
   }
 
+  /** Settled at once (the PUBACK is written, or queued by mqtt.js): no promise of its own. */
   ack(): Promise<void> {
-    return this.settle(() => this.ackPacket());
+    if (this.settled) return SETTLED;
+    this.settled = true;
+    try {
+      this.ackPacket();
+    } catch (err) {
+      this.settled = false;
+      return Promise.reject(err);
+    }
+    this.consumer.settled(this);
+    return SETTLED;
   }
 
   requeue(): Promise<void> {
