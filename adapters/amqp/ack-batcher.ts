@@ -71,10 +71,10 @@ export class AckBatcher {
     if (!this.closed) this.set(msg.fields.deliveryTag, SETTLED);
   }
 
-  /** Sends the acks asked for so far. Called by the turn's check phase, and before the channel closes. */
-  readonly flush = (): void => {
+  /** Sends the acks asked for so far; true when it sent any. Called by the turn's check phase, and before the channel closes. */
+  readonly flush = (): boolean => {
     this.scheduled = false;
-    if (this.closed || this.asked === 0) return;
+    if (this.closed || this.asked === 0) return false;
     const { states, mask, next } = this;
     let t = this.first;
     let upTo = -1;
@@ -95,6 +95,7 @@ export class AckBatcher {
       this.asked--;
       this.send(t, false);
     }
+    return true;
   };
 
   /** Moves an open delivery to `state`; false when it was not open. */

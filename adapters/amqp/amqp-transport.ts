@@ -442,7 +442,25 @@ export class AmqpTransport implements Transport {
     setImmediate(this.uncork);
   };
 
+  /**
+   * The acks asked for in this turn join the corked writes: a server's reply and the request's
+   * ack then leave in one write, not two (the ack batcher's own flush, also in this check phase,
+   * would come after the uncork). amqplib's mux takes a channel's frames to the socket in a
+   * setImmediate scheduled on the stream's 'readable' tick, so when acks were flushed here the
+   * uncork waits for that: a tick, then the check phase of the next turn.
+   */
   private readonly uncork = (): void => {
+    let acked = false;
+    for (const sub of this.subs) if (sub.acks?.flush()) acked = true;
+    if (acked) process.nextTick(this.releaseAfterMux);
+    else this.release();
+  };
+
+  private readonly releaseAfterMux = (): void => {
+    setImmediate(this.release);
+  };
+
+  private readonly release = (): void => {
     const socket = this.corked;
     this.corked = undefined;
     socket?.uncork();

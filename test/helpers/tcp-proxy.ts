@@ -13,6 +13,8 @@ export class TcpProxy {
   private stalled = false;
   /** Connections cut so far. */
   cuts = 0;
+  /** Chunks read from clients (on loopback, with Nagle off: about one per socket write of theirs). */
+  clientChunks = 0;
   port = 0;
 
   constructor(private readonly targetHost: string, private readonly targetPort: number) {}
@@ -40,6 +42,7 @@ export class TcpProxy {
         this.sockets.delete(upstream);
         this.pairs.delete(pair);
       };
+      client.on('data', () => void this.clientChunks++);
       client.on('error', drop).on('close', drop);
       upstream.on('error', drop).on('close', drop);
       // While stalled, a new connection is accepted (and reaches the broker) but carries nothing.

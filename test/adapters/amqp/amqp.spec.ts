@@ -435,6 +435,33 @@ describe('amqp adapter', function () {
   });
 
   describe('request/reply over direct reply-to', () => {
+    it('a server writes each reply and the ack of its request in one socket write', async () => {
+      const broker = await amqpBroker();
+      const proxy = new TcpProxy(broker.host, broker.port);
+      await proxy.start();
+      cleanups.push(() => proxy.stop());
+      const u = new URL(broker.url);
+      u.host = `127.0.0.1:${proxy.port}`;
+      const topic = uniq('amqp.rpc.writes.');
+      const server = await transport({ url: u.toString() });
+      await server.subscribe(spec({ pattern: topic, prefetch: 10 }), async (d) => {
+        await d.reply({ body: Buffer.from(JSON.stringify({ n: n(d) })), headers: { [Headers.type]: `${topic}.reply` } });
+        await d.ack();
+      });
+      await server.connect();
+      const client = await transport();
+      await client.connect();
+      await client.request(message(topic, -1), { timeoutMs: 5000 }); // the reply channel is open
+      await sleep(100);
+      const before = proxy.clientChunks;
+      const count = 40;
+      for (let i = 0; i < count; i++) await client.request(message(topic, i), { timeoutMs: 5000 });
+      await sleep(100); // an ack left on its own would be written by now
+      const writes = proxy.clientChunks - before;
+      // One request at a time: a reply and an ack in separate writes would make 2 per request.
+      assert.ok(writes <= count + 3, `${writes} writes from the server for ${count} requests`);
+    });
+
     it('200 requests in flight on one channel, each gets its own reply; a missing reply times out', async () => {
       const topic = uniq('amqp.rpc.');
       const server = await transport();
