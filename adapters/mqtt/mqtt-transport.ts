@@ -52,6 +52,7 @@ import {
   redactUrl,
 } from '../../lib/errors';
 import { Linked, LinkedList } from '../../lib/linked-list';
+import { PendingEntry, PendingTable } from '../../lib/pending-table';
 import { matchTopic } from '../../lib/topic';
 import {
   Decoded,
@@ -157,7 +158,10 @@ export class MqttTransport implements Transport {
   private publisher?: MqttClient;
   private replyTopic = '';
   private readonly consumers = new Set<Consumer>();
-  private readonly pendingRequests = new Map<string, { resolve(m: ReceivedMessage): void; reject(e: Error): void }>();
+  /** Requests awaiting their reply, by correlation (its bytes are the id's latin1); one timer for all their timeouts. */
+  private readonly pendingRequests = new PendingTable<PendingRequest>(`${randomBytes(8).toString('hex')}.`, (r) =>
+    r.reject(new RequestTimeoutError(r.topic, r.timeoutMs)),
+  );
   /** Publishes not yet settled: waiting for a window slot, or handed to mqtt.js. */
   /** Every publish not yet settled (waiting for a slot or for its ack), oldest first. */
   private readonly pending = new LinkedList<PendingPublish>();
@@ -621,31 +625,20 @@ export class MqttTransport implements Transport {
     return `${this.opts.clientId}:${kind}:${randomBytes(4).toString('hex')}`;
   }
 
-  async request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
-    const correlation = randomBytes(16);
-    const key = correlation.toString('hex');
-    return new Promise<ReceivedMessage>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pendingRequests.delete(key);
-        reject(new RequestTimeoutError(message.topic, options.timeoutMs));
-      }, options.timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        this.pendingRequests.delete(key);
-      };
-      this.pendingRequests.set(key, {
-        resolve: (m) => (done(), resolve(m)),
-        reject: (e) => (done(), reject(e)),
-      });
-      this.send(typeToTopic(this.opts.prefix, message.topic), message.topic, message.body, message.headers, options.timeoutMs, {
-        responseTopic: this.replyTopic,
-        correlation,
-      }).catch((err) => {
-        clearTimeout(timer);
-        this.pendingRequests.delete(key);
-        reject(err);
-      });
+  request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
+    const r = new PendingRequest(message.topic, options.timeoutMs, performance.now() + options.timeoutMs);
+    const promise = new Promise<ReceivedMessage>((resolve, reject) => {
+      r.resolve = resolve;
+      r.reject = reject;
     });
+    const correlation = Buffer.from(this.pendingRequests.add(r), 'latin1');
+    this.send(typeToTopic(this.opts.prefix, message.topic), message.topic, message.body, message.headers, options.timeoutMs, {
+      responseTopic: this.replyTopic,
+      correlation,
+    }).catch((err) => {
+      if (this.pendingRequests.delete(r)) r.reject(err);
+    });
+    return promise;
   }
 
   private onReply(packet: IPublishPacket): void {
@@ -656,9 +649,11 @@ export class MqttTransport implements Transport {
       this.emit('error', err as Error);
       return;
     }
-    const key = this.opts.version === 5 ? packet.properties?.correlationData?.toString('hex') : d.replyFor;
-    const pending = key ? this.pendingRequests.get(key) : undefined;
-    pending?.resolve({ topic: d.headers[Headers.type] ?? packet.topic, body: d.body, headers: d.headers });
+    // MQTT 3.1.1: the reply names the correlation in hex.
+    const correlation = this.opts.version === 5 ? packet.properties?.correlationData : d.replyFor !== undefined ? Buffer.from(d.replyFor, 'hex') : undefined;
+    const pending = correlation ? this.pendingRequests.get(correlation.toString('latin1')) : undefined;
+    if (!pending || !this.pendingRequests.delete(pending)) return; // late: its caller timed out already
+    pending.resolve({ topic: d.headers[Headers.type] ?? packet.topic, body: d.body, headers: d.headers });
   }
 
   /** @internal Delivery.reply(): to the request's response topic, with its correlation. */
@@ -708,7 +703,10 @@ export class MqttTransport implements Transport {
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     // Publishes still waiting to be sent again after a 0x10: the broker accepted them for nobody.
     for (const p of this.pending.toArray()) if (p.resendTimer) this.finish(p, p.mandatory ? new UnroutableError(p.label) : undefined);
-    for (const pending of [...this.pendingRequests.values()]) pending.reject(new TransportClosedError('wait for a reply'));
+    for (const pending of this.pendingRequests.entries()) {
+      this.pendingRequests.delete(pending);
+      pending.reject(new TransportClosedError('wait for a reply'));
+    }
     // A persistent (QoS 2) publisher session has nothing left to keep: let the broker drop it now.
     await endClient(this.publisher, this.publisher?.options.clean === false ? { properties: { sessionExpiryInterval: 0 } } : undefined);
   }
@@ -717,6 +715,18 @@ export class MqttTransport implements Transport {
 /** `mqttTransport({ url, ...options })`: the factory the bus configuration uses. */
 export function mqttTransport(options: MqttTransportOptions): MqttTransport {
   return new MqttTransport(options);
+}
+
+class PendingRequest implements PendingEntry {
+  id = '';
+  slot = 0;
+  resolve!: (m: ReceivedMessage) => void;
+  reject!: (e: Error) => void;
+  constructor(
+    readonly topic: string,
+    readonly timeoutMs: number,
+    readonly deadline: number,
+  ) {}
 }
 
 /** One publish until it is settled: the sweep's record, the window's queue entry, the ack callback. */
