@@ -68,7 +68,8 @@ export class PendingTable<T extends PendingEntry> {
     this.slots[entry.slot] = undefined;
     this.free.push(entry.slot);
     this.count--;
-    if (this.count === 0) this.disarm();
+    // The timer stays armed when the table empties: one request at a time would otherwise cost a
+    // setTimeout and a clearTimeout each. It is unref'd, and a sweep of an empty table re-arms nothing.
     return true;
   }
 
@@ -83,9 +84,12 @@ export class PendingTable<T extends PendingEntry> {
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
     this.timer = setTimeout(this.sweep, Math.max(0, at - performance.now()));
+    // What keeps a process alive while it waits is the connection its requests went out on.
+    this.timer.unref();
   }
 
-  private disarm(): void {
+  /** Clears the timer (the owner closes; call once nothing is stored). */
+  stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = Infinity;

@@ -856,6 +856,7 @@ export class AmqpTransport implements Transport {
       this.requests.delete(r);
       r.reject(new TransportClosedError('wait for a reply'));
     }
+    this.requests.stop();
     this.publisher.failAll(new TransportClosedError('publish'));
     const conn = this.conn;
     this.conn = undefined;

@@ -707,6 +707,7 @@ export class MqttTransport implements Transport {
       this.pendingRequests.delete(pending);
       pending.reject(new TransportClosedError('wait for a reply'));
     }
+    this.pendingRequests.stop();
     // A persistent (QoS 2) publisher session has nothing left to keep: let the broker drop it now.
     await endClient(this.publisher, this.publisher?.options.clean === false ? { properties: { sessionExpiryInterval: 0 } } : undefined);
   }
