@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Type } from 'class-transformer';
 import { IsInt, IsString, ValidateNested } from 'class-validator';
 import { Message, MalformedMessageError, PayloadValidationError } from '../../lib';
-import { encode, parseJson, validatePayload } from '../../lib/codec';
+import { encode, isoNow, parseJson, validatePayload } from '../../lib/codec';
 import { Headers } from '../../lib/transport';
 
 class Line {
@@ -62,5 +62,12 @@ describe('codec', () => {
     assert.equal(extra.headers[Headers.source], 'orders');
     assert.equal(extra.headers.tenant, 'acme');
     assert.equal(String(extra.body), '{"n":1}');
+  });
+  it('isoNow() is Date#toISOString(), across milliseconds, seconds, days and years', () => {
+    const starts = [0, 999, 1000, 59_999, Date.UTC(2026, 11, 31, 23, 59, 59, 998), Date.now()];
+    for (const start of starts) {
+      for (let ms = start; ms < start + 1_500; ms += 7) assert.equal(isoNow(ms), new Date(ms).toISOString(), String(ms));
+      for (const ms of [start + 3, start + 1, start + 3]) assert.equal(isoNow(ms), new Date(ms).toISOString(), `${ms}, again`);
+    }
   });
 });
