@@ -16,6 +16,8 @@ import {
   TransportEvents,
 } from '../../lib/transport';
 import { PublishRejectedError, RequestTimeoutError, TransportClosedError, UnroutableError } from '../../lib/errors';
+import { Linked, LinkedList } from '../../lib/linked-list';
+import { PendingEntry, PendingTable } from '../../lib/pending-table';
 import { topicMatcher } from '../../lib/topic';
 
 export interface MemoryTransportOptions {
@@ -44,12 +46,18 @@ interface StoredMessage {
   readonly replyTo?: (reply: ReplyMessage) => void;
 }
 
+/** A message handed to a consumer, until settled. */
+interface Held extends Linked<Held> {
+  readonly m: StoredMessage;
+}
+
 interface Consumer {
   readonly queue: Queue;
   readonly prefetch: number;
   readonly weight: number;
   readonly handler: DeliveryHandler;
-  readonly unacked: Set<StoredMessage>;
+  /** What it was handed and has not settled, oldest first (a list, not a Set: see lib/linked-list.ts). */
+  readonly unacked: LinkedList<Held>;
   delivered: number;
   active: boolean;
 }
@@ -143,11 +151,11 @@ export class MemoryBroker {
     const list = c.queue.consumers;
     const i = list.indexOf(c);
     if (i >= 0) list.splice(i, 1);
-    const held = [...c.unacked];
-    c.unacked.clear();
+    const held = c.unacked.toArray();
+    for (const h of held) c.unacked.delete(h);
     for (let k = held.length - 1; k >= 0; k--) {
-      held[k].redelivered = true;
-      c.queue.ready.unshift(held[k]);
+      held[k].m.redelivered = true;
+      c.queue.ready.unshift(held[k].m);
     }
     if (c.queue.exclusive && list.length === 0) this.deleteQueue(c.queue);
     else this.dispatch(c.queue);
@@ -162,22 +170,23 @@ export class MemoryBroker {
         if (!best || c.delivered / c.weight < best.delivered / best.weight) best = c;
       }
       if (!best) break;
-      const m = q.ready.shift()!;
-      best.unacked.add(m);
+      const held: Held = { m: q.ready.shift()!, prev: undefined, next: undefined };
+      best.unacked.add(held);
       best.delivered++;
       const consumer = best;
-      queueMicrotask(() => this.deliver(consumer, m));
+      queueMicrotask(() => this.deliver(consumer, held));
     }
     while (q.waiters.length > 0 && q.ready.length < this.maxQueueLength) q.waiters.shift()!();
   }
 
-  private deliver(c: Consumer, m: StoredMessage): void {
+  private deliver(c: Consumer, held: Held): void {
     const broker = this;
+    const m = held.m;
     let settled = false;
     const settle = (action: () => void): Promise<void> => {
-      if (settled || !c.unacked.has(m)) return Promise.resolve();
+      // Not held any more: its consumer was detached and the message went back to the queue.
+      if (settled || !c.unacked.delete(held)) return Promise.resolve();
       settled = true;
-      c.unacked.delete(m);
       action();
       broker.dispatch(c.queue);
       return Promise.resolve();
@@ -227,8 +236,14 @@ export class MemoryTransport extends EventEmitter implements Transport {
   readonly capabilities: TransportCapabilities;
   private readonly broker: MemoryBroker;
   private readonly consumers = new Set<Consumer>();
-  private readonly pendingPublishes = new Set<Promise<unknown>>();
-  private readonly pendingRequests = new Set<() => void>();
+  /** Publishes routing now (waiting for room, or for the broker's turn). */
+  private publishing = 0;
+  private publishingDone?: () => void;
+  /** Requests awaiting their reply; one timer for all their timeouts. */
+  private readonly pendingRequests = new PendingTable<PendingRequest>('memory.', (r) => {
+    r.done = true;
+    r.reject(new RequestTimeoutError(r.topic, r.timeoutMs));
+  });
   private closing?: Promise<void>;
   private connected = false;
 
@@ -274,13 +289,12 @@ export class MemoryTransport extends EventEmitter implements Transport {
       redelivered: false,
       replyTo,
     };
-    const routing = this.broker.route(stored);
-    this.pendingPublishes.add(routing);
+    this.publishing++;
     try {
-      const queues = await routing;
+      const queues = await this.broker.route(stored);
       if (queues === 0 && options.mandatory) throw new UnroutableError(message.topic);
     } finally {
-      this.pendingPublishes.delete(routing);
+      if (--this.publishing === 0) this.publishingDone?.();
     }
   }
 
@@ -299,7 +313,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
       prefetch: Math.max(1, spec.prefetch),
       weight: Math.max(1, spec.weight ?? 1),
       handler,
-      unacked: new Set(),
+      unacked: new LinkedList<Held>(),
       delivered: 0,
       active: true,
     };
@@ -316,36 +330,26 @@ export class MemoryTransport extends EventEmitter implements Transport {
     };
   }
 
-  async request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
-    return new Promise<ReceivedMessage>((resolve, reject) => {
-      let done = false;
-      const finish = () => {
-        done = true;
-        clearTimeout(timer);
-        this.pendingRequests.delete(cancel);
-      };
-      const cancel = () => {
-        if (done) return;
-        finish();
-        reject(new TransportClosedError('wait for a reply'));
-      };
-      const timer = setTimeout(() => {
-        if (done) return;
-        finish();
-        reject(new RequestTimeoutError(message.topic, options.timeoutMs));
-      }, options.timeoutMs);
-      this.pendingRequests.add(cancel);
-      const onReply = (reply: ReplyMessage) => {
-        if (done) return;
-        finish();
-        resolve({ topic: reply.headers[Headers.type] ?? message.topic, body: reply.body, headers: reply.headers });
-      };
-      this.send(message, {}, onReply).catch((err) => {
-        if (done) return;
-        finish();
-        reject(err);
-      });
+  request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
+    const r = new PendingRequest(message.topic, options.timeoutMs, performance.now() + options.timeoutMs);
+    const promise = new Promise<ReceivedMessage>((resolve, reject) => {
+      r.resolve = resolve;
+      r.reject = reject;
     });
+    this.pendingRequests.add(r);
+    const settle = (): boolean => {
+      if (r.done) return false;
+      r.done = true;
+      this.pendingRequests.delete(r);
+      return true;
+    };
+    const onReply = (reply: ReplyMessage) => {
+      if (settle()) r.resolve({ topic: reply.headers[Headers.type] ?? message.topic, body: reply.body, headers: reply.headers });
+    };
+    this.send(message, {}, onReply).catch((err) => {
+      if (settle()) r.reject(err);
+    });
+    return promise;
   }
 
   close(options: { timeoutMs?: number } = {}): Promise<void> {
@@ -361,8 +365,13 @@ export class MemoryTransport extends EventEmitter implements Transport {
     }
     for (const c of this.consumers) this.broker.detach(c);
     this.consumers.clear();
-    await Promise.allSettled([...this.pendingPublishes]);
-    for (const cancel of [...this.pendingRequests]) cancel();
+    if (this.publishing > 0) await new Promise<void>((resolve) => (this.publishingDone = resolve));
+    for (const r of this.pendingRequests.entries()) {
+      r.done = true;
+      this.pendingRequests.delete(r);
+      r.reject(new TransportClosedError('wait for a reply'));
+    }
+    this.pendingRequests.stop();
     this.connected = false;
     this.emit('disconnected', { url: 'memory://' });
   }
@@ -373,6 +382,19 @@ export class MemoryTransport extends EventEmitter implements Transport {
   override off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
     return super.off(event, listener as (...args: unknown[]) => void);
   }
+}
+
+class PendingRequest implements PendingEntry {
+  id = '';
+  slot = 0;
+  done = false;
+  resolve!: (m: ReceivedMessage) => void;
+  reject!: (e: Error) => void;
+  constructor(
+    readonly topic: string,
+    readonly timeoutMs: number,
+    readonly deadline: number,
+  ) {}
 }
 
 /** The embedded default transport. */
