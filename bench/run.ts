@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --smoke] [--json] [--json-out FILE] [--case a,b] [--rounds N] [--cpu-prof DIR] [--raw-keeps-unconfirmed]`
+ * `npm run bench [-- --smoke] [--json] [--json-out FILE] [--case a,b] [--rounds N] [--cpu-prof DIR] [--raw-keeps-unconfirmed] [--raw-envelope]`
  *
  * Each case runs for Courier and for the raw client doing the same work on the same broker, the
  * producer and the consumer in separate child processes (bench/child.ts), Courier and raw
@@ -34,6 +34,12 @@ interface Options {
    * after a reconnect (Courier does): a diagnostic of what that costs in memory, not the default.
    */
   readonly rawKeepsUnconfirmed: boolean;
+  /**
+   * The raw AMQP sides of a and b put Courier's envelope on the wire (its properties and its
+   * `cloudEvents_` headers table, built by hand): what the broker and amqplib spend on the bigger
+   * message, apart from Courier's own CPU. A diagnostic, not the default.
+   */
+  readonly rawEnvelope: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -51,6 +57,7 @@ function parseArgs(argv: string[]): Options {
     cpuProf: get('--cpu-prof'),
     jsonOut: get('--json-out'),
     rawKeepsUnconfirmed: argv.includes('--raw-keeps-unconfirmed'),
+    rawEnvelope: argv.includes('--raw-envelope'),
   };
 }
 
@@ -151,7 +158,7 @@ function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt'): Case
       let consumer: [string, object];
       let producer: [string, object];
       if (transport === 'amqp') {
-        const common = { ...base, url: ctx.amqpUrl, exchange: tag, queue: `${tag}.raw`, routingKey: 'bench.event', source: tag, transport, keepUnconfirmed: ctx.o.rawKeepsUnconfirmed };
+        const common = { ...base, url: ctx.amqpUrl, exchange: tag, queue: `${tag}.raw`, routingKey: 'bench.event', source: tag, transport, keepUnconfirmed: ctx.o.rawKeepsUnconfirmed, envelope: ctx.o.rawEnvelope };
         consumer = [`${side}-${side === 'raw' ? 'amqp-' : ''}consumer`, common];
         producer = [`${side}-${side === 'raw' ? 'amqp-' : ''}producer`, common];
       } else {
@@ -183,7 +190,7 @@ function rpcCase(inflight: 1 | 100): CaseDef {
       const n = inflight === 1 ? ctx.sizes.rpc1 : ctx.sizes.rpc100;
       const common = {
         url: ctx.amqpUrl, exchange: tag, queue: `${tag}.raw`, routingKey: 'bench.request', source: tag, transport: 'amqp',
-        n, inflight, warmup: Math.min(500, Math.ceil(n / 10)), prefetch: 100,
+        n, inflight, warmup: Math.min(500, Math.ceil(n / 10)), prefetch: 100, envelope: ctx.o.rawEnvelope,
       };
       const server = side === 'courier' ? 'courier-rpc-server' : 'raw-amqp-rpc-server';
       const client = side === 'courier' ? 'courier-rpc-client' : 'raw-amqp-rpc-client';
@@ -346,7 +353,8 @@ async function main(): Promise<void> {
     await mosquitto?.stop();
   }
   const info = await machine(ctx.amqpUrl, mosquitto || cases.some((c) => c.id === 'c') ? OwnMosquitto.version() : undefined);
-  const report = { mode: (o.smoke ? 'smoke' : 'full') + (o.rawKeepsUnconfirmed ? ' (raw AMQP producer keeps unconfirmed messages)' : ''), rounds: o.rounds, sizes: ctx.sizes, machine: info, rows, failures, wallMs: Date.now() - started };
+  const report = {
+    mode: (o.smoke ? 'smoke' : 'full') + (o.rawKeepsUnconfirmed ? ' (raw AMQP producer keeps unconfirmed messages)' : '') + (o.rawEnvelope ? " (raw AMQP sides carry Courier's envelope)" : ''), rounds: o.rounds, sizes: ctx.sizes, machine: info, rows, failures, wallMs: Date.now() - started };
   if (o.jsonOut) fs.writeFileSync(o.jsonOut, `${JSON.stringify(report, null, 2)}\n`);
   if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else process.stdout.write(renderTable(report));

@@ -98,7 +98,10 @@ export async function rawAmqpRpcServer(io: ChildIo) {
     if (!msg) return;
     const req = JSON.parse(msg.content.toString('utf8'));
     const body = Buffer.from(JSON.stringify(benchReply(req)));
-    ch.publish('', msg.properties.replyTo, body, { correlationId: msg.properties.correlationId, contentType: 'application/json' });
+    const props = p.envelope
+      ? { ...envelopeReplyProps(p.source, msg.properties.messageId), correlationId: msg.properties.correlationId }
+      : { correlationId: msg.properties.correlationId, contentType: 'application/json' };
+    ch.publish('', msg.properties.replyTo, body, props);
     ch.ack(msg);
   });
   io.ready();
@@ -128,7 +131,8 @@ export async function rawAmqpRpcClient(io: ChildIo) {
     const id = randomUUID();
     const reply = new Promise<Buffer>((resolve) => pending.set(id, resolve));
     const body = Buffer.from(JSON.stringify(benchEvent(i)));
-    const props = { persistent: true, contentType: 'application/json', messageId: id, correlationId: id, replyTo: 'amq.rabbitmq.reply-to', expiration: '60000' };
+    const plain = { persistent: true, contentType: 'application/json', messageId: id };
+    const props = { ...(p.envelope ? envelopeProps(p.source, 'bench.request', id) : plain), correlationId: id, replyTo: 'amq.rabbitmq.reply-to', expiration: '60000' };
     if (!ch.publish(p.exchange, p.routingKey, body, props)) drain = once(ch, 'drain').then(() => (drain = undefined));
     const r = JSON.parse((await reply).toString('utf8'));
     if (r.seq !== i) throw new Error(`reply ${r.seq} to request ${i}`);
@@ -145,20 +149,38 @@ export async function rawAmqpRpcClient(io: ChildIo) {
  * wire (docs/wire-format.md), built by hand, to tell the broker's cost of the bigger message
  * from the client's CPU.
  */
-function envelopeProps(source: string) {
-  const id = randomUUID();
+function envelopeProps(source: string, type = 'bench.event', id = randomUUID()) {
   const time = new Date();
   return {
     persistent: true,
     contentType: 'application/json',
     messageId: id,
     correlationId: id,
-    type: 'bench.event',
+    type,
     appId: source,
     timestamp: Math.floor(time.getTime() / 1000),
     headers: {
       cloudEvents_specversion: '1.0',
       cloudEvents_time: time.toISOString(),
+    },
+  };
+}
+
+/** Diagnostic (`envelope: true`): the properties and headers of Courier's reply to a request `requestId`. */
+function envelopeReplyProps(source: string, requestId: string) {
+  const time = new Date();
+  return {
+    persistent: false,
+    contentType: 'application/json',
+    messageId: randomUUID(),
+    type: 'bench.request.reply',
+    appId: source,
+    timestamp: Math.floor(time.getTime() / 1000),
+    headers: {
+      cloudEvents_specversion: '1.0',
+      cloudEvents_time: time.toISOString(),
+      cloudEvents_correlationid: requestId,
+      cloudEvents_causationid: requestId,
     },
   };
 }
