@@ -8,6 +8,8 @@
  * tables and their entries alive through every scavenge until the next full GC, which made the
  * young generation grow (docs/benchmarks.md). Slots in an array are overwritten in place.
  */
+import { RequestTimeoutError } from './errors';
+
 export interface PendingEntry {
   /** Set by add(): `<prefix><slot>.<sequence>`, unique for the table's life. */
   id: string;
@@ -118,4 +120,43 @@ export class PendingTable<T extends PendingEntry> {
 
 function seqOf(id: string): number {
   return Number(id.slice(id.lastIndexOf('.') + 1));
+}
+
+/** A request awaiting its reply: the table's entry, the caller's promise and its deadline. */
+export class PendingRequest<R> implements PendingEntry {
+  id = '';
+  slot = 0;
+  readonly deadline: number;
+  readonly promise: Promise<R>;
+  resolve!: (reply: R) => void;
+  reject!: (err: Error) => void;
+
+  constructor(
+    /** The request's topic, for the timeout's error. */
+    readonly topic: string,
+    readonly timeoutMs: number,
+  ) {
+    this.deadline = performance.now() + timeoutMs;
+    this.promise = new Promise<R>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+}
+
+/** The requests of a transport by correlation id: each one still waiting at its deadline rejects with RequestTimeoutError. */
+// Any reply type: the table only rejects, and `resolve` takes the reply type contravariantly.
+export class RequestTable<T extends PendingRequest<any>> extends PendingTable<T> {
+  constructor(prefix: string) {
+    super(prefix, (r) => r.reject(new RequestTimeoutError(r.topic, r.timeoutMs)));
+  }
+
+  /** The transport closes: every request still waiting rejects with `error()`, and the timer stops. */
+  rejectAll(error: () => Error): void {
+    for (const r of this.entries()) {
+      this.delete(r);
+      r.reject(error());
+    }
+    this.stop();
+  }
 }

@@ -23,7 +23,6 @@ import {
   PublishRejectedError,
   redactSecrets,
   redactUrl,
-  RequestTimeoutError,
   ResourceNotFoundError,
   TransportClosedError,
 } from '../../lib/errors';
@@ -43,7 +42,7 @@ import {
   TransportEvent,
   TransportEvents,
 } from '../../lib/transport';
-import { PendingTable, PendingEntry } from '../../lib/pending-table';
+import { PendingRequest, RequestTable } from '../../lib/pending-table';
 import { AckBatcher } from './ack-batcher';
 import { AmqpTransportOptions, resolveOptions, ResolvedAmqpOptions } from './amqp-options';
 import { toBrokerError } from './broker-errors';
@@ -87,17 +86,14 @@ interface SubState {
   closing?: Promise<void>;
 }
 
-class PendingRequest implements PendingEntry {
-  id = '';
-  slot = 0;
+class AmqpRequest extends PendingRequest<ReceivedMessage> {
   sent = false;
-  resolve!: (m: ReceivedMessage) => void;
-  reject!: (e: Error) => void;
   constructor(
     readonly message: OutgoingMessage,
-    readonly timeoutMs: number,
-    readonly deadline: number,
-  ) {}
+    timeoutMs: number,
+  ) {
+    super(message.topic, timeoutMs);
+  }
 }
 
 export class AmqpTransport implements Transport {
@@ -109,9 +105,7 @@ export class AmqpTransport implements Transport {
   private readonly publisher: ConfirmPublisher;
   private readonly subs = new Set<SubState>();
   /** Requests awaiting their reply, by correlation id; one timer for all their timeouts. */
-  private readonly requests = new PendingTable<PendingRequest>(`${randomUUID()}.`, (r) =>
-    r.reject(new RequestTimeoutError(r.message.topic, r.timeoutMs)),
-  );
+  private readonly requests = new RequestTable<AmqpRequest>(`${randomUUID()}.`);
 
   private lib?: AmqpLib;
   private conn?: ChannelModel;
@@ -740,14 +734,10 @@ export class AmqpTransport implements Transport {
     if (!this.connected && this.options.whileDisconnected === 'reject') {
       return Promise.reject(new NotConnectedError(`Not connected: request ${message.topic} refused (whileDisconnected: 'reject')`));
     }
-    const r = new PendingRequest(message, options.timeoutMs, performance.now() + options.timeoutMs);
-    const promise = new Promise<ReceivedMessage>((resolve, reject) => {
-      r.resolve = resolve;
-      r.reject = reject;
-    });
+    const r = new AmqpRequest(message, options.timeoutMs);
     this.requests.add(r);
     this.sendRequest(r);
-    return promise;
+    return r.promise;
   }
 
   /** Direct reply-to: the replies come back on the channel that published the requests, without a queue. */
@@ -781,14 +771,14 @@ export class AmqpTransport implements Transport {
   }
 
   /** Writes the request now when the channel is open and not full (no promise, no turn of the event loop), else once it is. */
-  private sendRequest(r: PendingRequest): void {
+  private sendRequest(r: AmqpRequest): void {
     if (r.sent || !this.connected) return; // sent on the next 'connected'
     const ch = this.rpcOpen;
     if (ch && !this.rpcDrain) this.writeRequest(ch, r);
     else void this.sendRequestLater(r);
   }
 
-  private async sendRequestLater(r: PendingRequest): Promise<void> {
+  private async sendRequestLater(r: AmqpRequest): Promise<void> {
     try {
       const ch = this.rpcOpen ?? (await this.rpcChannel());
       while (this.rpcDrain) await this.rpcDrain;
@@ -799,7 +789,7 @@ export class AmqpTransport implements Transport {
     }
   }
 
-  private writeRequest(ch: Channel, r: PendingRequest): void {
+  private writeRequest(ch: Channel, r: AmqpRequest): void {
     try {
       const props = encodeProperties(r.message.headers);
       props.correlationId = r.id;
@@ -852,11 +842,7 @@ export class AmqpTransport implements Transport {
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
-    for (const r of this.requests.entries()) {
-      this.requests.delete(r);
-      r.reject(new TransportClosedError('wait for a reply'));
-    }
-    this.requests.stop();
+    this.requests.rejectAll(() => new TransportClosedError('wait for a reply'));
     this.publisher.failAll(new TransportClosedError('publish'));
     const conn = this.conn;
     this.conn = undefined;

@@ -15,9 +15,9 @@ import {
   TransportEvent,
   TransportEvents,
 } from '../../lib/transport';
-import { PublishRejectedError, RequestTimeoutError, TransportClosedError, UnroutableError } from '../../lib/errors';
+import { PublishRejectedError, TransportClosedError, UnroutableError } from '../../lib/errors';
 import { Linked, LinkedList } from '../../lib/linked-list';
-import { PendingEntry, PendingTable } from '../../lib/pending-table';
+import { PendingRequest, RequestTable } from '../../lib/pending-table';
 import { topicMatcher } from '../../lib/topic';
 
 export interface MemoryTransportOptions {
@@ -239,11 +239,8 @@ export class MemoryTransport extends EventEmitter implements Transport {
   /** Publishes routing now (waiting for room, or for the broker's turn). */
   private publishing = 0;
   private publishingDone?: () => void;
-  /** Requests awaiting their reply; one timer for all their timeouts. */
-  private readonly pendingRequests = new PendingTable<PendingRequest>('memory.', (r) => {
-    r.done = true;
-    r.reject(new RequestTimeoutError(r.topic, r.timeoutMs));
-  });
+  /** Requests awaiting their reply (the reply comes back through a closure: the ids go unused); one timer for all their timeouts. */
+  private readonly pendingRequests = new RequestTable<PendingRequest<ReceivedMessage>>('memory.');
   private closing?: Promise<void>;
   private connected = false;
 
@@ -331,25 +328,16 @@ export class MemoryTransport extends EventEmitter implements Transport {
   }
 
   request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
-    const r = new PendingRequest(message.topic, options.timeoutMs, performance.now() + options.timeoutMs);
-    const promise = new Promise<ReceivedMessage>((resolve, reject) => {
-      r.resolve = resolve;
-      r.reject = reject;
-    });
+    const r = new PendingRequest<ReceivedMessage>(message.topic, options.timeoutMs);
     this.pendingRequests.add(r);
-    const settle = (): boolean => {
-      if (r.done) return false;
-      r.done = true;
-      this.pendingRequests.delete(r);
-      return true;
-    };
+    // Still in the table: not timed out, not answered, not rejected by close.
     const onReply = (reply: ReplyMessage) => {
-      if (settle()) r.resolve({ topic: reply.headers[Headers.type] ?? message.topic, body: reply.body, headers: reply.headers });
+      if (this.pendingRequests.delete(r)) r.resolve({ topic: reply.headers[Headers.type] ?? message.topic, body: reply.body, headers: reply.headers });
     };
     this.send(message, {}, onReply).catch((err) => {
-      if (settle()) r.reject(err);
+      if (this.pendingRequests.delete(r)) r.reject(err);
     });
-    return promise;
+    return r.promise;
   }
 
   close(options: { timeoutMs?: number } = {}): Promise<void> {
@@ -366,12 +354,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
     for (const c of this.consumers) this.broker.detach(c);
     this.consumers.clear();
     if (this.publishing > 0) await new Promise<void>((resolve) => (this.publishingDone = resolve));
-    for (const r of this.pendingRequests.entries()) {
-      r.done = true;
-      this.pendingRequests.delete(r);
-      r.reject(new TransportClosedError('wait for a reply'));
-    }
-    this.pendingRequests.stop();
+    this.pendingRequests.rejectAll(() => new TransportClosedError('wait for a reply'));
     this.connected = false;
     this.emit('disconnected', { url: 'memory://' });
   }
@@ -382,19 +365,6 @@ export class MemoryTransport extends EventEmitter implements Transport {
   override off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
     return super.off(event, listener as (...args: unknown[]) => void);
   }
-}
-
-class PendingRequest implements PendingEntry {
-  id = '';
-  slot = 0;
-  done = false;
-  resolve!: (m: ReceivedMessage) => void;
-  reject!: (e: Error) => void;
-  constructor(
-    readonly topic: string,
-    readonly timeoutMs: number,
-    readonly deadline: number,
-  ) {}
 }
 
 /** The embedded default transport. */

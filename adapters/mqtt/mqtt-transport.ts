@@ -44,7 +44,6 @@ import {
   NotConnectedError,
   PublishRejectedError,
   PublishTimeoutError,
-  RequestTimeoutError,
   SessionTakenOverError,
   TransportClosedError,
   UnroutableError,
@@ -52,7 +51,7 @@ import {
   redactUrl,
 } from '../../lib/errors';
 import { Linked, LinkedList } from '../../lib/linked-list';
-import { PendingEntry, PendingTable } from '../../lib/pending-table';
+import { PendingRequest, RequestTable } from '../../lib/pending-table';
 import { matchTopic } from '../../lib/topic';
 import {
   Decoded,
@@ -159,9 +158,7 @@ export class MqttTransport implements Transport {
   private replyTopic = '';
   private readonly consumers = new Set<Consumer>();
   /** Requests awaiting their reply, by correlation (its bytes are the id's latin1); one timer for all their timeouts. */
-  private readonly pendingRequests = new PendingTable<PendingRequest>(`${randomBytes(8).toString('hex')}.`, (r) =>
-    r.reject(new RequestTimeoutError(r.topic, r.timeoutMs)),
-  );
+  private readonly pendingRequests = new RequestTable<PendingRequest<ReceivedMessage>>(`${randomBytes(8).toString('hex')}.`);
   /** Publishes not yet settled: waiting for a window slot, or handed to mqtt.js. */
   /** Every publish not yet settled (waiting for a slot or for its ack), oldest first. */
   private readonly pending = new LinkedList<PendingPublish>();
@@ -626,11 +623,7 @@ export class MqttTransport implements Transport {
   }
 
   request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
-    const r = new PendingRequest(message.topic, options.timeoutMs, performance.now() + options.timeoutMs);
-    const promise = new Promise<ReceivedMessage>((resolve, reject) => {
-      r.resolve = resolve;
-      r.reject = reject;
-    });
+    const r = new PendingRequest<ReceivedMessage>(message.topic, options.timeoutMs);
     const correlation = Buffer.from(this.pendingRequests.add(r), 'latin1');
     this.send(typeToTopic(this.opts.prefix, message.topic), message.topic, message.body, message.headers, options.timeoutMs, {
       responseTopic: this.replyTopic,
@@ -638,7 +631,7 @@ export class MqttTransport implements Transport {
     }).catch((err) => {
       if (this.pendingRequests.delete(r)) r.reject(err);
     });
-    return promise;
+    return r.promise;
   }
 
   private onReply(packet: IPublishPacket): void {
@@ -703,11 +696,7 @@ export class MqttTransport implements Transport {
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     // Publishes still waiting to be sent again after a 0x10: the broker accepted them for nobody.
     for (const p of this.pending.toArray()) if (p.resendTimer) this.finish(p, p.mandatory ? new UnroutableError(p.label) : undefined);
-    for (const pending of this.pendingRequests.entries()) {
-      this.pendingRequests.delete(pending);
-      pending.reject(new TransportClosedError('wait for a reply'));
-    }
-    this.pendingRequests.stop();
+    this.pendingRequests.rejectAll(() => new TransportClosedError('wait for a reply'));
     // A persistent (QoS 2) publisher session has nothing left to keep: let the broker drop it now.
     await endClient(this.publisher, this.publisher?.options.clean === false ? { properties: { sessionExpiryInterval: 0 } } : undefined);
   }
@@ -716,18 +705,6 @@ export class MqttTransport implements Transport {
 /** `mqttTransport({ url, ...options })`: the factory the bus configuration uses. */
 export function mqttTransport(options: MqttTransportOptions): MqttTransport {
   return new MqttTransport(options);
-}
-
-class PendingRequest implements PendingEntry {
-  id = '';
-  slot = 0;
-  resolve!: (m: ReceivedMessage) => void;
-  reject!: (e: Error) => void;
-  constructor(
-    readonly topic: string,
-    readonly timeoutMs: number,
-    readonly deadline: number,
-  ) {}
 }
 
 /** One publish until it is settled: the sweep's record, the window's queue entry, the ack callback. */

@@ -54,6 +54,32 @@ describe('amqp adapter', function () {
     return { t, got };
   }
 
+  /** A TCP proxy in front of the broker (stopped after the test) and the broker's URL through it. */
+  async function proxiedBroker(): Promise<{ proxy: TcpProxy; url: string }> {
+    const broker = await amqpBroker();
+    const proxy = new TcpProxy(broker.host, broker.port);
+    await proxy.start();
+    cleanups.push(() => proxy.stop());
+    const u = new URL(broker.url);
+    u.host = `127.0.0.1:${proxy.port}`;
+    return { proxy, url: u.toString() };
+  }
+
+  /** The numbers of the messages in `queue` (taken out of it), in ascending order. */
+  async function backInQueue(queue: string): Promise<number[]> {
+    const raw = await rawConnection();
+    try {
+      const ch = await raw.createChannel();
+      const back: number[] = [];
+      for (let m = await ch.get(queue, { noAck: true }); m; m = await ch.get(queue, { noAck: true })) {
+        back.push(JSON.parse(m.content.toString('utf8')).n);
+      }
+      return back.sort((a, b) => a - b);
+    } finally {
+      await raw.close();
+    }
+  }
+
   afterEach(async function () {
     await Promise.all(open.map((t) => t.close({ timeoutMs: 1000 }).catch(() => undefined)));
     await deleteQueues(specs);
@@ -295,21 +321,7 @@ describe('amqp adapter', function () {
       for (const d of toAck.reverse()) await d.ack();
       // Closed right away: the held two go back to the queue, the 18 acked ones must not.
       await t.close({ timeoutMs: 300 });
-      const raw = await rawConnection();
-      try {
-        const ch = await raw.createChannel();
-        const queue = `${s.group}.${s.name}`;
-        assert.equal((await ch.checkQueue(queue)).messageCount, 2, 'only the two held messages went back to the queue');
-        const back: number[] = [];
-        for (let k = 0; k < 2; k++) {
-          const m = await ch.get(queue, { noAck: true });
-          assert.ok(m, 'a returned message');
-          back.push(JSON.parse(m.content.toString('utf8')).n);
-        }
-        assert.deepEqual(back.sort((a, b) => a - b), [0, 7]);
-      } finally {
-        await raw.close();
-      }
+      assert.deepEqual(await backInQueue(`${s.group}.${s.name}`), [0, 7], 'only the two held messages went back to the queue');
     });
 
     it('coalesced acks stay exact past the ack ring\'s growth and wrap: 3,000 in flight, 6,000 tags, held and requeued ones among them', async function () {
@@ -338,21 +350,7 @@ describe('amqp adapter', function () {
       await waitFor(() => settled === total - 6 && held.size === 6, 20_000, `${total - 6} acked and 6 held`);
       assert.equal(requeued, 6);
       await t.close({ timeoutMs: 300 });
-      const raw = await rawConnection();
-      try {
-        const ch = await raw.createChannel();
-        const queue = `${s.group}.${s.name}`;
-        assert.equal((await ch.checkQueue(queue)).messageCount, 6, 'only the six held messages went back to the queue');
-        const back: number[] = [];
-        for (let k = 0; k < 6; k++) {
-          const m = await ch.get(queue, { noAck: true });
-          assert.ok(m, 'a returned message');
-          back.push(JSON.parse(m.content.toString('utf8')).n);
-        }
-        assert.deepEqual(back.sort((a, b) => a - b), [0, 1000, 2000, 3000, 4000, 5000]);
-      } finally {
-        await raw.close();
-      }
+      assert.deepEqual(await backInQueue(`${s.group}.${s.name}`), [0, 1000, 2000, 3000, 4000, 5000], 'only the six held messages went back to the queue');
     });
 
     it('retry(delay) goes back to this subscription only, after the delay, attempt + 1', async () => {
@@ -436,14 +434,9 @@ describe('amqp adapter', function () {
 
   describe('request/reply over direct reply-to', () => {
     it('a server writes each reply and the ack of its request in one socket write', async () => {
-      const broker = await amqpBroker();
-      const proxy = new TcpProxy(broker.host, broker.port);
-      await proxy.start();
-      cleanups.push(() => proxy.stop());
-      const u = new URL(broker.url);
-      u.host = `127.0.0.1:${proxy.port}`;
+      const { proxy, url } = await proxiedBroker();
       const topic = uniq('amqp.rpc.writes.');
-      const server = await transport({ url: u.toString() });
+      const server = await transport({ url });
       await server.subscribe(spec({ pattern: topic, prefetch: 10 }), async (d) => {
         await d.reply({ body: Buffer.from(JSON.stringify({ n: n(d) })), headers: { [Headers.type]: `${topic}.reply` } });
         await d.ack();
@@ -572,13 +565,8 @@ describe('amqp adapter', function () {
   describe('connection cuts', () => {
     it('10,000 confirmed messages through several cuts: 0 lost, duplicates counted', async function () {
       this.timeout(60_000);
-      const broker = await amqpBroker();
-      const proxy = new TcpProxy(broker.host, broker.port);
-      await proxy.start();
-      cleanups.push(() => proxy.stop());
-      const u = new URL(broker.url);
-      u.host = `127.0.0.1:${proxy.port}`;
-      const options = { url: u.toString(), reconnect: { initialDelayMs: 50, maxDelayMs: 500 }, publishTimeoutMs: 30_000 };
+      const { proxy, url } = await proxiedBroker();
+      const options = { url, reconnect: { initialDelayMs: 50, maxDelayMs: 500 }, publishTimeoutMs: 30_000 };
       const topic = uniq('amqp.cut.');
       const s = spec({ pattern: topic, prefetch: 200 });
       const seen = new Map<number, number>();
@@ -630,10 +618,7 @@ describe('amqp adapter', function () {
     });
 
     it('negative control: without confirms the same checker sees loss through a cut', async function () {
-      const broker = await amqpBroker();
-      const proxy = new TcpProxy(broker.host, broker.port);
-      await proxy.start();
-      cleanups.push(() => proxy.stop());
+      const { proxy, url } = await proxiedBroker();
       const topic = uniq('amqp.control.');
       const s = spec({ pattern: topic, prefetch: 500 });
       const seen = new Set<number>();
@@ -643,10 +628,8 @@ describe('amqp adapter', function () {
         await d.ack();
       });
       await consumer.connect();
-      const u = new URL(broker.url);
-      u.host = `127.0.0.1:${proxy.port}`;
       const amqplib = await import('amqplib');
-      const raw = await amqplib.connect(u.toString());
+      const raw = await amqplib.connect(url);
       raw.on('error', () => undefined);
       const ch = await raw.createChannel();
       ch.on('error', () => undefined);
