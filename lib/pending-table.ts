@@ -8,6 +8,7 @@
  * tables and their entries alive through every scavenge until the next full GC, which made the
  * young generation grow (docs/benchmarks.md). Slots in an array are overwritten in place.
  */
+import { DeadlineTimer } from './deadline-timer';
 import { RequestTimeoutError } from './errors';
 
 export interface PendingEntry {
@@ -24,8 +25,8 @@ export class PendingTable<T extends PendingEntry> {
   private readonly free: number[] = [];
   private seq = 0;
   private count = 0;
-  private timer?: NodeJS.Timeout;
-  private timerAt = Infinity;
+  /** Unref'd: what keeps a process alive while it waits is the connection its requests went out on. */
+  private readonly timer = new DeadlineTimer(() => this.sweep(), { unref: true });
 
   /** `prefix` must not end in a digit; `onExpired` is called for an entry past its deadline, after its removal. */
   constructor(
@@ -45,7 +46,7 @@ export class PendingTable<T extends PendingEntry> {
     entry.slot = slot;
     entry.id = `${this.prefix}${slot}.${++this.seq}`;
     this.count++;
-    if (entry.deadline < this.timerAt) this.arm(entry.deadline);
+    this.timer.armBy(entry.deadline);
     return entry.id;
   }
 
@@ -71,7 +72,7 @@ export class PendingTable<T extends PendingEntry> {
     this.free.push(entry.slot);
     this.count--;
     // The timer stays armed when the table empties: one request at a time would otherwise cost a
-    // setTimeout and a clearTimeout each. It is unref'd, and a sweep of an empty table re-arms nothing.
+    // setTimeout and a clearTimeout each. A sweep of an empty table re-arms nothing.
     return true;
   }
 
@@ -82,25 +83,13 @@ export class PendingTable<T extends PendingEntry> {
     return all.sort((a, b) => seqOf(a.id) - seqOf(b.id));
   }
 
-  private arm(at: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(this.sweep, Math.max(0, at - performance.now()));
-    // What keeps a process alive while it waits is the connection its requests went out on.
-    this.timer.unref();
-  }
-
   /** Clears the timer (the owner closes; call once nothing is stored). */
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = Infinity;
+    this.timer.stop();
   }
 
   /** Expires what is past its deadline (oldest first) and re-arms for the earliest deadline left. */
-  private readonly sweep = (): void => {
-    this.timer = undefined;
-    this.timerAt = Infinity;
+  private sweep(): void {
     const now = performance.now();
     const expired: T[] = [];
     let next = Infinity;
@@ -114,8 +103,8 @@ export class PendingTable<T extends PendingEntry> {
       this.delete(e);
       this.onExpired(e);
     }
-    if (next !== Infinity && this.count > 0 && next < this.timerAt) this.arm(next);
-  };
+    if (next !== Infinity && this.count > 0) this.timer.armBy(next);
+  }
 }
 
 function seqOf(id: string): number {

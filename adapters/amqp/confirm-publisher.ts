@@ -15,6 +15,7 @@
  */
 import type { ConfirmChannel, Message, Options } from 'amqplib';
 import { NotConnectedError, PublishRejectedError, PublishTimeoutError, UnroutableError } from '../../lib/errors';
+import { DeadlineTimer } from '../../lib/deadline-timer';
 import { Linked, LinkedList } from '../../lib/linked-list';
 import { isChannelRefusal } from './broker-errors';
 import { publishConfirmedOn, publishFields, PublishFields } from './direct-publish';
@@ -74,9 +75,8 @@ export class ConfirmPublisher {
   /** Messages not yet settled (queued or unconfirmed). */
   private unsettled = 0;
   private idle: Array<() => void> = [];
-  /** The one publish-timeout timer, due at `sweepAt`, never later than the earliest pending deadline. */
-  private sweepTimer?: NodeJS.Timeout;
-  private sweepAt = Infinity;
+  /** The one publish-timeout timer, never later than the earliest pending deadline. */
+  private readonly sweepTimer = new DeadlineTimer(() => this.sweep());
 
   constructor(private readonly options: ConfirmPublisherOptions) {}
 
@@ -118,7 +118,7 @@ export class ConfirmPublisher {
       p.reject = reject;
     });
     this.unsettled++;
-    if (deadline < this.sweepAt) this.armSweep(deadline);
+    this.sweepTimer.armBy(deadline);
     if (token) this.byToken.set(token, p);
     p.queued = true;
     this.queue.push(p);
@@ -231,28 +231,14 @@ export class ConfirmPublisher {
     }
     if (err) p.reject(err);
     else p.resolve();
-    if (this.unsettled === 0) this.disarmSweep();
+    if (this.unsettled === 0) this.sweepTimer.stop();
     this.notifyIdle();
   }
 
   // ---- publish timeouts: one timer for all --------------------------------------------------
 
-  private armSweep(at: number): void {
-    if (this.sweepTimer) clearTimeout(this.sweepTimer);
-    this.sweepAt = at;
-    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(0, at - performance.now()));
-  }
-
-  private disarmSweep(): void {
-    if (this.sweepTimer) clearTimeout(this.sweepTimer);
-    this.sweepTimer = undefined;
-    this.sweepAt = Infinity;
-  }
-
   /** Fails what is past its deadline and re-arms the timer for the earliest deadline left. */
   private sweep(): void {
-    this.sweepTimer = undefined;
-    this.sweepAt = Infinity;
     const now = performance.now();
     const expired: Pending[] = [];
     let next = Infinity;
@@ -266,7 +252,7 @@ export class ConfirmPublisher {
     // Settled in publication order, as the timers of each message did.
     expired.sort((a, b) => a.seq - b.seq);
     for (const p of expired) this.finish(p, new PublishTimeoutError(p.topic, p.timeoutMs));
-    if (next !== Infinity && this.unsettled > 0 && next < this.sweepAt) this.armSweep(next);
+    if (next !== Infinity && this.unsettled > 0) this.sweepTimer.armBy(next);
   }
 
   private notifyIdle(): void {

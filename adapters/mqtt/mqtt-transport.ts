@@ -50,6 +50,7 @@ import {
   redactSecrets,
   redactUrl,
 } from '../../lib/errors';
+import { DeadlineTimer } from '../../lib/deadline-timer';
 import { Linked, LinkedList } from '../../lib/linked-list';
 import { PendingRequest, RequestTable } from '../../lib/pending-table';
 import { matchTopic } from '../../lib/topic';
@@ -165,8 +166,8 @@ export class MqttTransport implements Transport {
   /** Publishes handed to mqtt.js and not yet acked (window slots in use). */
   private sending = 0;
   private readonly waiting: PendingPublish[] = [];
-  private sweepTimer?: NodeJS.Timeout;
-  private sweepAt = 0;
+  /** One timer for every pending publish's deadline (on Date.now, as the 0x10 grace), armed for the earliest known. */
+  private readonly sweepTimer = new DeadlineTimer(() => this.sweep(), { now: Date.now, unref: true });
   private drained?: () => void;
   /**
    * Publishes handed to mqtt.js at once: maxInFlight, but never above the Receive Maximum the
@@ -467,7 +468,7 @@ export class MqttTransport implements Transport {
     return new Promise<void>((resolve, reject) => {
       const p = new PendingPublish(this, mqttTopic, label, body, headers, reply, timeoutMs, mandatory, resolve, reject);
       this.pending.add(p);
-      this.armSweep(p.deadline);
+      this.sweepTimer.armBy(p.deadline);
       if (this.sending < this.window) this.dispatch(p);
       else this.waiting.push(p);
     });
@@ -552,18 +553,8 @@ export class MqttTransport implements Transport {
     return new PublishRejectedError(label, err.message, { cause: err });
   }
 
-  /** One timer for every pending publish: armed for the earliest deadline known. */
-  private armSweep(deadline: number): void {
-    if (this.sweepTimer && deadline >= this.sweepAt) return;
-    if (this.sweepTimer) clearTimeout(this.sweepTimer);
-    this.sweepAt = deadline;
-    this.sweepTimer = setTimeout(() => this.sweep(), Math.min(2 ** 31 - 1, Math.max(1, deadline - Date.now())));
-    this.sweepTimer.unref();
-  }
-
   /** Rejects the publishes whose deadline passed (waiting for a slot or for their ack), re-arms. */
   private sweep(): void {
-    this.sweepTimer = undefined;
     const now = Date.now();
     let next = Infinity;
     const expired: PendingPublish[] = [];
@@ -576,7 +567,7 @@ export class MqttTransport implements Transport {
       for (let i = this.waiting.length - 1; i >= 0; i--) if (gone.has(this.waiting[i])) this.waiting.splice(i, 1);
       for (const p of expired) this.finish(p, new PublishTimeoutError(p.label, p.timeoutMs));
     }
-    if (next !== Infinity) this.armSweep(next);
+    if (next !== Infinity) this.sweepTimer.armBy(next);
   }
 
   /** Makes the window match a new Receive Maximum, letting waiting publishes go if it grew. */
@@ -693,7 +684,7 @@ export class MqttTransport implements Transport {
         };
       });
     }
-    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer.stop();
     // Publishes still waiting to be sent again after a 0x10: the broker accepted them for nobody.
     for (const p of this.pending.toArray()) if (p.resendTimer) this.finish(p, p.mandatory ? new UnroutableError(p.label) : undefined);
     this.pendingRequests.rejectAll(() => new TransportClosedError('wait for a reply'));
