@@ -62,6 +62,7 @@ import {
   ReservedLevels,
   decode,
   encode,
+  instanceSessionId,
   mqttFilterFor,
   safeLevel,
   topicToType,
@@ -208,6 +209,8 @@ export class MqttTransport implements Transport {
         : { graceMs: Math.max(0, retry?.graceMs ?? 5000), intervalMs: Math.max(1, retry?.intervalMs ?? 100) };
     this.capabilities = {
       durableGroups: true,
+      // A persistent session per instance subscription (instanceSessionId), expiring after its grace.
+      instanceSubscriptions: true,
       competingConsumers: true,
       patterns: true,
       requeue: true,
@@ -759,19 +762,24 @@ class Consumer {
     const share = spec.group ? safeLevel(`${spec.group}:${spec.name}${dead ? ':dead' : ''}`) : undefined;
     const memberId = spec.group
       ? t.memberClientId(spec.group, spec.name) + (dead ? ':dead' : '')
-      : t.newClientId(dead ? 'bcdead' : 'bc');
+      : spec.instance
+        ? instanceSessionId(t.prefix, spec.instance, spec.name) + (dead ? ':dead' : '')
+        : t.newClientId(dead ? 'bcdead' : 'bc');
     const retryLevel = share ?? safeLevel(memberId);
     this.retryTopic = `${t.prefix}/${ReservedLevels.retry}/${retryLevel}`;
     const { filter, exact } = mqttFilterFor(dead ? `${t.prefix}/${ReservedLevels.dead}` : t.prefix, spec.pattern);
     if (!exact) this.matcher = (type) => matchTopic(spec.pattern, type);
     const shared = (f: string) => (share ? `$share/${share}/${f}` : f);
-    const clean = !spec.group;
+    // An instance subscription is a broadcast in a persistent session (no $share): the broker
+    // queues what arrives while it reconnects or restarts, until the session expires.
+    const clean = !spec.group && !spec.instance;
+    const expirySeconds = !spec.group && spec.instance && spec.expiresAfterMs !== undefined ? Math.max(1, Math.ceil(spec.expiresAfterMs / 1000)) : undefined;
     // The main feed announces a Receive Maximum of `prefetch` (MQTT 5): the broker then holds at
     // most that many deliveries unacked with this member, instead of its own max_inflight_messages,
     // and the rest stays queued at the broker (or goes to other members) rather than waiting here.
     // The retry feed has none: its copies wait unacked for their retry time.
-    this.feeds.push(new Feed(this, memberId, clean, [shared(filter)], spec.prefetch));
-    this.feeds.push(new Feed(this, `${memberId}:retry`, clean, [shared(`${this.retryTopic}/#`)]));
+    this.feeds.push(new Feed(this, memberId, clean, [shared(filter)], spec.prefetch, expirySeconds));
+    this.feeds.push(new Feed(this, `${memberId}:retry`, clean, [shared(`${this.retryTopic}/#`)], undefined, expirySeconds));
   }
 
   start(): Promise<void> {
@@ -917,6 +925,8 @@ class Feed {
     clean: boolean,
     private readonly filters: string[],
     private readonly receiveMaximum?: number,
+    /** The session expiry of a persistent feed; default the transport's sessionExpirySeconds. */
+    private readonly expirySeconds?: number,
   ) {
     this.persistent = !clean;
   }
@@ -925,7 +935,7 @@ class Feed {
     const t = this.consumer.transport;
     const client = t.createClient(
       this.clientId,
-      { clean: !this.persistent, receiveMaximum: this.receiveMaximum },
+      { clean: !this.persistent, receiveMaximum: this.receiveMaximum, expirySeconds: this.expirySeconds },
       `subscriber ${this.consumer.queueName}`,
     );
     this.client = client;
