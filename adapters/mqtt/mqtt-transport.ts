@@ -6,7 +6,9 @@
  * Shape: one publisher client per transport (clean session; publishes, request replies), and one
  * client per subscription. A group subscription is a persistent session with a stable client id
  * (clean start off, a session expiry) holding a shared subscription, so the broker queues what
- * arrives while the member is away and shares the work among the members.
+ * arrives while the member is away and shares the work among the members. An instance
+ * subscription is a persistent session too, with a plain subscription and a client id derived
+ * from its instance (instanceSessionId), expiring after the spec's grace period.
  *
  * Ack after success: mqtt.js hands incoming packets to `handleMessage(packet, cb)` one at a time
  * and sends the QoS 1 PUBACK when `cb()` is called, but it also waits for `cb` before it reads the
