@@ -41,6 +41,12 @@ export interface SubscribeOptions {
   readonly filter?: RegExp;
   /** Overrides the class's group. `null`: a broadcast subscription (every instance gets every message). */
   readonly group?: string | null;
+  /**
+   * A broadcast kept per instance (needs the bus's `instanceId`): every instance gets every
+   * message, and what is published while this instance reconnects or restarts waits for it. What
+   * a replica (a local copy kept from events) should use. Excludes `group`.
+   */
+  readonly instance?: boolean;
   /** Unacked deliveries this handler holds at once. Default: the class's, else 10. */
   readonly prefetch?: number;
   /** Relative share of the group's work (needs a transport with weighted consumers). */

@@ -7,6 +7,8 @@
  *   retry(d):  copy -> `<queue>.retry.<d>` (TTL d)  --dead-letter via the default exchange-->  `<queue>` only
  *   deadLetter():  copy with Courier's reason headers -> `<group>.<name>.dead`
  *   broadcast (no group): an exclusive, auto-delete, server-named queue per instance.
+ *   instance subscription (no group, an instance): durable `<instance>.<name>` with x-expires,
+ *     consumed again after a cut or a restart; dead letters as a broadcast's.
  *
  * Channels: one confirm channel for every publish (and the copies retry / deadLetter make), one
  * channel per subscription (its prefetch, its acks, and a refusal that closes it closes nothing
@@ -56,6 +58,7 @@ import {
   deadQueueName,
   delayQueueName,
   encodeProperties,
+  instanceQueueName,
   TOPIC_HEADER,
   workQueueName,
 } from './wire';
@@ -67,6 +70,8 @@ const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 const DELAY_QUEUE_GRACE_MS = 10 * 60_000;
 /** A declared queue is declared again after this long, which keeps a delay queue from expiring under a publish. */
 const REDECLARE_AFTER_MS = 60_000;
+/** An instance subscription's queue expires after this long unused when its spec names no grace. */
+const INSTANCE_QUEUE_GRACE_MS = 60 * 60_000;
 
 interface SubState {
   readonly spec: SubscriptionSpec;
@@ -140,6 +145,7 @@ export class AmqpTransport implements Transport {
     this.options = resolveOptions(options);
     this.capabilities = {
       durableGroups: true,
+      instanceSubscriptions: true,
       competingConsumers: true,
       patterns: true,
       requeue: true,
@@ -509,16 +515,17 @@ export class AmqpTransport implements Transport {
 
   /** Declares what the subscription consumes from and returns that queue's name. */
   private async declare(ch: Channel, sub: SubState): Promise<string> {
-    const { group, name, pattern } = sub.spec;
+    const { group, name, pattern, instance } = sub.spec;
     const dead = deadQueueName(group, name);
-    if (group || sub.deadLetters) {
+    const kept = group ?? instance;
+    if (kept || sub.deadLetters) {
       await ch.assertQueue(dead, { durable: true, arguments: this.queueArguments() });
       this.declared.set(dead, Date.now());
     }
     if (sub.deadLetters) return dead;
     let queue: string;
-    if (group) {
-      queue = workQueueName(group, name);
+    if (kept) {
+      queue = group ? workQueueName(group, name) : instanceQueueName(instance!, name);
       const args: Record<string, unknown> = {
         ...this.queueArguments(),
         // What RabbitMQ itself dead-letters (the quorum delivery limit) lands beside Courier's dead letters.
@@ -527,6 +534,9 @@ export class AmqpTransport implements Transport {
       };
       // A backstop against a crash loop: the bus counts attempts, the broker counts redeliveries.
       if (this.options.queueType === 'quorum') args['x-delivery-limit'] = sub.spec.maxAttempts ?? 20;
+      // Not exclusive: it outlives this connection. It goes once unused for the grace period, so
+      // an instance that never returns leaks nothing (a changed grace is a PRECONDITION_FAILED).
+      if (!group) args['x-expires'] = Math.max(1, Math.round(sub.spec.expiresAfterMs ?? INSTANCE_QUEUE_GRACE_MS));
       await ch.assertQueue(queue, { durable: true, arguments: args });
     } else {
       // Exclusive queues may be transient (RabbitMQ 4.x refuses only transient non-exclusive ones).
@@ -549,7 +559,14 @@ export class AmqpTransport implements Transport {
     ch.on('error', (err: Error) => (refusal = err));
     ch.on('close', () => this.onSubscriptionChannelClosed(sub, ch, conn, refusal));
     const { group, name, pattern } = sub.spec;
-    const resource = sub.deadLetters ? `queue '${deadQueueName(group, name)}'` : group ? `queue '${workQueueName(group, name)}'` : undefined;
+    const instance = sub.spec.instance;
+    const resource = sub.deadLetters
+      ? `queue '${deadQueueName(group, name)}'`
+      : group
+        ? `queue '${workQueueName(group, name)}'`
+        : instance
+          ? `queue '${instanceQueueName(instance, name)}'`
+          : undefined;
     try {
       const queue = await this.declare(ch, sub);
       const weight = this.weight(sub.spec);

@@ -67,6 +67,9 @@ class Queue {
   readonly consumers: Consumer[] = [];
   readonly waiters: Array<() => void> = [];
   dead?: Queue;
+  /** An instance queue: deleted when it has had no consumer this long (ms). */
+  expiresAfterMs?: number;
+  expiry?: NodeJS.Timeout;
   constructor(
     readonly name: string,
     readonly matches: (topic: string) => boolean,
@@ -91,13 +94,18 @@ export class MemoryBroker {
     this.maxQueueLength = options.maxQueueLength ?? 10_000;
   }
 
-  /** Queue name for a subscription: `<group>.<name>`; broadcasts get a private one. */
+  /**
+   * Queue name for a subscription: `<group>.<name>`, an instance's `<instance>.<name>` (kept
+   * while its instance is away, up to its expiry); other broadcasts get a private one.
+   */
   queueFor(spec: SubscriptionSpec): Queue {
-    const name = spec.group ? `${spec.group}.${spec.name}` : `amq.gen.${spec.name}.${++this.exclusiveSeq}`;
+    const owner = spec.group ?? spec.instance;
+    const name = owner ? `${owner}.${spec.name}` : `amq.gen.${spec.name}.${++this.exclusiveSeq}`;
     let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(name, topicMatcher(spec.pattern), !spec.group);
+      q = new Queue(name, topicMatcher(spec.pattern), !owner);
       q.dead = new Queue(`${name}.dead`, () => false, false);
+      if (!spec.group && spec.instance) q.expiresAfterMs = spec.expiresAfterMs ?? 60 * 60_000;
       this.queues.set(name, q);
     }
     return q;
@@ -141,6 +149,8 @@ export class MemoryBroker {
   }
 
   attach(c: Consumer): void {
+    if (c.queue.expiry) clearTimeout(c.queue.expiry);
+    c.queue.expiry = undefined;
     c.queue.consumers.push(c);
     this.dispatch(c.queue);
   }
@@ -159,6 +169,14 @@ export class MemoryBroker {
     }
     if (c.queue.exclusive && list.length === 0) this.deleteQueue(c.queue);
     else this.dispatch(c.queue);
+    const q = c.queue;
+    if (q.expiresAfterMs !== undefined && list.length === 0 && !q.expiry) {
+      q.expiry = setTimeout(() => {
+        q.expiry = undefined;
+        if (q.consumers.length === 0 && this.queues.get(q.name) === q) this.deleteQueue(q);
+      }, q.expiresAfterMs);
+      q.expiry.unref();
+    }
   }
 
   /** Hands ready messages to consumers with room, the least loaded relative to its weight first. */
@@ -249,6 +267,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
     this.broker = options.broker ?? new MemoryBroker();
     this.capabilities = {
       durableGroups: true,
+      instanceSubscriptions: true,
       competingConsumers: true,
       patterns: true,
       requeue: true,

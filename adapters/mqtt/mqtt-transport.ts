@@ -6,7 +6,9 @@
  * Shape: one publisher client per transport (clean session; publishes, request replies), and one
  * client per subscription. A group subscription is a persistent session with a stable client id
  * (clean start off, a session expiry) holding a shared subscription, so the broker queues what
- * arrives while the member is away and shares the work among the members.
+ * arrives while the member is away and shares the work among the members. An instance
+ * subscription is a persistent session too, with a plain subscription and a client id derived
+ * from its instance (instanceSessionId), expiring after the spec's grace period.
  *
  * Ack after success: mqtt.js hands incoming packets to `handleMessage(packet, cb)` one at a time
  * and sends the QoS 1 PUBACK when `cb()` is called, but it also waits for `cb` before it reads the
@@ -62,6 +64,7 @@ import {
   ReservedLevels,
   decode,
   encode,
+  instanceSessionId,
   mqttFilterFor,
   safeLevel,
   topicToType,
@@ -208,6 +211,8 @@ export class MqttTransport implements Transport {
         : { graceMs: Math.max(0, retry?.graceMs ?? 5000), intervalMs: Math.max(1, retry?.intervalMs ?? 100) };
     this.capabilities = {
       durableGroups: true,
+      // A persistent session per instance subscription (instanceSessionId), expiring after its grace.
+      instanceSubscriptions: true,
       competingConsumers: true,
       patterns: true,
       requeue: true,
@@ -759,19 +764,24 @@ class Consumer {
     const share = spec.group ? safeLevel(`${spec.group}:${spec.name}${dead ? ':dead' : ''}`) : undefined;
     const memberId = spec.group
       ? t.memberClientId(spec.group, spec.name) + (dead ? ':dead' : '')
-      : t.newClientId(dead ? 'bcdead' : 'bc');
+      : spec.instance
+        ? instanceSessionId(t.prefix, spec.instance, spec.name) + (dead ? ':dead' : '')
+        : t.newClientId(dead ? 'bcdead' : 'bc');
     const retryLevel = share ?? safeLevel(memberId);
     this.retryTopic = `${t.prefix}/${ReservedLevels.retry}/${retryLevel}`;
     const { filter, exact } = mqttFilterFor(dead ? `${t.prefix}/${ReservedLevels.dead}` : t.prefix, spec.pattern);
     if (!exact) this.matcher = (type) => matchTopic(spec.pattern, type);
     const shared = (f: string) => (share ? `$share/${share}/${f}` : f);
-    const clean = !spec.group;
+    // An instance subscription is a broadcast in a persistent session (no $share): the broker
+    // queues what arrives while it reconnects or restarts, until the session expires.
+    const clean = !spec.group && !spec.instance;
+    const expirySeconds = !spec.group && spec.instance && spec.expiresAfterMs !== undefined ? Math.max(1, Math.ceil(spec.expiresAfterMs / 1000)) : undefined;
     // The main feed announces a Receive Maximum of `prefetch` (MQTT 5): the broker then holds at
     // most that many deliveries unacked with this member, instead of its own max_inflight_messages,
     // and the rest stays queued at the broker (or goes to other members) rather than waiting here.
     // The retry feed has none: its copies wait unacked for their retry time.
-    this.feeds.push(new Feed(this, memberId, clean, [shared(filter)], spec.prefetch));
-    this.feeds.push(new Feed(this, `${memberId}:retry`, clean, [shared(`${this.retryTopic}/#`)]));
+    this.feeds.push(new Feed(this, memberId, clean, [shared(filter)], spec.prefetch, expirySeconds));
+    this.feeds.push(new Feed(this, `${memberId}:retry`, clean, [shared(`${this.retryTopic}/#`)], undefined, expirySeconds));
   }
 
   start(): Promise<void> {
@@ -917,6 +927,8 @@ class Feed {
     clean: boolean,
     private readonly filters: string[],
     private readonly receiveMaximum?: number,
+    /** The session expiry of a persistent feed; default the transport's sessionExpirySeconds. */
+    private readonly expirySeconds?: number,
   ) {
     this.persistent = !clean;
   }
@@ -925,7 +937,7 @@ class Feed {
     const t = this.consumer.transport;
     const client = t.createClient(
       this.clientId,
-      { clean: !this.persistent, receiveMaximum: this.receiveMaximum },
+      { clean: !this.persistent, receiveMaximum: this.receiveMaximum, expirySeconds: this.expirySeconds },
       `subscriber ${this.consumer.queueName}`,
     );
     this.client = client;

@@ -67,6 +67,8 @@ export function demoEnvironment(transport: TransportName, url: string | undefine
   const queues = new Set<string>();
   const record = (spec: SubscriptionSpec) => {
     if (spec.group) queues.add(amqp.workQueueName(spec.group, spec.name)).add(amqp.deadQueueName(spec.group, spec.name));
+    // Not its dead letters: `broadcast.<name>.dead` is shared by every run.
+    else if (spec.instance) queues.add(amqp.instanceQueueName(spec.instance, spec.name));
   };
   return {
     transport,
@@ -86,7 +88,7 @@ function load(transport: 'amqp' | 'mqtt'): unknown {
   }
 }
 
-/** Deletes a namespaced run's exchange and group queues (their dead letters included). */
+/** Deletes a namespaced run's exchange, group queues (their dead letters included) and instance queues. */
 async function deleteAmqp(url: string, exchange: string, queues: string[]): Promise<void> {
   const amqplib = require('amqplib') as typeof import('amqplib');
   const conn = await amqplib.connect(url);
