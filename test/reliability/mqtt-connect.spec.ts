@@ -125,7 +125,7 @@ describe('reliability, MQTT: authentication and start-up (issue 14)', function (
         const t0 = Date.now();
         const err = await bounded(bus.start(), 20_000, 'start that cannot succeed').catch((e: unknown) => e);
         const ms = Date.now() - t0;
-        console.log(`      after ${ms} ms and ${proxy.cuts} cuts: ${(err as Error).name}: ${(err as Error).message}`);
+        console.log(`      after ${ms} ms and ${proxy.cuts} cuts: ${(err as Error)?.name}: ${(err as Error)?.message}`);
         assert.ok(err instanceof StartTimeoutError, `${err}`);
         assert.ok(proxy.cuts >= 2, 'it was retried');
         assert.ok(ms >= startTimeoutMs - 100 && ms < startTimeoutMs + 5000, `bounded by startTimeoutMs (${ms} ms)`);
