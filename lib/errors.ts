@@ -131,8 +131,8 @@ export class ConnectionError extends CourierError {
 }
 /**
  * The broker refused the login: wrong password, unknown user, or a user not allowed to connect
- * (RabbitMQ 403 ACCESS_REFUSED in the handshake; MQTT CONNACK 4 / 5, or 0x86 / 0x87 / 0x8C in
- * MQTT 5). Not retried: connect() rejects with it at once. Names the user and the broker
+ * (RabbitMQ 403 ACCESS_REFUSED in the handshake, or a refused virtual host; MQTT CONNACK 4 / 5,
+ * or 0x86 / 0x87 / 0x8C in MQTT 5). Not retried: connect() rejects with it at once. Names the user and the broker
  * (`host:port`), never the password.
  */
 export class AuthenticationError extends ConnectionError {

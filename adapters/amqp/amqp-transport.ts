@@ -332,9 +332,15 @@ export class AmqpTransport implements Transport {
     } catch (err) {
       // RabbitMQ closes the handshake with 403 ACCESS_REFUSED (amqplib gives no code, only this text).
       const text = String((err as Error)?.message ?? err);
+      const broker = () => brokerAddress(url, /^amqps:/i.test(url) ? 5671 : 5672);
       if (/^Handshake terminated by server: 403\b/.test(text)) {
-        const broker = brokerAddress(url, /^amqps:/i.test(url) ? 5671 : 5672);
-        throw new AuthenticationError(AmqpTransport.userOf(url), broker, text.replace(/^Handshake terminated by server: /, ''), { cause: err });
+        throw new AuthenticationError(AmqpTransport.userOf(url), broker(), text.replace(/^Handshake terminated by server: /, ''), { cause: err });
+      }
+      // RabbitMQ answers connection.open with a close (530 NOT_ALLOWED) for a virtual host that
+      // does not exist or that the user may not use; amqplib keeps only this text of it.
+      if (/^Expected ConnectionOpenOk; got <ConnectionClose/.test(text)) {
+        const vhost = decodeURIComponent(new URL(url).pathname.slice(1)) || '/';
+        throw new AuthenticationError(AmqpTransport.userOf(url), broker(), `the broker refused to open virtual host '${vhost}' (it does not exist, or the user may not use it)`, { cause: err });
       }
       throw err;
     }

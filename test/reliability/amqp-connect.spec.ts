@@ -97,6 +97,19 @@ describe('reliability, AMQP: authentication and start-up (issue 14)', function (
     assert.ok(startErr instanceof AuthenticationError, `${startErr}`);
     assert.ok(Date.now() - t1 < connectTimeoutMs / 2);
     assert.ok(!texts(startErr).includes(canary));
+
+    // A virtual host that does not exist: refused as well, at once.
+    const noVhost = new URL(broker.url);
+    const vhost = uniq('novhost');
+    noVhost.pathname = `/${vhost}`;
+    const tv = amqpTransport({ url: noVhost.toString(), connectTimeoutMs, startTimeoutMs: 20_000 });
+    const t2 = Date.now();
+    const vErr = await bounded(tv.connect(), 30_000, 'connect to a missing vhost').catch((e: unknown) => e);
+    await tv.close({ timeoutMs: 500 });
+    console.log(`      after ${Date.now() - t2} ms: ${(vErr as Error).name}: ${(vErr as Error).message}`);
+    assert.ok(vErr instanceof AuthenticationError, `${vErr}`);
+    assert.ok(Date.now() - t2 < connectTimeoutMs / 2);
+    assert.match(vErr.message, new RegExp(`virtual host '${vhost}'`));
   });
 
   describe('10. a connection cut during the first topology declaration', () => {
