@@ -40,6 +40,8 @@ import {
 } from '../../lib/transport';
 import {
   AccessRefusedError,
+  AuthenticationError,
+  brokerAddress,
   BrokerRefusedError,
   ConnectionError,
   CourierError,
@@ -47,6 +49,7 @@ import {
   PublishRejectedError,
   PublishTimeoutError,
   SessionTakenOverError,
+  StartTimeoutError,
   TransportClosedError,
   UnroutableError,
   redactSecrets,
@@ -112,8 +115,16 @@ export interface MqttTransportOptions {
   readonly sessionExpirySeconds?: number;
   /** Reconnect back-off: from `minMs` doubling up to `maxMs`, with +-50 % jitter. Default 250 / 15,000. */
   readonly reconnect?: { readonly minMs?: number; readonly maxMs?: number };
-  /** connect() rejects with ConnectionError when not connected within this. Default 15,000 ms. */
+  /** How long one connection attempt waits for the broker's CONNACK. Default 15,000 ms. */
   readonly connectTimeoutMs?: number;
+  /**
+   * How long connect() (and so bus.start()) keeps trying to connect and subscribe every client:
+   * a connection that is refused or lost, also during the first CONNECT or SUBSCRIBE, is tried
+   * again with the reconnect back-off until then; then connect() rejects with StartTimeoutError.
+   * A refused login (CONNACK 4 / 5, MQTT 5 0x86 / 0x87 / 0x8C) rejects at once with
+   * AuthenticationError; a refused subscription with its BrokerRefusedError. Default 30,000 ms.
+   */
+  readonly startTimeoutMs?: number;
   /** Largest body accepted by publish(). Default: the MQTT maximum packet size less 64 KiB. */
   readonly maxMessageBytes?: number;
   readonly keepaliveSeconds?: number;
@@ -255,8 +266,8 @@ export class MqttTransport implements Transport {
   get urls(): readonly string[] {
     return this.opts.urls;
   }
-  get connectTimeoutMs(): number {
-    return this.options.connectTimeoutMs ?? 15_000;
+  get startTimeoutMs(): number {
+    return this.options.startTimeoutMs ?? 30_000;
   }
 
   connect(): Promise<void> {
@@ -309,7 +320,7 @@ export class MqttTransport implements Transport {
       });
     }
     try {
-      await startClient(client, [this.replyTopic], this.connectTimeoutMs, this.opts.urls);
+      await startClient(client, [this.replyTopic], this.startTimeoutMs, this.opts.urls);
       await Promise.all([...this.consumers].map((c) => c.start()));
     } catch (e) {
       client.end(true);
@@ -342,6 +353,9 @@ export class MqttTransport implements Transport {
       connectTimeout: o.connectTimeoutMs ?? 15_000,
       manualConnect: true,
       resubscribe: true,
+      // mqtt.js gives up for good after a refusing CONNACK ("server unavailable", a refused login):
+      // reconnect as after any failure (connect() itself fails at once on a refused login).
+      reconnectOnConnackError: true,
       // mqtt.js re-sends unacknowledged QoS 1/2 publishes from its outgoing store on reconnect.
       queueQoSZero: false,
       // mqtt.js logs through the debug package, a dozen calls per packet that each ask whether
@@ -412,7 +426,8 @@ export class MqttTransport implements Transport {
       }
     });
     client.on('error', (err) => {
-      this.emit('error', new ConnectionError(`MQTT ${role} ${clientId} at ${url()}: ${redactSecrets(err.message)}`, { cause: err }));
+      this.emit('error', authenticationError(client, err, this.opts.urls) ??
+        new ConnectionError(`MQTT ${role} ${clientId} at ${url()}: ${redactSecrets(err.message)}`, { cause: err }));
     });
     return client;
   }
@@ -965,7 +980,7 @@ class Feed {
       this.consumer.accept(this, packet);
       cb(DEFER_ACK);
     };
-    await startClient(client, this.filters, t.connectTimeoutMs, t.urls);
+    await startClient(client, this.filters, t.startTimeoutMs, t.urls);
   }
 
   /** The PUBACK of this packet, sent once, on the connection that received it. */
@@ -1119,34 +1134,81 @@ function deadHeaders(headers: Readonly<Record<string, string>>, queue: string, i
   };
 }
 
-/** Connect (manualConnect clients), subscribe the filters at QoS 1, bounded by `timeoutMs`. */
+/** CONNACK codes of a refused login: 3.1.1 bad user name or password, not authorized; MQTT 5 0x86, 0x87, bad authentication method. */
+const AUTH_REFUSED: Record<4 | 5, readonly number[]> = { 4: [4, 5], 5: [0x86, 0x87, 0x8c] };
+
+/** The AuthenticationError of a CONNACK that refused the login (mqtt.js puts its code on the error), else undefined. */
+function authenticationError(client: MqttClient, err: Error, urls: readonly string[]): AuthenticationError | undefined {
+  const code = (err as { code?: unknown }).code;
+  const version = client.options.protocolVersion === 4 ? 4 : 5;
+  if (typeof code !== 'number' || !AUTH_REFUSED[version].includes(code)) return undefined;
+  const at = currentUrl(client, urls);
+  const broker = brokerAddress(at, defaultPort(new URL(at).protocol));
+  return new AuthenticationError(client.options.username, broker, `${err.message} (CONNACK code ${code})`, { cause: err });
+}
+
+/**
+ * Connect (manualConnect clients) and subscribe the filters at QoS 1, within `timeoutMs`: a
+ * connection lost before the CONNACK or the SUBACK is waited for again (mqtt.js reconnects), a
+ * refused login or subscription rejects at once.
+ */
 async function startClient(client: MqttClient, filters: string[], timeoutMs: number, urls: readonly string[]): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new ConnectionError(`Cannot connect to MQTT at ${urls.map(redactUrl).join(', ')} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onConnect = () => {
-      cleanup();
-      resolve();
-    };
-    const onDisconnect = (packet: { reasonCode?: number }) => {
-      if (packet.reasonCode === SESSION_TAKEN_OVER) {
+  const deadline = Date.now() + timeoutMs;
+  const failures = new Set<string>();
+  const connected = () =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
         cleanup();
-        reject(new SessionTakenOverError(`MQTT session ${client.options.clientId} was taken over while connecting`));
-      }
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      client.off('connect', onConnect);
-      client.off('disconnect', onDisconnect);
-    };
-    client.on('connect', onConnect);
-    client.on('disconnect', onDisconnect);
-    client.connect();
-  });
+        reject(new StartTimeoutError(timeoutMs, [`MQTT at ${urls.map(redactUrl).join(', ')}`, ...failures]));
+      }, Math.max(0, deadline - Date.now()));
+      const onConnect = () => {
+        cleanup();
+        resolve();
+      };
+      const onError = (err: Error) => {
+        const refused = authenticationError(client, err, urls);
+        if (refused) {
+          cleanup();
+          reject(refused);
+        } else failures.add(redactSecrets(err.message));
+      };
+      const onDisconnect = (packet: { reasonCode?: number }) => {
+        if (packet.reasonCode === SESSION_TAKEN_OVER) {
+          cleanup();
+          reject(new SessionTakenOverError(`MQTT session ${client.options.clientId} was taken over while connecting`));
+        }
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        client.off('connect', onConnect);
+        client.off('error', onError);
+        client.off('disconnect', onDisconnect);
+      };
+      client.on('connect', onConnect);
+      client.on('error', onError);
+      client.on('disconnect', onDisconnect);
+    });
+  const first = connected();
+  client.connect();
+  await first;
   if (!filters.length) return;
-  const granted = await client.subscribeAsync(filters, { qos: 1 });
+  let granted: Awaited<ReturnType<MqttClient['subscribeAsync']>>;
+  for (let again = false; ; again = true) {
+    try {
+      // Again: mqtt.js counts a filter as subscribed once its SUBSCRIBE was sent, and would skip
+      // it without the map form's `resubscribe`, resolving with no SUBACK at all.
+      const map = Object.fromEntries(filters.map((f) => [f, { qos: 1 as const }]));
+      granted = again
+        ? await client.subscribeAsync({ ...map, resubscribe: true } as unknown as ISubscriptionMap)
+        : await client.subscribeAsync(filters, { qos: 1 });
+      break;
+    } catch (err) {
+      // mqtt.js fails a SUBSCRIBE in flight when the connection goes, and reconnects by itself.
+      if (client.connected || client.disconnecting) throw err;
+      failures.add(`subscription lost with the connection: ${redactSecrets((err as Error).message)}`);
+      await connected();
+    }
+  }
   const refused = granted.filter((g) => g.qos >= 0x80);
   if (refused.length) {
     const what = refused.map((g) => `${g.topic} (reason 0x${g.qos.toString(16)})`).join(', ');
