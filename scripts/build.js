@@ -26,7 +26,10 @@ for (const entry of ENTRIES) {
   fs.writeFileSync(
     path.join(dir, 'index.mjs'),
     `// ESM entry point: the CommonJS build, re-exported (scripts/build.js says why).\n` +
-      `import cjs from './index.js';\n\nexport const {\n${names.map((n) => `  ${n},`).join('\n')}\n} = cjs;\n`,
+      // createRequire rather than `import cjs from './index.js'`: Node 20 reports a CommonJS module
+      // that throws while imported (a missing adapter client) as an uncaught error besides
+      // rejecting the import; a require() in the module body only rejects the import.
+      `import { createRequire } from 'node:module';\n\nconst cjs = createRequire(import.meta.url)('./index.js');\n\nexport const {\n${names.map((n) => `  ${n},`).join('\n')}\n} = cjs;\n`,
   );
   fs.writeFileSync(path.join(dir, 'index.d.mts'), `export * from './index.js';\n`);
 }
