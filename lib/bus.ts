@@ -51,7 +51,7 @@ export interface BusOptions {
   readonly logger?: Logger;
   /**
    * Carry the message being handled through the handler's async calls (AsyncLocalStorage), so
-   * that what it publishes, even from a @Publish method, inherits its correlation id and trace and
+   * that what it publishes, even from a `@Publish` method, inherits its correlation id and trace and
    * takes its id as causation id. Default true. It costs every promise of the process a hook on
    * Node 20 (about 5 % of CPU at high rates); with false, use `ctx.publish()` for the same links.
    */

@@ -92,17 +92,18 @@ export function Message(type: string, options: MessageOptions = {}): ClassDecora
   return (target) => Reflect.defineMetadata(MESSAGE, { ...options, type }, target);
 }
 
-/** Marks a class whose @Subscribe methods handle messages. */
+/** Marks a class whose `@Subscribe` methods handle messages. */
 export function Subscriber(options: SubscriberOptions = {}): ClassDecorator {
   return (target) => Reflect.defineMetadata(SUBSCRIBER, options, target);
 }
 
-/** Marks a class whose @Publish methods publish what they return. */
+/** Marks a class whose `@Publish` methods publish what they return. */
 export function Publisher(): ClassDecorator {
   return (target) => Reflect.defineMetadata(PUBLISHER, true, target);
 }
 
-type Handler<T> = (event: T, ctx: MessageContext) => unknown;
+/** The shape of a `@Subscribe` method: the validated payload and its context; resolves when handled. */
+export type Handler<T> = (event: T, ctx: MessageContext) => unknown;
 
 /**
  * Handles messages of `payload` (or of several classes, with a `pattern`). The method gets the

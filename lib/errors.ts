@@ -202,3 +202,11 @@ export function redactUrl(url: string): string {
 export function redactSecrets(text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):[^@/\s]*@/gi, '$1:***@');
 }
+
+/** An adapter was imported but the broker client it drives (an optional peer dependency) is not installed. */
+export class MissingPeerDependencyError extends CourierError {
+  override readonly code = 'PEER_DEPENDENCY_MISSING';
+  constructor(readonly packageName: string, readonly importPath: string, options?: { cause?: unknown }) {
+    super(`${importPath} needs the package "${packageName}", which is not installed: run \`npm install ${packageName}\``, options);
+  }
+}

@@ -1,6 +1,6 @@
 import { StartupError } from '../../lib/errors';
 
-/** Options of {@link amqpTransport}. Defaults are in {@link resolveOptions}, in one place. */
+/** Options of {@link amqpTransport}. Defaults are in `resolveOptions` (amqp-options.ts), in one place. */
 export interface AmqpTransportOptions {
   /** One broker URL, or the nodes of a cluster: a reconnect moves on to the next one. `amqps://` for TLS. */
   readonly url: string | readonly string[];

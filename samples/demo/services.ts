@@ -1,6 +1,6 @@
 /** Starts the services of the demo on buses of their own: what a deployment's main() would do. */
 import os from 'node:os';
-import { Bus, createBus, Logger, Transport } from '../../lib';
+import { Bus, createBus, Logger, Transport } from 'courier-bus';
 import { OrderService, OrderStore, ProductReplica } from '../order-service';
 import { ProductService } from '../product-service';
 import { deadLetterCounter, Reporter } from './reporter';

@@ -7,8 +7,8 @@
  * concurrent one) never see each other's messages; cleanup() deletes what AMQP keeps after it.
  */
 import { randomBytes } from 'node:crypto';
-import { MemoryBroker, memoryTransport } from '../../adapters/memory';
-import { DeliveryHandler, Subscription, SubscriptionSpec, Transport, TransportWrapper } from '../../lib';
+import { MemoryBroker, memoryTransport } from 'courier-bus/memory';
+import { DeliveryHandler, Subscription, SubscriptionSpec, Transport, TransportWrapper } from 'courier-bus';
 
 export type TransportName = 'memory' | 'amqp' | 'mqtt';
 
@@ -20,7 +20,7 @@ export const DEFAULT_URLS: Record<Exclude<TransportName, 'memory'>, string> = {
 export class AdapterMissingError extends Error {
   constructor(readonly transport: TransportName, cause: unknown) {
     super(
-      `The ${transport} adapter is not available (adapters/${transport} could not be loaded: ${(cause as Error).message}). ` +
+      `The ${transport} adapter is not available (courier-bus/${transport} could not be loaded: ${(cause as Error).message}). ` +
         'Run the demo with --transport memory, or install the adapter and its broker library.',
       { cause },
     );
@@ -47,7 +47,7 @@ export function demoEnvironment(transport: TransportName, url: string | undefine
   const brokerUrl = url ?? DEFAULT_URLS[transport];
   const suffix = randomBytes(3).toString('hex');
   if (transport === 'mqtt') {
-    const { mqttTransport } = load(transport) as typeof import('../../adapters/mqtt');
+    const { mqttTransport } = load(transport) as typeof import('courier-bus/mqtt');
     return {
       transport,
       group,
@@ -62,7 +62,7 @@ export function demoEnvironment(transport: TransportName, url: string | undefine
       cleanup: async () => undefined,
     };
   }
-  const amqp = load(transport) as typeof import('../../adapters/amqp');
+  const amqp = load(transport) as typeof import('courier-bus/amqp');
   const exchange = namespace ? `courier.demo.${namespace}` : 'courier.events';
   const queues = new Set<string>();
   const record = (spec: SubscriptionSpec) => {
@@ -82,7 +82,7 @@ export function demoEnvironment(transport: TransportName, url: string | undefine
 
 function load(transport: 'amqp' | 'mqtt'): unknown {
   try {
-    return require(`../../adapters/${transport}`);
+    return require(`courier-bus/${transport}`);
   } catch (err) {
     throw new AdapterMissingError(transport, err);
   }

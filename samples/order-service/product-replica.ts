@@ -15,7 +15,7 @@
  * once with ListProducts at start, and, for a product still unknown when an order needs it, by
  * request/reply (GetProduct).
  */
-import { Bus, Subscribe, Subscriber } from '../../lib';
+import { Bus, Subscribe, Subscriber } from 'courier-bus';
 import {
   GetProduct,
   ListProducts,
