@@ -1,2 +1,3 @@
 export { MqttTransport, mqttTransport } from './mqtt-transport';
 export type { MqttTransportOptions, MqttTlsOptions } from './mqtt-transport';
+export { UnstableClientIdError } from './client-id-policy';

@@ -19,7 +19,6 @@ import type { IClientOptions, IPublishPacket, ISubscriptionMap, MqttClient } fro
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import os from 'node:os';
 import {
   DeadLetterInfo,
   Delivery,
@@ -67,6 +66,7 @@ import {
   topicToType,
   typeToTopic,
 } from './mqtt-mapping';
+import { ClientIdPolicy } from './client-id-policy';
 import { encodePublishesOf } from './publish-encoder';
 import { coalesceWrites } from './write-coalescer';
 
@@ -92,11 +92,19 @@ export interface MqttTransportOptions {
    * Base of the client ids. A group member's session id is `<clientId>:<group>:<name>`: it must be
    * the same when the member restarts (else its queued messages wait in an orphaned session) and
    * differ between members running at once (else they take each other's session over).
-   * Default `courier-<hostname>`.
+   * Required for group subscriptions (they reject with UnstableClientIdError without it or
+   * `groupClientId`), unless `allowGeneratedClientId` (see adapters/mqtt/client-id-policy.ts).
    */
   readonly clientId?: string;
   /** Overrides the session id of a group member, for deployments that number their replicas. */
   readonly groupClientId?: (group: string, name: string) => string;
+  /**
+   * Lets group subscriptions start without `clientId` / `groupClientId`, under a generated id
+   * (`courier-<hostname>-<random>`), new at every start: a restarted member then never sees what
+   * the broker queued for its previous session, which keeps its share of the group's messages
+   * until `sessionExpirySeconds` ends. For throwaway runs only. Default false.
+   */
+  readonly allowGeneratedClientId?: boolean;
   /** QoS of publishes: 1 (default, resolves on PUBACK) or 2 (resolves on PUBCOMP). */
   readonly qos?: 1 | 2;
   /** Default publish timeout. Default 10,000 ms. */
@@ -151,7 +159,7 @@ export class MqttTransport implements Transport {
   readonly capabilities: TransportCapabilities;
 
   private readonly opts: Required<
-    Pick<MqttTransportOptions, 'prefix' | 'clientId' | 'qos' | 'publishTimeoutMs' | 'maxInFlight' | 'maxOffline'>
+    Pick<MqttTransportOptions, 'prefix' | 'qos' | 'publishTimeoutMs' | 'maxInFlight' | 'maxOffline'>
   > & { version: 4 | 5; urls: string[] };
   private readonly events = new EventEmitter();
   private mqtt?: MqttModule;
@@ -186,6 +194,8 @@ export class MqttTransport implements Transport {
   readonly noSubscribersStats = { answered: 0, resent: 0 };
   private connecting?: Promise<void>;
   private closing?: Promise<void>;
+  /** @internal Every client id this transport uses. */
+  readonly clientIds: ClientIdPolicy;
 
   constructor(private readonly options: MqttTransportOptions) {
     const urls = typeof options.url === 'string' ? [options.url] : [...options.url];
@@ -194,13 +204,13 @@ export class MqttTransport implements Transport {
       urls,
       version: options.protocolVersion ?? 5,
       prefix: options.prefix ?? 'courier',
-      clientId: options.clientId ?? `courier-${os.hostname()}`,
       qos: options.qos ?? 1,
       publishTimeoutMs: options.publishTimeoutMs ?? 10_000,
       maxInFlight: options.maxInFlight ?? 1000,
       maxOffline: options.maxOffline ?? 10_000,
     };
     this.window = this.opts.maxInFlight;
+    this.clientIds = new ClientIdPolicy(options);
     const retry = options.noSubscribersRetry;
     this.noSubscribers =
       retry === false || this.opts.version !== 5
@@ -262,7 +272,7 @@ export class MqttTransport implements Transport {
 
   private async doConnect(): Promise<void> {
     this.mqtt = require('mqtt') as MqttModule;
-    const id = `${this.opts.clientId}:pub:${randomBytes(4).toString('hex')}`;
+    const id = this.clientIds.transient('pub');
     this.replyTopic = `${this.opts.prefix}/${ReservedLevels.reply}/${safeLevel(id)}`;
     // QoS 2 needs the publisher's session to outlive a reconnect: a broker that sent PUBREC holds
     // the message until our PUBREL (Mosquitto delivers only then). With a clean start it forgets
@@ -603,16 +613,6 @@ export class MqttTransport implements Transport {
     };
   }
 
-  /** @internal */
-  memberClientId(group: string, name: string): string {
-    return this.options.groupClientId?.(group, name) ?? `${this.opts.clientId}:${group}:${name}`;
-  }
-
-  /** @internal */
-  newClientId(kind: string): string {
-    return `${this.opts.clientId}:${kind}:${randomBytes(4).toString('hex')}`;
-  }
-
   request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
     const r = new PendingRequest<ReceivedMessage>(message.topic, options.timeoutMs);
     const correlation = Buffer.from(this.pendingRequests.add(r), 'latin1');
@@ -758,8 +758,8 @@ class Consumer {
     this.queueName = spec.group ? `${spec.group}/${spec.name}` : spec.name;
     const share = spec.group ? safeLevel(`${spec.group}:${spec.name}${dead ? ':dead' : ''}`) : undefined;
     const memberId = spec.group
-      ? t.memberClientId(spec.group, spec.name) + (dead ? ':dead' : '')
-      : t.newClientId(dead ? 'bcdead' : 'bc');
+      ? t.clientIds.member(spec.group, spec.name) + (dead ? ':dead' : '')
+      : t.clientIds.transient(dead ? 'bcdead' : 'bc');
     const retryLevel = share ?? safeLevel(memberId);
     this.retryTopic = `${t.prefix}/${ReservedLevels.retry}/${retryLevel}`;
     const { filter, exact } = mqttFilterFor(dead ? `${t.prefix}/${ReservedLevels.dead}` : t.prefix, spec.pattern);
