@@ -323,6 +323,12 @@ export class MqttTransport implements Transport {
     }
   }
 
+  /** @internal True when this transport has a dead-letter consumer of `spec`'s subscription. */
+  readsDeadLetters(spec: SubscriptionSpec): boolean {
+    for (const c of this.consumers) if (c.dead && c.spec.group === spec.group && c.spec.name === spec.name) return true;
+    return false;
+  }
+
   /** @internal One mqtt.js client with the adapter's reconnect policy, events and TLS. */
   createClient(
     clientId: string,
@@ -746,6 +752,8 @@ class Consumer {
   private idle?: () => void;
   readonly queueName: string;
   readonly retryTopic: string;
+  /** A group subscription's dead-letter session, held from its start (see {@link holdDeadLetters}). */
+  private readonly deadSession?: { id: string; filter: string };
   private readonly matcher?: (type: string) => boolean;
 
   constructor(
@@ -760,6 +768,10 @@ class Consumer {
     const memberId = spec.group
       ? t.clientIds.member(spec.group, spec.name) + (dead ? ':dead' : '')
       : t.clientIds.transient(dead ? 'bcdead' : 'bc');
+    if (spec.group && !dead) {
+      const deadShare = safeLevel(`${spec.group}:${spec.name}:dead`);
+      this.deadSession = { id: `${memberId}:dead`, filter: `$share/${deadShare}/${mqttFilterFor(`${t.prefix}/${ReservedLevels.dead}`, spec.pattern).filter}` };
+    }
     const retryLevel = share ?? safeLevel(memberId);
     this.retryTopic = `${t.prefix}/${ReservedLevels.retry}/${retryLevel}`;
     const { filter, exact } = mqttFilterFor(dead ? `${t.prefix}/${ReservedLevels.dead}` : t.prefix, spec.pattern);
@@ -775,8 +787,27 @@ class Consumer {
   }
 
   start(): Promise<void> {
-    this.started ??= Promise.all(this.feeds.map((f) => f.start())).then(() => undefined);
+    this.started ??= Promise.all(this.feeds.map((f) => f.start())).then(() => this.holdDeadLetters());
     return this.started;
+  }
+
+  /**
+   * Makes the broker keep this subscription's dead letters from now on, before anyone reads them:
+   * the member's dead-letter session (the one its subscribeDeadLetters resumes) is created with
+   * its subscription and left offline, so Mosquitto queues what is dead-lettered meanwhile.
+   * Skipped when this transport reads those dead letters itself (that session is connected).
+   */
+  private async holdDeadLetters(): Promise<void> {
+    const d = this.deadSession;
+    if (!d || this.transport.readsDeadLetters(this.spec)) return;
+    const client = this.transport.createClient(d.id, { clean: false }, `dead-letter session of ${this.queueName}`);
+    // Never PUBACK here: what arrives stays queued for the dead-letter consumer.
+    client.handleMessage = () => undefined;
+    try {
+      await startClient(client, [d.filter], this.transport.connectTimeoutMs, this.transport.urls);
+    } finally {
+      await endClient(client);
+    }
   }
 
   /** Called by a feed for each incoming PUBLISH, in the order received. */
