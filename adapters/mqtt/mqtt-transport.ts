@@ -464,7 +464,7 @@ export class MqttTransport implements Transport {
     body: Buffer,
     headers: Readonly<Record<string, string>>,
     timeoutMs = this.opts.publishTimeoutMs,
-    reply?: { responseTopic: string; correlation: Buffer },
+    reply?: ReplyRoute,
     allowWhileClosing = false,
     mandatory = false,
   ): Promise<void> {
@@ -625,6 +625,7 @@ export class MqttTransport implements Transport {
     this.send(typeToTopic(this.opts.prefix, message.topic), message.topic, message.body, message.headers, options.timeoutMs, {
       responseTopic: this.replyTopic,
       correlation,
+      expiresAt: Date.now() + options.timeoutMs,
     }).catch((err) => {
       if (this.pendingRequests.delete(r)) r.reject(err);
     });
@@ -830,6 +831,12 @@ class Consumer {
     }
     if (this.dead && decoded.headers[Headers.deadQueue] !== this.queueName) {
       ack(); // another subscription's dead letter on an overlapping topic
+      return;
+    }
+    if (decoded.expiresAt !== undefined && decoded.expiresAt <= Date.now()) {
+      // A request whose caller stopped waiting (its timeout): nobody would read the reply. MQTT
+      // 3.1.1 has no expiry on the wire and a queued MQTT 5 one expires only in whole seconds.
+      ack();
       return;
     }
     const delivery = new MqttDelivery(this, packet, route.type, decoded, ack, undefined, feed);

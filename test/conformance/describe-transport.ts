@@ -373,6 +373,31 @@ export function describeTransport(name: string, target: ConformanceTarget): void
       assert.ok(Date.now() - started >= 290);
     });
 
+    it('a request expires with its timeout: a group member back after it never handles it', async () => {
+      const topic = uniq('conf.expire.');
+      const s = spec({ pattern: topic, group: uniq('g') });
+      const member = await transport();
+      await member.subscribe(s, async (d) => d.ack());
+      await member.connect();
+      await member.close();
+      const client = await transport();
+      await client.connect();
+      await assert.rejects(client.request(message(topic, 1), { timeoutMs: 300 }), { name: 'RequestTimeoutError' });
+      // Past the request's deadline, even rounded up to whole seconds (MQTT 5 Message Expiry Interval).
+      await sleep(1100);
+      await client.publish(message(topic, 2));
+      const back = await transport();
+      const got: number[] = [];
+      await back.subscribe(s, async (d) => {
+        got.push(n(d));
+        await d.ack();
+      });
+      await back.connect();
+      await waitFor(() => got.includes(2), wait, 'the plain message published while the member was away');
+      await sleep(200);
+      assert.deepEqual(got, [2], 'the expired request was not handled');
+    });
+
     it('close() twice is safe, and publish after close rejects', async () => {
       const t = await transport();
       await t.connect();
