@@ -44,6 +44,8 @@ interface StoredMessage {
   readonly headers: Record<string, string>;
   redelivered: boolean;
   readonly replyTo?: (reply: ReplyMessage) => void;
+  /** A request's deadline (epoch ms): dropped unhandled after it, as AMQP's `expiration` does. */
+  readonly expiresAt?: number;
 }
 
 /** A message handed to a consumer, until settled. */
@@ -188,7 +190,9 @@ export class MemoryBroker {
         if (!best || c.delivered / c.weight < best.delivered / best.weight) best = c;
       }
       if (!best) break;
-      const held: Held = { m: q.ready.shift()!, prev: undefined, next: undefined };
+      const m = q.ready.shift()!;
+      if (m.expiresAt !== undefined && m.expiresAt <= Date.now()) continue;
+      const held: Held = { m, prev: undefined, next: undefined };
       best.unacked.add(held);
       best.delivered++;
       const consumer = best;
@@ -293,7 +297,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
     await this.send(message, options);
   }
 
-  private async send(message: OutgoingMessage, options: PublishOptions, replyTo?: StoredMessage['replyTo']): Promise<void> {
+  private async send(message: OutgoingMessage, options: PublishOptions, replyTo?: StoredMessage['replyTo'], expiresAt?: number): Promise<void> {
     if (this.closing) throw new TransportClosedError();
     if (message.body.length > this.capabilities.maxMessageBytes) {
       throw new PublishRejectedError(message.topic, `message of ${message.body.length} bytes exceeds ${this.capabilities.maxMessageBytes}`);
@@ -304,6 +308,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
       headers: { ...message.headers },
       redelivered: false,
       replyTo,
+      expiresAt,
     };
     this.publishing++;
     try {
@@ -353,7 +358,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
     const onReply = (reply: ReplyMessage) => {
       if (this.pendingRequests.delete(r)) r.resolve({ topic: reply.headers[Headers.type] ?? message.topic, body: reply.body, headers: reply.headers });
     };
-    this.send(message, {}, onReply).catch((err) => {
+    this.send(message, {}, onReply, Date.now() + options.timeoutMs).catch((err) => {
       if (this.pendingRequests.delete(r)) r.reject(err);
     });
     return r.promise;

@@ -6,3 +6,4 @@ assertPeerInstalled('mqtt', 'courier-bus/mqtt');
 export { MqttTransport, mqttTransport } from './mqtt-transport';
 export { instanceSessionId } from './mqtt-mapping';
 export type { MqttTransportOptions, MqttTlsOptions } from './mqtt-transport';
+export { UnstableClientIdError } from './client-id-policy';

@@ -21,7 +21,6 @@ import type { IClientOptions, IPublishPacket, ISubscriptionMap, MqttClient } fro
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import os from 'node:os';
 import {
   DeadLetterInfo,
   Delivery,
@@ -73,6 +72,7 @@ import {
   topicToType,
   typeToTopic,
 } from './mqtt-mapping';
+import { ClientIdPolicy } from './client-id-policy';
 import { encodePublishesOf } from './publish-encoder';
 import { coalesceWrites } from './write-coalescer';
 
@@ -98,11 +98,19 @@ export interface MqttTransportOptions {
    * Base of the client ids. A group member's session id is `<clientId>:<group>:<name>`: it must be
    * the same when the member restarts (else its queued messages wait in an orphaned session) and
    * differ between members running at once (else they take each other's session over).
-   * Default `courier-<hostname>`.
+   * Required for group subscriptions (they reject with UnstableClientIdError without it or
+   * `groupClientId`), unless `allowGeneratedClientId` (see adapters/mqtt/client-id-policy.ts).
    */
   readonly clientId?: string;
   /** Overrides the session id of a group member, for deployments that number their replicas. */
   readonly groupClientId?: (group: string, name: string) => string;
+  /**
+   * Lets group subscriptions start without `clientId` / `groupClientId`, under a generated id
+   * (`courier-<hostname>-<random>`), new at every start: a restarted member then never sees what
+   * the broker queued for its previous session, which keeps its share of the group's messages
+   * until `sessionExpirySeconds` ends. For throwaway runs only. Default false.
+   */
+  readonly allowGeneratedClientId?: boolean;
   /** QoS of publishes: 1 (default, resolves on PUBACK) or 2 (resolves on PUBCOMP). */
   readonly qos?: 1 | 2;
   /** Default publish timeout. Default 10,000 ms. */
@@ -165,7 +173,7 @@ export class MqttTransport implements Transport {
   readonly capabilities: TransportCapabilities;
 
   private readonly opts: Required<
-    Pick<MqttTransportOptions, 'prefix' | 'clientId' | 'qos' | 'publishTimeoutMs' | 'maxInFlight' | 'maxOffline'>
+    Pick<MqttTransportOptions, 'prefix' | 'qos' | 'publishTimeoutMs' | 'maxInFlight' | 'maxOffline'>
   > & { version: 4 | 5; urls: string[] };
   private readonly events = new EventEmitter();
   private mqtt?: MqttModule;
@@ -200,6 +208,8 @@ export class MqttTransport implements Transport {
   readonly noSubscribersStats = { answered: 0, resent: 0 };
   private connecting?: Promise<void>;
   private closing?: Promise<void>;
+  /** @internal Every client id this transport uses. */
+  readonly clientIds: ClientIdPolicy;
 
   constructor(private readonly options: MqttTransportOptions) {
     const urls = typeof options.url === 'string' ? [options.url] : [...options.url];
@@ -208,13 +218,13 @@ export class MqttTransport implements Transport {
       urls,
       version: options.protocolVersion ?? 5,
       prefix: options.prefix ?? 'courier',
-      clientId: options.clientId ?? `courier-${os.hostname()}`,
       qos: options.qos ?? 1,
       publishTimeoutMs: options.publishTimeoutMs ?? 10_000,
       maxInFlight: options.maxInFlight ?? 1000,
       maxOffline: options.maxOffline ?? 10_000,
     };
     this.window = this.opts.maxInFlight;
+    this.clientIds = new ClientIdPolicy(options);
     const retry = options.noSubscribersRetry;
     this.noSubscribers =
       retry === false || this.opts.version !== 5
@@ -278,7 +288,7 @@ export class MqttTransport implements Transport {
 
   private async doConnect(): Promise<void> {
     this.mqtt = require('mqtt') as MqttModule;
-    const id = `${this.opts.clientId}:pub:${randomBytes(4).toString('hex')}`;
+    const id = this.clientIds.transient('pub');
     this.replyTopic = `${this.opts.prefix}/${ReservedLevels.reply}/${safeLevel(id)}`;
     // QoS 2 needs the publisher's session to outlive a reconnect: a broker that sent PUBREC holds
     // the message until our PUBREL (Mosquitto delivers only then). With a clean start it forgets
@@ -327,6 +337,12 @@ export class MqttTransport implements Transport {
       for (const c of this.consumers) c.stop(true);
       throw e;
     }
+  }
+
+  /** @internal True when this transport has a dead-letter consumer of `spec`'s subscription. */
+  readsDeadLetters(spec: SubscriptionSpec): boolean {
+    for (const c of this.consumers) if (c.dead && c.spec.group === spec.group && c.spec.name === spec.name) return true;
+    return false;
   }
 
   /** @internal One mqtt.js client with the adapter's reconnect policy, events and TLS. */
@@ -468,7 +484,7 @@ export class MqttTransport implements Transport {
     body: Buffer,
     headers: Readonly<Record<string, string>>,
     timeoutMs = this.opts.publishTimeoutMs,
-    reply?: { responseTopic: string; correlation: Buffer },
+    reply?: ReplyRoute,
     allowWhileClosing = false,
     mandatory = false,
   ): Promise<void> {
@@ -623,22 +639,13 @@ export class MqttTransport implements Transport {
     };
   }
 
-  /** @internal */
-  memberClientId(group: string, name: string): string {
-    return this.options.groupClientId?.(group, name) ?? `${this.opts.clientId}:${group}:${name}`;
-  }
-
-  /** @internal */
-  newClientId(kind: string): string {
-    return `${this.opts.clientId}:${kind}:${randomBytes(4).toString('hex')}`;
-  }
-
   request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
     const r = new PendingRequest<ReceivedMessage>(message.topic, options.timeoutMs);
     const correlation = Buffer.from(this.pendingRequests.add(r), 'latin1');
     this.send(typeToTopic(this.opts.prefix, message.topic), message.topic, message.body, message.headers, options.timeoutMs, {
       responseTopic: this.replyTopic,
       correlation,
+      expiresAt: Date.now() + options.timeoutMs,
     }).catch((err) => {
       if (this.pendingRequests.delete(r)) r.reject(err);
     });
@@ -766,6 +773,8 @@ class Consumer {
   private idle?: () => void;
   readonly queueName: string;
   readonly retryTopic: string;
+  /** A group subscription's dead-letter session, held from its start (see {@link holdDeadLetters}). */
+  private readonly deadSession?: { id: string; filter: string };
   private readonly matcher?: (type: string) => boolean;
 
   constructor(
@@ -778,10 +787,14 @@ class Consumer {
     this.queueName = spec.group ? `${spec.group}/${spec.name}` : spec.name;
     const share = spec.group ? safeLevel(`${spec.group}:${spec.name}${dead ? ':dead' : ''}`) : undefined;
     const memberId = spec.group
-      ? t.memberClientId(spec.group, spec.name) + (dead ? ':dead' : '')
+      ? t.clientIds.member(spec.group, spec.name) + (dead ? ':dead' : '')
       : spec.instance
         ? instanceSessionId(t.prefix, spec.instance, spec.name) + (dead ? ':dead' : '')
-        : t.newClientId(dead ? 'bcdead' : 'bc');
+        : t.clientIds.transient(dead ? 'bcdead' : 'bc');
+    if (spec.group && !dead) {
+      const deadShare = safeLevel(`${spec.group}:${spec.name}:dead`);
+      this.deadSession = { id: `${memberId}:dead`, filter: `$share/${deadShare}/${mqttFilterFor(`${t.prefix}/${ReservedLevels.dead}`, spec.pattern).filter}` };
+    }
     const retryLevel = share ?? safeLevel(memberId);
     this.retryTopic = `${t.prefix}/${ReservedLevels.retry}/${retryLevel}`;
     const { filter, exact } = mqttFilterFor(dead ? `${t.prefix}/${ReservedLevels.dead}` : t.prefix, spec.pattern);
@@ -800,8 +813,27 @@ class Consumer {
   }
 
   start(): Promise<void> {
-    this.started ??= Promise.all(this.feeds.map((f) => f.start())).then(() => undefined);
+    this.started ??= Promise.all(this.feeds.map((f) => f.start())).then(() => this.holdDeadLetters());
     return this.started;
+  }
+
+  /**
+   * Makes the broker keep this subscription's dead letters from now on, before anyone reads them:
+   * the member's dead-letter session (the one its subscribeDeadLetters resumes) is created with
+   * its subscription and left offline, so Mosquitto queues what is dead-lettered meanwhile.
+   * Skipped when this transport reads those dead letters itself (that session is connected).
+   */
+  private async holdDeadLetters(): Promise<void> {
+    const d = this.deadSession;
+    if (!d || this.transport.readsDeadLetters(this.spec)) return;
+    const client = this.transport.createClient(d.id, { clean: false }, `dead-letter session of ${this.queueName}`);
+    // Never PUBACK here: what arrives stays queued for the dead-letter consumer.
+    client.handleMessage = () => undefined;
+    try {
+      await startClient(client, [d.filter], this.transport.startTimeoutMs, this.transport.urls);
+    } finally {
+      await endClient(client);
+    }
   }
 
   /** Called by a feed for each incoming PUBLISH, in the order received. */
@@ -824,6 +856,12 @@ class Consumer {
     }
     if (this.dead && decoded.headers[Headers.deadQueue] !== this.queueName) {
       ack(); // another subscription's dead letter on an overlapping topic
+      return;
+    }
+    if (decoded.expiresAt !== undefined && decoded.expiresAt <= Date.now()) {
+      // A request whose caller stopped waiting (its timeout): nobody would read the reply. MQTT
+      // 3.1.1 has no expiry on the wire and a queued MQTT 5 one expires only in whole seconds.
+      ack();
       return;
     }
     const delivery = new MqttDelivery(this, packet, route.type, decoded, ack, undefined, feed);

@@ -6,7 +6,6 @@
  * exchange or MQTT topic prefix, and short MQTT session expiry, so that repeated runs (and a
  * concurrent one) never see each other's messages; cleanup() deletes what AMQP keeps after it.
  */
-import { randomBytes } from 'node:crypto';
 import { MemoryBroker, memoryTransport } from 'courier-bus/memory';
 import { DeliveryHandler, Subscription, SubscriptionSpec, Transport, TransportWrapper } from 'courier-bus';
 
@@ -45,7 +44,6 @@ export function demoEnvironment(transport: TransportName, url: string | undefine
     return { transport, group, makeTransport: () => memoryTransport({ broker }), cleanup: async () => undefined };
   }
   const brokerUrl = url ?? DEFAULT_URLS[transport];
-  const suffix = randomBytes(3).toString('hex');
   if (transport === 'mqtt') {
     const { mqttTransport } = load(transport) as typeof import('courier-bus/mqtt');
     return {
@@ -55,8 +53,9 @@ export function demoEnvironment(transport: TransportName, url: string | undefine
         mqttTransport({
           url: brokerUrl,
           prefix: namespace ? `courier-${namespace}` : 'courier',
-          // Group members of one run need distinct, stable ids; the demo's sessions may expire soon.
-          clientId: `courier-demo-${namespace ?? 'shared'}-${who}-${suffix}`,
+          // Group members need distinct ids that stay the same when a role process restarts (else it
+          // never sees what its old session queued); the demo's sessions may expire soon.
+          clientId: `courier-demo-${namespace ?? 'shared'}-${who}`,
           sessionExpirySeconds: namespace ? 30 : 3600,
         }),
       cleanup: async () => undefined,

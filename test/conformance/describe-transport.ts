@@ -373,6 +373,37 @@ export function describeTransport(name: string, target: ConformanceTarget): void
       assert.ok(dead[0].headers[Headers.id], 'keeps the envelope');
     });
 
+    it('dead letters are kept from the moment the subscription exists: dead-letter first, read later', async () => {
+      const topic = uniq('conf.deadlater.');
+      const s = spec({ pattern: topic, group: uniq('g') });
+      const first = await transport();
+      const deadLettered: string[] = [];
+      await first.subscribe(s, async (d) => {
+        await d.deadLetter({ reason: 'rejected', errorName: 'RejectMessageError', errorMessage: 'no' });
+        deadLettered.push(d.headers[Headers.id]);
+      });
+      await first.connect();
+      const m = message(topic, 5);
+      await first.publish(m);
+      await waitFor(() => deadLettered.length === 1, wait, 'the dead letter');
+      await first.close();
+      const reader = await transport();
+      const dead: Delivery[] = [];
+      await reader.subscribeDeadLetters(s, async (d) => {
+        dead.push(d);
+        await d.ack();
+      });
+      await reader.connect();
+      await waitFor(() => dead.length >= 1, wait, 'the dead letter read after it was made').catch(() => undefined);
+      await sleep(200);
+      assert.equal(dead.length, 1, 'exactly the one dead letter');
+      assert.equal(dead[0].headers[Headers.id], m.headers[Headers.id]);
+      assert.equal(n(dead[0]), 5);
+      assert.equal(dead[0].headers[Headers.deadReason], 'rejected');
+      assert.equal(dead[0].headers[Headers.deadError], 'RejectMessageError');
+      assert.equal(dead[0].headers[Headers.deadMessage], 'no');
+    });
+
     it('prefetch: never more unsettled deliveries than prefetch', async () => {
       const topic = uniq('conf.prefetch.');
       const t = await transport();
@@ -420,6 +451,31 @@ export function describeTransport(name: string, target: ConformanceTarget): void
         name: 'RequestTimeoutError',
       });
       assert.ok(Date.now() - started >= 290);
+    });
+
+    it('a request expires with its timeout: a group member back after it never handles it', async () => {
+      const topic = uniq('conf.expire.');
+      const s = spec({ pattern: topic, group: uniq('g') });
+      const member = await transport();
+      await member.subscribe(s, async (d) => d.ack());
+      await member.connect();
+      await member.close();
+      const client = await transport();
+      await client.connect();
+      await assert.rejects(client.request(message(topic, 1), { timeoutMs: 300 }), { name: 'RequestTimeoutError' });
+      // Past the request's deadline, even rounded up to whole seconds (MQTT 5 Message Expiry Interval).
+      await sleep(1100);
+      await client.publish(message(topic, 2));
+      const back = await transport();
+      const got: number[] = [];
+      await back.subscribe(s, async (d) => {
+        got.push(n(d));
+        await d.ack();
+      });
+      await back.connect();
+      await waitFor(() => got.includes(2), wait, 'the plain message published while the member was away');
+      await sleep(200);
+      assert.deepEqual(got, [2], 'the expired request was not handled');
     });
 
     it('close() twice is safe, and publish after close rejects', async () => {
