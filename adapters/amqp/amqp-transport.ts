@@ -303,7 +303,7 @@ export class AmqpTransport implements Transport {
   private socketOptions(): SocketOptions {
     const tls = this.options.tls ?? {};
     const opts: SocketOptions = {
-      // amqplib leaves Nagle on; request/reply then stalls on 40 ms delayed ACKs (../shared/notes/brokers.md).
+      // amqplib leaves Nagle on; request/reply then stalls on 40 ms delayed ACKs (docs/brokers.md, "Measured while benchmarking").
       noDelay: true,
       timeout: this.options.connectTimeoutMs,
       rejectUnauthorized: tls.rejectUnauthorized ?? true,

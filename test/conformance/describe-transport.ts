@@ -2,7 +2,7 @@
  * The conformance suite: one set of tests that every transport adapter runs. An adapter is ready
  * when it passes. Capabilities that only some adapters have (weighted consumers, mandatory
  * publish) are proven in that adapter's own specs; a handler that needs one its transport lacks is
- * refused by the bus at start-up (test/startup.spec.ts).
+ * refused by the bus at start-up (test/core/startup.spec.ts).
  *
  * Every test uses fresh topic and group names, and calls `target.purge` for every subscription it
  * made, so runs against a shared broker leave nothing behind.
