@@ -8,8 +8,10 @@ import { EventEmitter } from 'node:events';
 import { decode, encode, EnvelopeInput, parseJson, validatePayload } from './codec';
 import { currentMessage, Envelope, MessageContext } from './context';
 import { DedupeStore, MemoryDedupeStore } from './dedupe';
-import { messageMetadata, PayloadClass, PayloadShape } from './decorators';
+import { messageMetadata, PayloadClass, PayloadShape, publicationsOf } from './decorators';
 import {
+  BusNotStartedError,
+  BusStoppedError,
   CourierError,
   redactSecrets,
   RejectMessageError,
@@ -108,7 +110,8 @@ export class Bus extends EventEmitter {
   private readonly dedupe?: DedupeStore;
   private readonly instances: object[] = [];
   private readonly subscriptions: Subscription[] = [];
-  private state: 'new' | 'started' | 'stopped' = 'new';
+  /** `starting` from start() until it resolves (and for good if it failed); `stopping` from stop() on. */
+  private state: 'new' | 'starting' | 'started' | 'stopping' | 'stopped' = 'new';
   private starting?: Promise<void>;
   private stopping?: Promise<void>;
   /** One settle-failure logger per handler (not a closure per message). */
@@ -124,17 +127,64 @@ export class Bus extends EventEmitter {
     this.dedupe = options.idempotency ? options.idempotency.store ?? new MemoryDedupeStore() : undefined;
   }
 
-  /** Adds subscriber and publisher instances. Before start() only. */
+  /**
+   * Adds subscriber and publisher instances. Before start() only. Each `@Publish` method becomes
+   * one that publishes what it returns, while the bus runs: called before start() it rejects with
+   * BusNotStartedError, after stop() with BusStoppedError, without running the method; called
+   * while start() runs it waits for it (docs/failure-policy.md).
+   */
   register(...instances: object[]): this {
-    if (this.state !== 'new' || this.starting) throw new CourierError('register() must be called before start()');
+    if (this.state !== 'new') throw new CourierError('register() must be called before start()');
     this.instances.push(...instances);
+    for (const instance of instances) if (instance !== null && typeof instance === 'object') this.wrapPublishers(instance);
     return this;
   }
 
   /** Checks everything registered (one StartupError listing every problem), subscribes, connects. */
   start(): Promise<void> {
-    this.starting ??= this.doStart();
+    if (!this.starting) {
+      if (this.state === 'new') this.state = 'starting';
+      this.starting = this.doStart();
+    }
     return this.starting;
+  }
+
+  /** Replaces each `@Publish` method of `instance` (the registry checks their metadata at start). */
+  private wrapPublishers(instance: object): void {
+    const methods = instance as Record<string, (...a: unknown[]) => unknown>;
+    for (const pub of publicationsOf(instance.constructor)) {
+      const original = methods[pub.method];
+      if (typeof original !== 'function') continue;
+      const operation = `call ${instance.constructor.name}.${pub.method}`;
+      const publishOptions = { mandatory: pub.options.mandatory };
+      Object.defineProperty(instance, pub.method, {
+        configurable: true,
+        writable: true,
+        value: async (...args: unknown[]) => {
+          if (this.state !== 'started') await this.whenStarted(operation);
+          const value = await original.apply(instance, args);
+          await this.publish(pub.payload as PayloadClass, value as never, publishOptions);
+          return value;
+        },
+      });
+    }
+  }
+
+  /**
+   * Resolves once the bus runs (waiting for a start() in progress); rejects with
+   * BusNotStartedError before start() or after a failed one, with BusStoppedError once stop() was called.
+   */
+  private async whenStarted(operation: string): Promise<void> {
+    if (this.state === 'starting') {
+      try {
+        await this.starting;
+      } catch (err) {
+        throw new BusNotStartedError(operation, { cause: err });
+      }
+    }
+    if (this.state === 'started') return;
+    if (this.state === 'new') throw new BusNotStartedError(operation);
+    throw new BusStoppedError(operation);
   }
 
   private async doStart(): Promise<void> {
@@ -153,27 +203,21 @@ export class Bus extends EventEmitter {
     problems.push(...registry.problems);
     if (problems.length) throw new StartupError(problems);
 
-    for (const p of registry.publishers) {
-      const original = (p.instance as Record<string, (...a: unknown[]) => unknown>)[p.method];
-      Object.defineProperty(p.instance, p.method, {
-        configurable: true,
-        writable: true,
-        value: async (...args: unknown[]) => {
-          const value = await original.apply(p.instance, args);
-          await this.publish(p.payload, value as never, { mandatory: p.options.mandatory });
-          return value;
-        },
-      });
-    }
     for (const h of registry.handlers) {
       this.subscriptions.push(await this.transport.subscribe(h.spec, (d) => this.handle(h, d)));
     }
     await this.transport.connect();
-    this.state = 'started';
+    // Unless stop() was called meanwhile.
+    if (this.state === 'starting') this.state = 'started';
   }
 
-  /** Validates and publishes; resolves once the transport accepted the message. */
+  /**
+   * Validates and publishes; resolves once the transport accepted the message. Before start()
+   * rejects with BusNotStartedError, once stop() was called with BusStoppedError, sending nothing;
+   * while start() runs waits for it.
+   */
   publish<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions = {}): Promise<string> {
+    if (this.state !== 'started') return this.whenStarted('publish').then(() => this.publish(type, payload, options));
     // Not an async function: while the broker confirms, only the id is held, not the message,
     // the instance and a suspended frame (each publish in flight is retained that long).
     // With the meter on, its count and the id share one reaction (MeteredTransport.publishThen).
@@ -190,8 +234,9 @@ export class Bus extends EventEmitter {
     }
   }
 
-  /** Sends a request and resolves to its validated reply. */
+  /** Sends a request and resolves to its validated reply. Outside start() and stop() as publish() does. */
   async request<T, R = unknown>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: RequestOptions<R> = {}): Promise<R> {
+    if (this.state !== 'started') await this.whenStarted('request');
     const meta = this.meta(type);
     const message = encode(validatePayload(type, meta.type, payload), this.envelope(meta.type, {}));
     const reply = await this.transport.request(message, { timeoutMs: options.timeoutMs ?? this.options.requestTimeoutMs ?? 5000 });
@@ -213,8 +258,10 @@ export class Bus extends EventEmitter {
   /**
    * Takes no new deliveries, waits for handlers in flight (up to shutdownTimeoutMs), waits for
    * pending publishes, closes the transport. Unfinished deliveries go back to their group. Idempotent.
+   * From the call on, publish(), request() and `@Publish` methods reject with BusStoppedError.
    */
   stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.state !== 'stopped') this.state = 'stopping';
     this.stopping ??= (async () => {
       await this.starting?.catch(() => undefined);
       await this.transport.close({ timeoutMs: options.timeoutMs ?? this.options.shutdownTimeoutMs ?? 10_000 });
