@@ -53,8 +53,8 @@ export class UnknownMessageTypeError extends CourierError {
 /** bus.request() got no reply in time. */
 export class RequestTimeoutError extends CourierError {
   override readonly code = 'REQUEST_TIMEOUT';
-  constructor(readonly messageType: string, readonly timeoutMs: number) {
-    super(`No reply to ${messageType} within ${timeoutMs} ms`);
+  constructor(readonly messageType: string, readonly timeoutMs: number, options?: { cause?: unknown }) {
+    super(`No reply to ${messageType} within ${timeoutMs} ms`, options);
   }
 }
 
