@@ -46,8 +46,13 @@ export interface BusOptions {
   readonly shutdownTimeoutMs?: number;
   /** Default timeout of request(). Default 5 s. */
   readonly requestTimeoutMs?: number;
-  /** Skip messages a handler already handled, by envelope id. */
-  readonly idempotency?: { readonly store?: DedupeStore; readonly ttlMs?: number };
+  /**
+   * Skip messages a handler already handled, by envelope id: the id is claimed before the handler
+   * runs (for `leaseMs`, default 30 s: a claim of a process that died expires after it; keep it
+   * above the handler's longest run), marked done for `ttlMs` (default 24 h) after it succeeded,
+   * released when it failed.
+   */
+  readonly idempotency?: { readonly store?: DedupeStore; readonly ttlMs?: number; readonly leaseMs?: number };
   /** The meter to report to (default: a new one); `false` for none. */
   readonly meter?: Meter | false;
   readonly logger?: Logger;
@@ -96,6 +101,11 @@ export interface DeadLetterEvent {
 }
 
 const SETTLED: Promise<void> = Promise.resolve();
+const DEFAULT_DEDUPE_TTL_MS = 24 * 3600_000;
+const DEFAULT_DEDUPE_LEASE_MS = 30_000;
+/** A copy whose id another holder has claimed polls the store, from the first wait to the longest. */
+const BUSY_FIRST_WAIT_MS = 20;
+const BUSY_LONGEST_WAIT_MS = 1000;
 const DEFAULT_INSTANCE_EXPIRY_MS = 60 * 60_000;
 const MANDATORY = Object.freeze({ mandatory: true });
 const NOT_MANDATORY = Object.freeze({ mandatory: undefined });
@@ -385,16 +395,31 @@ export class Bus extends EventEmitter {
     await d.ack();
   }
 
-  /** With an idempotency store: skip what this handler handled already, remember what it handles. */
+  /**
+   * With an idempotency store: claim the id before the handler, skip (ack) it when done already,
+   * mark it done after the handler succeeded, release it when the handler failed. A copy that
+   * finds the id claimed by another holder (a duplicate in flight at once) is held and polls until
+   * the holder is done (ack) or released it / its lease expired (handle it); given back when the
+   * bus stops meanwhile. Never acked blindly: the holder may die before it is done.
+   */
   private async processIdempotent(h: HandlerDefinition, d: Delivery, cls: PayloadClass, envelope: Envelope, payload: unknown): Promise<void> {
-    const dedupeKey = `${h.spec.group ?? ''}/${h.id}/${envelope.id}`;
-    if (await this.dedupe!.has(dedupeKey)) return d.ack();
+    const store = this.dedupe!;
+    const key = `${h.spec.group ?? ''}/${h.id}/${envelope.id}`;
+    const leaseMs = this.options.idempotency?.leaseMs ?? DEFAULT_DEDUPE_LEASE_MS;
+    let claim = await store.claim(key, leaseMs);
+    for (let waitMs = BUSY_FIRST_WAIT_MS; claim === 'busy'; waitMs = Math.min(2 * waitMs, BUSY_LONGEST_WAIT_MS)) {
+      if (this.state !== 'started') return d.requeue();
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      claim = await store.claim(key, leaseMs);
+    }
+    if (claim === 'done') return d.ack();
     try {
       await this.call(h, d, envelope, payload);
     } catch (err) {
+      await store.release(key).catch((e: unknown) => this.log.warn(`${h.id}: could not release the dedupe claim (it expires with its lease)`, { id: envelope.id, error: describe(e) }));
       return this.failed(h, d, envelope, err);
     }
-    await this.dedupe!.add(dedupeKey, this.options.idempotency?.ttlMs ?? 24 * 3600_000);
+    await store.complete(key, this.options.idempotency?.ttlMs ?? DEFAULT_DEDUPE_TTL_MS);
     await d.ack();
   }
 

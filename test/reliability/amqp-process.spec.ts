@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { DedupeStore, Headers, RedisDedupeStore } from '../../lib';
+import { ClaimResult, DedupeStore, Headers, RedisDedupeStore } from '../../lib';
 import { amqpBroker } from '../helpers/brokers';
 import { sleep, uniq, waitFor } from '../helpers/wait';
 import { rabbitmqctl } from '../adapters/amqp/amqp-fixture';
@@ -52,13 +52,16 @@ function spawnWorker(env: Record<string, string>): Worker {
 class CountingStore implements DedupeStore {
   hits = 0;
   constructor(private readonly inner: DedupeStore) {}
-  async has(key: string): Promise<boolean> {
-    const r = await this.inner.has(key);
-    if (r) this.hits++;
+  async claim(key: string, leaseMs: number): Promise<ClaimResult> {
+    const r = await this.inner.claim(key, leaseMs);
+    if (r === 'done') this.hits++;
     return r;
   }
-  add(key: string, ttlMs: number): Promise<void> {
-    return this.inner.add(key, ttlMs);
+  complete(key: string, ttlMs: number): Promise<void> {
+    return this.inner.complete(key, ttlMs);
+  }
+  release(key: string): Promise<void> {
+    return this.inner.release(key);
   }
 }
 
