@@ -52,9 +52,12 @@ function spawnWorker(env: Record<string, string>): Worker {
 class CountingStore implements DedupeStore {
   hits = 0;
   constructor(private readonly inner: DedupeStore) {}
+  /** Keys found claimed (by the killed worker: its lease had not run out). */
+  readonly busy = new Set<string>();
   async claim(key: string, leaseMs: number): Promise<ClaimResult> {
     const r = await this.inner.claim(key, leaseMs);
     if (r === 'done') this.hits++;
+    if (r === 'busy') this.busy.add(key);
     return r;
   }
   complete(key: string, ttlMs: number): Promise<void> {
@@ -134,7 +137,7 @@ describe('reliability, AMQP: consumer processes killed and stopped', function ()
       onDelivery: (d) => {
         if (d.redelivered) redelivered.add(d.headers[Headers.id]);
       },
-      bus: { idempotency: { store } },
+      bus: { idempotency: { store, leaseMs: 2000 } },
     });
     buses.push(next);
     next.bus.register(new (counterClass(Tick, undefined, { group, prefetch: 100, work: async (t, ctx) => void (await effects.applyOnce(ctx.id, t.n + 1, 'next')) }))());
@@ -152,7 +155,7 @@ describe('reliability, AMQP: consumer processes killed and stopped', function ()
     const reRuns = [...end.calls.values()].reduce((a, n) => a + n - 1, 0);
     console.log(
       `      worker applied ${atKill.applied.size} before SIGKILL; redelivered to the next consumer: ${redelivered.size} ` +
-        `(skipped by the dedupe store: ${store.hits}, handled again: ${redelivered.size - store.hits}); ` +
+        `(skipped by the dedupe store: ${store.hits}, handled again: ${redelivered.size - store.hits}, found claimed by the killed worker and waited for its lease: ${store.busy.size}); ` +
         `handler runs after the effect was applied (crash between effect and dedupe mark), refused by the effect's own key: ${end.guarded}; ` +
         `balance ${end.balance} (expected ${expectedBalance})`,
     );
