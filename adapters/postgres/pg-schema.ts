@@ -21,6 +21,8 @@ export function baseName(name: string): string {
 export function outboxDdl(table: string, channel: string): string {
   const t = qualifiedName(table);
   const b = baseName(table);
+  // The trigger function lives in the table's schema (dropped with it).
+  const f = table.includes('.') ? `"${table.split('.')[0]}"."${b}_notify"` : `"${b}_notify"`;
   return `
 CREATE TABLE IF NOT EXISTS ${t} (
   seq             bigserial   PRIMARY KEY,            -- commit order (per ordering key)
@@ -41,10 +43,10 @@ CREATE TABLE IF NOT EXISTS ${t} (
 CREATE INDEX IF NOT EXISTS "${b}_pending" ON ${t} (seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS "${b}_pending_key" ON ${t} (ordering_key, seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS "${b}_sent" ON ${t} (sent_at) WHERE state = 'sent';
-CREATE OR REPLACE FUNCTION "${b}_notify"() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION ${f}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_notify('${channel}', ''); RETURN NULL; END $$;
 DROP TRIGGER IF EXISTS "${b}_notify" ON ${t};
-CREATE TRIGGER "${b}_notify" AFTER INSERT ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION "${b}_notify"();
+CREATE TRIGGER "${b}_notify" AFTER INSERT ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${f}();
 `;
 }
 

@@ -12,7 +12,12 @@ import type { BatchOutcome, ClaimedRow, OutboxEntry, OutboxStats, OutboxStore } 
 import { checkName, outboxDdl } from './sqlite-schema';
 
 export interface SqliteOutboxStoreOptions {
-  /** The relay's connection (may be the application's own). */
+  /**
+   * The relay's connection: the application's own, or better one of its own opened with
+   * `{ timeout: 0 }`. better-sqlite3 waits for a lock synchronously (default 5 s), which blocks
+   * the event loop, and with it the application transaction that holds the lock. With timeout 0
+   * a busy database makes the relay try again later instead.
+   */
   readonly db: Database;
   /** Default `courier_outbox`. */
   readonly table?: string;
@@ -96,7 +101,9 @@ export class SqliteOutboxStore implements OutboxStore<Database> {
     // The connection is inside someone's transaction (shared with the application): try later.
     if (this.db.inTransaction) return [];
     const s = this.s;
-    const rows = this.db
+    let rows: Row[];
+    try {
+      rows = this.db
       .transaction(() => {
         const now = Date.now();
         const heads = s.heads.all({ now, limit }) as { seq: number; ordering_key: string | null }[];
@@ -109,6 +116,10 @@ export class SqliteOutboxStore implements OutboxStore<Database> {
         return out;
       })
       .immediate();
+    } catch (err) {
+      if (isBusy(err)) return [];
+      throw err;
+    }
     return rows
       .map((r) => ({
         seq: r.seq,
@@ -124,19 +135,32 @@ export class SqliteOutboxStore implements OutboxStore<Database> {
 
   async settle(owner: string, o: BatchOutcome): Promise<void> {
     const s = this.s;
-    for (const until = Date.now() + 10_000; this.db.inTransaction && Date.now() < until; ) await new Promise((r) => setTimeout(r, 2));
-    this.db
-      .transaction(() => {
-        const now = Date.now();
-        for (const seq of o.sent) s.sent.run(now, seq);
-        for (const f of o.failed) s.failed.run({ seq: f.seq, owner, error: f.error, retry: f.retryInMs, now });
-        for (const seq of o.released) s.release.run(seq, owner);
-      })
-      .immediate();
+    const settle = this.db.transaction(() => {
+      const now = Date.now();
+      for (const seq of o.sent) s.sent.run(now, seq);
+      for (const f of o.failed) s.failed.run({ seq: f.seq, owner, error: f.error, retry: f.retryInMs, now });
+      for (const seq of o.released) s.release.run(seq, owner);
+    });
+    // Wait (asynchronously) while the connection is in someone's transaction or the file is locked.
+    for (const until = Date.now() + 10_000; ; ) {
+      if (!this.db.inTransaction) {
+        try {
+          return settle.immediate();
+        } catch (err) {
+          if (!isBusy(err) || Date.now() > until) throw err;
+        }
+      } else if (Date.now() > until) throw new Error(`outbox ${this.name}: the connection stayed in a transaction for 10 s`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
   }
 
   async purgeSent(olderThanMs: number): Promise<number> {
-    return this.db.prepare(`DELETE FROM ${this.t} WHERE state = 'sent' AND sent_at < ?`).run(Date.now() - olderThanMs).changes;
+    try {
+      return this.db.prepare(`DELETE FROM ${this.t} WHERE state = 'sent' AND sent_at < ?`).run(Date.now() - olderThanMs).changes;
+    } catch (err) {
+      if (isBusy(err) || this.db.inTransaction) return 0; // next time
+      throw err;
+    }
   }
 
   async stats(): Promise<OutboxStats> {
@@ -153,4 +177,9 @@ export class SqliteOutboxStore implements OutboxStore<Database> {
     this.commits.on('commit', listener);
     return async () => void this.commits.off('commit', listener);
   }
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
 }

@@ -35,8 +35,8 @@ export class Outbox<Tx = unknown> {
   /** Validates, encodes and inserts with `tx` (inside the caller's transaction); resolves to the id. */
   async publish<T>(tx: Tx, type: PayloadClass<T>, payload: PayloadShape<T> | T, options: OutboxPublishOptions = {}): Promise<string> {
     const entry = this.entry(type, payload, options);
+    // The relay learns of the commit from the store (onCommit), not from here: this is before it.
     await this.store.insert(tx, entry);
-    this.relay.kick();
     return entry.messageId;
   }
 

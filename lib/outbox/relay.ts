@@ -134,6 +134,7 @@ export class OutboxRelay {
         pollMs = this.o.minPollMs;
         continue;
       }
+      if (!this.running) break;
       await this.sleep(pollMs);
       pollMs = this.signalled ? this.o.minPollMs : Math.min(this.o.maxPollMs, pollMs * 2);
     }
