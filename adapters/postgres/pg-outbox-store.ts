@@ -50,13 +50,12 @@ WITH heads AS (
   ORDER BY o.seq LIMIT $2
   FOR UPDATE OF o SKIP LOCKED
 ), batch AS (
-  SELECT seq FROM heads
-  UNION ALL
-  SELECT x.seq FROM (
-    SELECT f.seq, row_number() OVER (PARTITION BY f.ordering_key ORDER BY f.seq) AS n
-    FROM ${t} f JOIN heads h ON f.ordering_key = h.ordering_key AND f.seq > h.seq
-    WHERE f.state = 'pending'
-  ) x WHERE x.n < $2
+  -- At most $2 rows in all, in seq order: a row's head always comes before it.
+  SELECT seq FROM (
+    SELECT seq FROM heads
+    UNION ALL
+    SELECT f.seq FROM ${t} f JOIN heads h ON f.ordering_key = h.ordering_key AND f.seq > h.seq WHERE f.state = 'pending'
+  ) a ORDER BY seq LIMIT $2
 )
 UPDATE ${t} u SET lease_owner = $1, lease_until = now() + $3 * interval '1 millisecond'
 FROM batch WHERE u.seq = batch.seq

@@ -107,13 +107,15 @@ export class SqliteOutboxStore implements OutboxStore<Database> {
       .transaction(() => {
         const now = Date.now();
         const heads = s.heads.all({ now, limit }) as { seq: number; ordering_key: string | null }[];
-        const out: Row[] = [];
+        const seqs: number[] = [];
         for (const h of heads) {
-          out.push(s.lease.get(owner, now + leaseMs, h.seq) as Row);
+          seqs.push(h.seq);
           if (h.ordering_key === null) continue;
-          for (const f of s.successors.all(h.ordering_key, h.seq, limit - 1) as { seq: number }[]) out.push(s.lease.get(owner, now + leaseMs, f.seq) as Row);
+          for (const f of s.successors.all(h.ordering_key, h.seq, limit - 1) as { seq: number }[]) seqs.push(f.seq);
         }
-        return out;
+        // At most `limit` rows in all, in seq order: a row's head always comes before it.
+        seqs.sort((a, b) => a - b);
+        return seqs.slice(0, limit).map((seq) => s.lease.get(owner, now + leaseMs, seq) as Row);
       })
       .immediate();
     } catch (err) {
