@@ -12,12 +12,14 @@ import 'reflect-metadata';
 import { amqpTransport } from '../../adapters/amqp';
 import { deadQueueName, workQueueName } from '../../adapters/amqp';
 import { Bus, createBus, MessageContext, silentLogger, Subscribe, Subscriber } from '../../lib';
-import { createOutbox } from '../../lib/outbox';
+import { createOutbox, OutboxRelay } from '../../lib/outbox';
 import { amqpBroker } from '../helpers/brokers';
 import { TcpProxy } from '../helpers/tcp-proxy';
 import { sleep, uniq, waitFor } from '../helpers/wait';
 import { DbKind, DbKit, openKit } from './db-kit';
+import { effectsConsumer, naiveRelay } from './fixtures/consumers';
 import { orderClass } from './fixtures/order';
+import type { Pool } from 'pg';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -86,6 +88,7 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
   const buses: Bus[] = [];
   const children: Child[] = [];
   const queues: string[] = [];
+  const stoppers: (() => Promise<void>)[] = [];
 
   before(async () => {
     url = (await amqpBroker()).url;
@@ -93,6 +96,7 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
   afterEach(async function () {
     this.timeout(30_000);
     for (const c of children.splice(0)) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
+    for (const stop of stoppers.splice(0)) await stop().catch(() => undefined);
     for (const b of buses.splice(0)) await b.stop().catch(() => undefined);
     for (const k of kits.splice(0)) await k.close().catch(() => undefined);
     const conn = await amqplib.connect(url);
@@ -105,6 +109,19 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
     }
     await conn.close();
   });
+
+  /** A relay in this process (its own lease owner) on the kit's table, with an AMQP transport of its own. */
+  async function startRelay(kit: DbKit): Promise<OutboxRelay> {
+    const transport = amqpTransport({ url });
+    await transport.connect();
+    const relay = new OutboxRelay(kit.outbox, { leaseMs: 1000, batchSize: 50, minPollMs: 20, maxPollMs: 200 });
+    await relay.start({ transport });
+    stoppers.push(async () => {
+      await relay.stop();
+      await transport.close();
+    });
+    return relay;
+  }
 
   async function kitFor(kind: DbKind): Promise<DbKit> {
     const k = await openKit(kind);
@@ -162,9 +179,7 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
       const unmarked = (await kit.rows()).filter((r) => r.state === 'pending').length;
       await waitFor(() => tally.received >= 120, 10_000, 'what the killed relay published');
       // A second relay takes over once the lease of the dead one ends.
-      const next = spawnChild({ OB_MODE: 'relay', OB_DB: kind, OB_WHERE: kit.where, OB_URL: url, OB_TYPE: type, OB_LEASE_MS: 1000 });
-      children.push(next);
-      await next.ready;
+      await startRelay(kit);
       await waitFor(() => tally.received === count, 20_000, 'every order');
       await sleep(300);
       const f = tally.figures();
@@ -265,26 +280,36 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
   });
 
   it('(6d) three relays on one PostgreSQL table, one SIGKILLed midway: every row published, per-key order kept, duplicates counted; control: hand-written relays duplicate', async () => {
-    const count = 1500;
+    const count = 1000;
     const runCase = async (mode: 'relay' | 'naive-relay') => {
       const kit = await kitFor('postgres');
       const type = uniq('ob.d');
       const tally = await collector(type, count);
       const writer = createBus({ transport: amqpTransport({ url }), source: 'orders', logger: silentLogger, meter: false });
       await commitOrders(kit, writer, type, count, 30, 50);
-      const base = { OB_MODE: mode, OB_DB: 'postgres', OB_WHERE: kit.where, OB_URL: url, OB_TYPE: type, OB_LEASE_MS: 1000, OB_BATCH: 50 };
-      const relays = [spawnChild({ ...base, OB_KILL_AFTER_CONFIRM: 300 }), spawnChild(base), spawnChild(base)];
-      children.push(...relays);
-      await Promise.all(relays.map((r) => r.ready.catch(() => undefined)));
-      if (mode === 'naive-relay') {
-        await waitFor(() => tally.received >= 300, 20_000, 'some published');
-        relays[0].child.kill('SIGKILL');
+      const t0 = Date.now();
+      let killed: Promise<unknown> = Promise.resolve('none');
+      if (mode === 'relay') {
+        // One relay in a child process, SIGKILLed by itself after 300 confirms; two in this process.
+        const child = spawnChild({ OB_MODE: 'relay', OB_DB: 'postgres', OB_WHERE: kit.where, OB_URL: url, OB_TYPE: type, OB_LEASE_MS: 1000, OB_BATCH: 50, OB_KILL_AFTER_CONFIRM: 300 });
+        children.push(child);
+        await child.ready;
+        killed = child.exited.then((e) => e.signal);
+        await startRelay(kit);
+        await startRelay(kit);
+      } else {
+        const transport = amqpTransport({ url });
+        await transport.connect();
+        stoppers.push(() => transport.close());
+        const pool = (kit.outbox as unknown as { pool: Pool }).pool;
+        for (let i = 0; i < 3; i++) void naiveRelay(pool, `"${kit.where}".outbox`, transport).catch(() => undefined);
       }
+      const tReady = Date.now() - t0;
       await waitFor(() => tally.received === count, 30_000, `every row (${mode})`);
-      await sleep(mode === 'relay' ? 500 : 2000);
+      const tAll = Date.now() - t0;
+      await sleep(mode === 'relay' ? 500 : 1500);
       const f = tally.figures();
-      const killed = await Promise.race([relays[0].exited, sleep(2000).then(() => undefined)]);
-      console.log(`      [6d ${mode}] ${JSON.stringify(f)}; first relay ended by ${killed?.signal}`);
+      console.log(`      [6d ${mode}] ${JSON.stringify(f)}; child relay ended by ${await killed}; relays ready after ${tReady} ms, all received after ${tAll} ms`);
       return f;
     };
     const f = await runCase('relay');
@@ -316,9 +341,11 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
         await publisher.start();
         for (let n = 0; n < 100; n++) await publisher.publish(Order, { orderId: `o${n}`, n, key: 'k' });
         assert.equal((await first.exited).signal, 'SIGKILL');
-        const second = spawnChild(common);
-        children.push(second);
-        await second.ready;
+        // The next consumer of the group (in this process) gets the unacked message again.
+        const next = createBus({ transport: amqpTransport({ url }), source: 'effects', logger: silentLogger, meter: false });
+        next.register(effectsConsumer(kit, type, group, inbox === '1'));
+        buses.push(next);
+        await next.start();
         let effects = new Map<string, number>();
         for (const until = Date.now() + 20_000; Date.now() < until; await sleep(100)) {
           effects = await kit.effects();
@@ -328,8 +355,7 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
         effects = await kit.effects();
         const twice = [...effects.values()].filter((c) => c > 1).length;
         figures[inbox === '1' ? 'inbox' : 'control'] = { twice, missing: 100 - effects.size };
-        second.child.kill('SIGTERM');
-        await second.exited;
+        await next.stop();
       }
       console.log(`      [6e ${kind}] ${JSON.stringify(figures)}`);
       assert.deepEqual(figures.inbox, { twice: 0, missing: 0 });
