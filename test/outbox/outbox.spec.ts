@@ -22,6 +22,7 @@ import {
   Publisher,
   PublishOptions,
   silentLogger,
+  StartupError,
   Subscribe,
   Subscriber,
   Transport,
@@ -59,6 +60,28 @@ async function eventually(condition: () => Promise<boolean>, what: string): Prom
     if (Date.now() > until) throw new Error(`Timed out waiting for ${what}`);
   }
 }
+
+describe('outbox and inbox: start-up checks', () => {
+  it('an inbox option that is not an InboxStore is a StartupError naming the handler', async () => {
+    const Type = orderClass(uniq('order.bad'));
+    @Subscriber()
+    class Bad {
+      @Subscribe(Type, { inbox: {} as never })
+      on() {}
+    }
+    const bus = createBus({ transport: memoryTransport(), source: 's', logger: silentLogger });
+    bus.register(new Bad());
+    await assert.rejects(bus.start(), (e: Error) => e instanceof StartupError && /Bad\.on: inbox must be an InboxStore/.test(e.message));
+  });
+
+  it('attach() and createOutbox() after start() throw', async () => {
+    const bus = createBus({ transport: memoryTransport(), source: 's', logger: silentLogger });
+    await bus.start();
+    const store = {} as never;
+    assert.throws(() => createOutbox(bus, store), /attach\(\) must be called before start\(\)/);
+    await bus.stop();
+  });
+});
 
 for (const kind of ['postgres', 'sqlite'] as DbKind[]) {
   describe(`outbox and inbox on ${kind}`, function () {
