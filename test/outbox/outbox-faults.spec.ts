@@ -63,6 +63,19 @@ class Tally {
       l.push(n);
     }
   }
+  /** Deliveries counted so far, copies included. */
+  get deliveries(): number {
+    let t = 0;
+    for (const c of this.counts.values()) t += c;
+    return t;
+  }
+  /** Resolves once no delivery came for `ms` (at most 10 s): late copies are counted too. */
+  async quiet(ms = 700): Promise<void> {
+    for (let last = -1, until = Date.now() + 10_000; last !== this.deliveries && Date.now() < until; ) {
+      last = this.deliveries;
+      await sleep(ms);
+    }
+  }
   get received(): number {
     return this.counts.size;
   }
@@ -181,7 +194,8 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
       // A second relay takes over once the lease of the dead one ends.
       await startRelay(kit);
       await waitFor(() => tally.received === count, 20_000, 'every order');
-      await sleep(300);
+      for (const until = Date.now() + 20_000; (await kit.rows()).some((r) => r.state !== 'sent') && Date.now() < until; ) await sleep(100);
+      await tally.quiet();
       const f = tally.figures();
       console.log(`      [6a ${kind}] ${JSON.stringify(f)}; rows pending after the kill: ${unmarked}`);
       assert.equal(f.lost, 0);
@@ -267,7 +281,7 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
     }
     const committedWithin = Date.now() - downAt;
     await waitFor(() => cases.slice(0, 2).every((c) => c.tally.received === count), 40_000, 'every outbox order');
-    await sleep(500);
+    for (const c of cases) await c.tally.quiet(300);
     for (const c of cases) console.log(`      [6c ${c.name}] commits over ${committedWithin} ms of the outage; ${JSON.stringify(c.tally.figures())}`);
     for (const c of cases.slice(0, 2)) {
       const f = c.tally.figures();
@@ -279,9 +293,11 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
     await proxy.stop();
   });
 
-  it('(6d) three relays on one PostgreSQL table, one SIGKILLed midway: every row published, per-key order kept, duplicates counted; control: hand-written relays duplicate', async () => {
-    const count = 1000;
+  it('(6d) three relays on one PostgreSQL table, one SIGKILLed midway: every row published, per-key order kept, duplicates counted; control: hand-written relays duplicate', async function () {
+    this.timeout(90_000);
     const runCase = async (mode: 'relay' | 'naive-relay') => {
+      // The control's hand-written relays are slow (a round trip per row): fewer rows for them.
+      const count = mode === 'relay' ? 1000 : 300;
       const kit = await kitFor('postgres');
       const type = uniq('ob.d');
       const tally = await collector(type, count);
@@ -307,9 +323,15 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
       const tReady = Date.now() - t0;
       await waitFor(() => tally.received === count, 30_000, `every row (${mode})`);
       const tAll = Date.now() - t0;
-      await sleep(mode === 'relay' ? 500 : 1500);
+      // Count only when every row is marked sent: the killed relay's unmarked rows go out again
+      // after its lease, when their first copies have long arrived.
+      for (const until = Date.now() + 20_000; (await kit.rows()).some((r) => r.state !== 'sent'); await sleep(100)) {
+        if (Date.now() > until) throw new Error(`rows still not sent (${mode})`);
+      }
+      const tSent = Date.now() - t0;
+      await tally.quiet();
       const f = tally.figures();
-      console.log(`      [6d ${mode}] ${JSON.stringify(f)}; child relay ended by ${await killed}; relays ready after ${tReady} ms, all received after ${tAll} ms`);
+      console.log(`      [6d ${mode}] ${JSON.stringify(f)}; child relay ended by ${await killed}; relays ready after ${tReady} ms, all received after ${tAll} ms, all marked sent after ${tSent} ms`);
       return f;
     };
     const f = await runCase('relay');
@@ -317,7 +339,7 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
     assert.equal(f.unexpected, 0);
     assert.equal(f.outOfOrder, 0, 'per-key order');
     assert.ok(f.maxCopies <= 2);
-    assert.ok(f.duplicates <= 50 * 2, `duplicates bounded by the killed relay's batch (${f.duplicates})`);
+    assert.ok(f.duplicates >= 1 && f.duplicates <= 50, `duplicates: the killed relay's unmarked batch at most (${f.duplicates})`);
     const control = await runCase('naive-relay');
     assert.equal(control.lost, 0);
     assert.ok(control.duplicates > f.duplicates, `the hand-written relays duplicate (${control.duplicates} against ${f.duplicates})`);
