@@ -121,7 +121,8 @@ export async function outboxCase(kind: 'plain' | 'postgres' | 'sqlite', o: { amq
       }));
     }
     const published = performance.now();
-    await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error(`f-${kind}: not all delivered in 120 s (${latencies.length}/${o.n})`)), 120_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`f-${kind}: not all delivered in 120 s (${latencies.length}/${o.n})`)), 120_000)))]).finally(() => clearTimeout(timer));
     const delivered = performance.now();
     latencies.sort((a, b) => a - b);
     const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.ceil(q * latencies.length) - 1)];
