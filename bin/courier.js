@@ -1,13 +1,21 @@
 #!/usr/bin/env node
-// The `courier` command. Courier ships TypeScript sources; ts-node compiles them on the fly
-// (transpile only: type checking is `npm run typecheck`'s job, and would cost seconds here).
+// The `courier` command: runs the compiled command line in dist/ (`npm run build`; `npm ci` and
+// `npm pack` build it through the `prepare` and `prepack` scripts). No compiler at run time.
 'use strict';
 const path = require('node:path');
 
-require('ts-node').register({ transpileOnly: true, project: path.join(__dirname, '..', 'tsconfig.json') });
-const { main } = require('../samples/cli');
+let cli;
+try {
+  cli = require('../dist/samples/cli.js');
+} catch (err) {
+  if (err && err.code === 'MODULE_NOT_FOUND' && String(err.message).includes(path.join('dist', 'samples', 'cli.js'))) {
+    console.error('courier: the build is missing (dist/samples/cli.js): run `npm run build` first');
+    process.exit(1);
+  }
+  throw err;
+}
 
-main(process.argv.slice(2)).then(
+cli.main(process.argv.slice(2)).then(
   (status) => {
     process.exitCode = status;
     // Broker clients may hold timers (reconnects, keep-alives) after close: do not wait for them.

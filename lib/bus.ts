@@ -52,14 +52,23 @@ export interface BusOptions {
   readonly logger?: Logger;
   /**
    * Carry the message being handled through the handler's async calls (AsyncLocalStorage), so
-   * that what it publishes, even from a @Publish method, inherits its correlation id and trace and
+   * that what it publishes, even from a `@Publish` method, inherits its correlation id and trace and
    * takes its id as causation id. Default true. It costs every promise of the process a hook on
    * Node 20 (about 5 % of CPU at high rates); with false, use `ctx.publish()` for the same links.
    */
   readonly asyncContext?: boolean;
+  /**
+   * The id of this running instance of the service (`order-1`, a pod's ordinal, a host name that
+   * survives restarts), for `@Subscribe(..., { instance: true })` handlers: their queue / session
+   * is `<source>.<instanceId>.<Class.method>` and waits across reconnects and restarts of the
+   * instance. Must be the same after a restart and differ between instances running at once.
+   */
+  readonly instanceId?: string;
+  /** How long the broker keeps an instance subscription while its instance is away. Default 1 hour. */
+  readonly instanceExpiresAfterMs?: number;
 }
 
-const BUS_KEYS = new Set(['transport', 'source', 'maxMessageBytes', 'shutdownTimeoutMs', 'requestTimeoutMs', 'idempotency', 'meter', 'logger', 'asyncContext']);
+const BUS_KEYS = new Set(['transport', 'source', 'maxMessageBytes', 'shutdownTimeoutMs', 'requestTimeoutMs', 'idempotency', 'meter', 'logger', 'asyncContext', 'instanceId', 'instanceExpiresAfterMs']);
 
 /**
  * Something that runs with the bus (an outbox relay): started after the transport connected,
@@ -95,6 +104,7 @@ export interface DeadLetterEvent {
 }
 
 const SETTLED: Promise<void> = Promise.resolve();
+const DEFAULT_INSTANCE_EXPIRY_MS = 60 * 60_000;
 const MANDATORY = Object.freeze({ mandatory: true });
 const NOT_MANDATORY = Object.freeze({ mandatory: undefined });
 
@@ -154,6 +164,9 @@ export class Bus extends EventEmitter {
       capabilities: this.transport.capabilities,
       defaultGroup: this.options.source,
       hasDedupeStore: !!this.dedupe,
+      instance: this.options.instanceId
+        ? { id: `${this.options.source}.${this.options.instanceId}`, expiresAfterMs: this.options.instanceExpiresAfterMs ?? DEFAULT_INSTANCE_EXPIRY_MS }
+        : undefined,
     });
     problems.push(...registry.problems);
     if (problems.length) throw new StartupError(problems);

@@ -42,6 +42,12 @@ export interface SubscribeOptions {
   readonly filter?: RegExp;
   /** Overrides the class's group. `null`: a broadcast subscription (every instance gets every message). */
   readonly group?: string | null;
+  /**
+   * A broadcast kept per instance (needs the bus's `instanceId`): every instance gets every
+   * message, and what is published while this instance reconnects or restarts waits for it. What
+   * a replica (a local copy kept from events) should use. Excludes `group`.
+   */
+  readonly instance?: boolean;
   /** Unacked deliveries this handler holds at once. Default: the class's, else 10. */
   readonly prefetch?: number;
   /** Relative share of the group's work (needs a transport with weighted consumers). */
@@ -92,17 +98,18 @@ export function Message(type: string, options: MessageOptions = {}): ClassDecora
   return (target) => Reflect.defineMetadata(MESSAGE, { ...options, type }, target);
 }
 
-/** Marks a class whose @Subscribe methods handle messages. */
+/** Marks a class whose `@Subscribe` methods handle messages. */
 export function Subscriber(options: SubscriberOptions = {}): ClassDecorator {
   return (target) => Reflect.defineMetadata(SUBSCRIBER, options, target);
 }
 
-/** Marks a class whose @Publish methods publish what they return. */
+/** Marks a class whose `@Publish` methods publish what they return. */
 export function Publisher(): ClassDecorator {
   return (target) => Reflect.defineMetadata(PUBLISHER, true, target);
 }
 
-type Handler<T> = (event: T, ctx: MessageContext) => unknown;
+/** The shape of a `@Subscribe` method: the validated payload and its context; resolves when handled. */
+export type Handler<T> = (event: T, ctx: MessageContext) => unknown;
 
 /**
  * Handles messages of `payload` (or of several classes, with a `pattern`). The method gets the

@@ -129,6 +129,47 @@ export class ResourceNotFoundError extends BrokerRefusedError {
 export class ConnectionError extends CourierError {
   override readonly code: string = 'CONNECTION_FAILED';
 }
+/**
+ * The broker refused the login: wrong password, unknown user, or a user not allowed to connect
+ * (RabbitMQ 403 ACCESS_REFUSED in the handshake, or a refused virtual host; MQTT CONNACK 4 / 5,
+ * or 0x86 / 0x87 / 0x8C in MQTT 5). Not retried: connect() rejects with it at once. Names the user and the broker
+ * (`host:port`), never the password.
+ */
+export class AuthenticationError extends ConnectionError {
+  override readonly code = 'AUTHENTICATION_FAILED';
+  constructor(
+    /** The user name sent (`undefined`: none, an anonymous login). */
+    readonly user: string | undefined,
+    /** `host:port` of the broker that refused. */
+    readonly broker: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`Authentication failed for ${user === undefined ? 'an anonymous login' : `user "${user}"`} at ${broker}: ${reason}`, options);
+  }
+}
+
+/**
+ * connect() (and so bus.start()) did not succeed within the start timeout: the broker did not
+ * answer, or every connection was lost before the topology was declared. Lists the failures.
+ */
+export class StartTimeoutError extends ConnectionError {
+  override readonly code = 'START_TIMEOUT';
+  constructor(readonly timeoutMs: number, failures: readonly string[], options?: { cause?: unknown }) {
+    super(`Not started within ${timeoutMs} ms (startTimeoutMs)${failures.length ? `: ${failures.join('; ')}` : ''}`, options);
+  }
+}
+
+/** `amqp://user:pw@host:5672/vhost` -> `host:5672` (the protocol's default port when none is given). */
+export function brokerAddress(url: string, defaultPort: number): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || defaultPort}`;
+  } catch {
+    return 'an unparsable url';
+  }
+}
+
 /** Another client connected with this client's id and took the session (MQTT). */
 export class SessionTakenOverError extends ConnectionError {
   override readonly code = 'SESSION_TAKEN_OVER';
@@ -160,4 +201,12 @@ export function redactUrl(url: string): string {
 /** Replaces the password of every URL found in a text with `***`. */
 export function redactSecrets(text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):[^@/\s]*@/gi, '$1:***@');
+}
+
+/** An adapter was imported but the broker client it drives (an optional peer dependency) is not installed. */
+export class MissingPeerDependencyError extends CourierError {
+  override readonly code = 'PEER_DEPENDENCY_MISSING';
+  constructor(readonly packageName: string, readonly importPath: string, options?: { cause?: unknown }) {
+    super(`${importPath} needs the package "${packageName}", which is not installed: run \`npm install ${packageName}\``, options);
+  }
 }

@@ -2,12 +2,12 @@
 export { Bus, createBus, consoleLogger, silentLogger } from './bus';
 export type { BusOptions, BusComponent, Logger, PublishCallOptions, RequestOptions, DeadLetterEvent } from './bus';
 export { Message, Subscriber, Subscribe, Publisher, Publish } from './decorators';
-export type { PayloadClass, PayloadShape, MessageOptions, SubscribeOptions, SubscriberOptions, RetryOptions, PublishMethodOptions } from './decorators';
+export type { Handler, PayloadClass, PayloadShape, MessageOptions, SubscribeOptions, SubscriberOptions, RetryOptions, PublishMethodOptions } from './decorators';
 export { MessageContext } from './context';
 export type { Envelope } from './context';
 export * from './errors';
 export { Meter, MeteredTransport, WINDOWS_S } from './meter';
-export type { MetricsSnapshot, TopicMetrics, HandlerMetrics, OutboxMetrics, InboxMetrics, Rates, Clock } from './meter';
+export type { MetricsSnapshot, TopicMetrics, HandlerMetrics, OutboxMetrics, InboxMetrics, Rates, Clock, Outcome } from './meter';
 export { MemoryDedupeStore, RedisDedupeStore } from './dedupe';
 export type { DedupeStore, RedisLike } from './dedupe';
 export { Headers } from './transport';

@@ -45,12 +45,14 @@ export interface RegistryInput {
   /** Group for handlers whose class and decorator name none: the bus's source. */
   readonly defaultGroup: string;
   readonly hasDedupeStore: boolean;
+  /** The bus's `instanceId` and its grace period, for `instance: true` handlers. */
+  readonly instance?: { readonly id: string; readonly expiresAfterMs?: number };
 }
 
 export const DEFAULT_RETRY: Required<RetryOptions> = { attempts: 3, initialDelayMs: 200, factor: 2, maxDelayMs: 30_000 };
 export const DEFAULT_PREFETCH = 10;
 
-const SUBSCRIBE_KEYS = new Set(['pattern', 'filter', 'group', 'prefetch', 'weight', 'retry', 'idempotent', 'inbox']);
+const SUBSCRIBE_KEYS = new Set(['pattern', 'filter', 'group', 'prefetch', 'weight', 'retry', 'idempotent', 'instance', 'inbox']);
 const RETRY_KEYS = new Set(['attempts', 'initialDelayMs', 'factor', 'maxDelayMs']);
 const SUBSCRIBER_KEYS = new Set(['group', 'prefetch']);
 const PUBLISH_KEYS = new Set(['mandatory']);
@@ -105,7 +107,13 @@ export function buildRegistry(input: RegistryInput): {
         }
         if (isPattern(pattern) && !caps.patterns) problems.push(`${id}: pattern "${pattern}" needs a transport with patterns`);
       }
-      const group = o.group === null ? undefined : o.group ?? subscriber?.group ?? input.defaultGroup;
+      const instanceKey = o.instance === true ? input.instance?.id : undefined;
+      if (o.instance === true) {
+        if (typeof o.group === 'string') problems.push(`${id}: instance and group exclude each other (an instance subscription is a broadcast)`);
+        if (!input.instance) problems.push(`${id}: instance needs the bus's instanceId (stable across restarts of this instance)`);
+        if (!caps.instanceSubscriptions) problems.push(`${id}: instance needs a transport with instance subscriptions`);
+      }
+      const group = o.instance === true || o.group === null ? undefined : o.group ?? subscriber?.group ?? input.defaultGroup;
       const retry = { ...DEFAULT_RETRY, ...o.retry };
       const prefetch = o.prefetch ?? subscriber?.prefetch ?? DEFAULT_PREFETCH;
       if (!Number.isInteger(retry.attempts) || retry.attempts < 1) problems.push(`${id}: retry.attempts must be an integer >= 1`);
@@ -124,7 +132,7 @@ export function buildRegistry(input: RegistryInput): {
           problems.push(`${id}: ${c.name} is a request, and the transport has no request/reply`);
         }
       }
-      const queue = `${group ?? '(broadcast)'}.${id}`;
+      const queue = `${group ?? (instanceKey ? `(instance ${instanceKey})` : '(broadcast)')}.${id}`;
       if (group && queues.has(queue)) problems.push(`${id}: duplicate handler (${queues.get(queue)} is registered in group "${group}" already)`);
       queues.set(queue, id);
       if (problems.length > before || !pattern) continue;
@@ -137,7 +145,15 @@ export function buildRegistry(input: RegistryInput): {
         retry,
         idempotent: o.inbox ? false : o.idempotent ?? input.hasDedupeStore,
         inbox: o.inbox,
-        spec: { pattern, group, name: id, prefetch, weight: o.weight, maxAttempts: retry.attempts },
+        spec: {
+          pattern,
+          group,
+          name: id,
+          prefetch,
+          weight: o.weight,
+          maxAttempts: retry.attempts,
+          ...(instanceKey ? { instance: instanceKey, expiresAfterMs: input.instance?.expiresAfterMs } : {}),
+        },
       });
     }
 

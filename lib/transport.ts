@@ -147,9 +147,27 @@ export interface SubscriptionSpec {
    * Consumers with the same group share the work (each message goes to one of them);
    * each group gets every message. A group outlives its consumers: what arrives while none is
    * connected waits for the next one (capability `durableGroups`).
-   * Without a group the subscription is a broadcast: this instance alone, gone when it closes.
+   * Without a group the subscription is a broadcast: this instance alone, gone when it closes
+   * (what is published while it is closed or reconnecting is not delivered to it), unless it names
+   * an {@link SubscriptionSpec.instance}.
    */
   readonly group?: string;
+  /**
+   * Without a group only: a per-instance broadcast (capability `instanceSubscriptions`). Every
+   * instance still gets every message, but what is published while this instance's subscription
+   * is reconnecting, closed or its process restarting waits for it, as a group's messages do: the
+   * broker keeps its queue / session, named from `instance` and `name` (docs/wire-format.md),
+   * until it has had no consumer for {@link SubscriptionSpec.expiresAfterMs}. `instance` must be
+   * the same across restarts of the instance and unique among the instances running at once; two
+   * live subscriptions with the same instance and name share one queue (each message goes to one).
+   */
+  readonly instance?: string;
+  /**
+   * With `instance`: how long the broker keeps the subscription's queue / session (and what waits
+   * in it) while no consumer is connected, in ms. An instance that never returns leaks nothing
+   * beyond this. Adapter default when absent (1 hour).
+   */
+  readonly expiresAfterMs?: number;
   /** Names the subscription inside its group (`Class.method`); with the group it names the queue. */
   readonly name: string;
   /** The most unacked deliveries this consumer holds at once (>= 1). */
@@ -166,7 +184,8 @@ export type DeliveryHandler = (delivery: Delivery) => Promise<void>;
 export interface Subscription {
   /**
    * Stop taking deliveries; those in flight may still be settled. What the consumer held unacked
-   * goes back to the group. A broadcast subscription's queue is deleted. Idempotent.
+   * goes back to the group. A broadcast subscription's queue is deleted, unless it is an instance
+   * subscription (its queue waits for the instance's return, up to its expiry). Idempotent.
    */
   close(): Promise<void>;
 }
@@ -175,6 +194,8 @@ export interface Subscription {
 export interface TransportCapabilities {
   /** A group's messages wait while it has no consumer. */
   readonly durableGroups: boolean;
+  /** SubscriptionSpec.instance: a broadcast whose messages wait across reconnects and restarts. */
+  readonly instanceSubscriptions: boolean;
   /** Consumers of one group share the work without duplicates (in the absence of faults). */
   readonly competingConsumers: boolean;
   /** `*` and `#` patterns. */

@@ -1,8 +1,12 @@
-/** The `courier` command line (bin/courier.js loads this through ts-node). */
-import { DemoOptions, DemoSummary, formatSummary, runDemo } from './demo/run-demo';
-import { AdapterMissingError } from './demo/transports';
+/**
+ * The `courier` command line (bin/courier.js runs its build, dist/samples/cli.js). The demo and
+ * with it Courier and class-validator load only when a demo runs: `--help` and `--version` stay fast.
+ */
+import { parseArgs as parseNodeArgs } from 'node:util';
+import type { DemoOptions, DemoSummary } from './demo/run-demo';
 
 export const USAGE = `Usage: courier demo [options]
+       courier --help | --version
 
 Runs the product and order services and drives orders through them, then checks the invariants.
 
@@ -19,38 +23,45 @@ Options:
   --faults                       duplicate 20 % of the messages and inject poison messages
   --json                         print the summary as one JSON object on stdout
   --verbose                      log the services' warnings (retries, dead letters) on stderr
-  --help                         this text
+  --help, -h                     this text
+  --version                      the installed version of Courier
 
 Exit status: 0 when every invariant holds, 1 when one fails or the run fails, 2 for bad usage.
 `;
 
 export class UsageError extends Error {}
 
-export function parseArgs(argv: readonly string[]): DemoOptions | 'help' {
-  const args = [...argv];
-  const command = args.shift();
+const OPTIONS = {
+  transport: { type: 'string' },
+  url: { type: 'string' },
+  orders: { type: 'string' },
+  products: { type: 'string' },
+  instances: { type: 'string' },
+  role: { type: 'string' },
+  namespace: { type: 'string' },
+  seed: { type: 'string' },
+  json: { type: 'boolean' },
+  faults: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const;
+
+/** The command line as options, `'help'` or `'version'`; throws {@link UsageError} for bad usage. */
+export function parseArgs(argv: readonly string[]): DemoOptions | 'help' | 'version' {
+  const [command, ...rest] = argv;
   if (command === '--help' || command === '-h' || command === 'help') return 'help';
+  if (command === '--version') return 'version';
   if (command !== 'demo') throw new UsageError(command ? `unknown command "${command}"` : 'no command given');
-  const values: Record<string, string> = {};
-  const flags = new Set<string>();
-  const valued = new Set(['transport', 'url', 'orders', 'products', 'instances', 'role', 'namespace', 'seed']);
-  const boolean = new Set(['json', 'faults', 'verbose', 'help']);
-  while (args.length) {
-    const arg = args.shift()!;
-    const m = /^--([a-z]+)(?:=(.*))?$/.exec(arg);
-    if (!m) throw new UsageError(`unexpected argument "${arg}"`);
-    const [, name, inline] = m;
-    if (boolean.has(name)) {
-      if (inline !== undefined) throw new UsageError(`--${name} takes no value`);
-      flags.add(name);
-    } else if (valued.has(name)) {
-      const value = inline ?? args.shift();
-      if (value === undefined || value.startsWith('--')) throw new UsageError(`--${name} needs a value`);
-      if (name in values) throw new UsageError(`--${name} given twice`);
-      values[name] = value;
-    } else throw new UsageError(`unknown option --${name}`);
+  let values: ReturnType<typeof parseNodeArgs<{ options: typeof OPTIONS; args: string[] }>>['values'];
+  try {
+    ({ values } = parseNodeArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (err) {
+    // node:util's messages name the option and what is wrong ("Option '--orders <value>' argument missing").
+    throw new UsageError((err as Error).message);
   }
-  if (flags.has('help')) return 'help';
+  if (values.help) return 'help';
+  if (values.version) return 'version';
   const transport = values.transport ?? 'memory';
   if (transport !== 'memory' && transport !== 'amqp' && transport !== 'mqtt') throw new UsageError(`--transport must be memory, amqp or mqtt, not "${transport}"`);
   const role = values.role;
@@ -62,28 +73,32 @@ export function parseArgs(argv: readonly string[]): DemoOptions | 'help' {
   return {
     transport,
     url: values.url,
-    orders: integer(values, 'orders', 1000, 1, 1_000_000),
-    products: integer(values, 'products', 20, 1, 100_000),
-    instances: integer(values, 'instances', 2, 1, 64),
-    seed: integer(values, 'seed', 1, 0, 2 ** 32 - 1),
+    orders: integer(values.orders, 'orders', 1000, 1, 1_000_000),
+    products: integer(values.products, 'products', 20, 1, 100_000),
+    instances: integer(values.instances, 'instances', 2, 1, 64),
+    seed: integer(values.seed, 'seed', 1, 0, 2 ** 32 - 1),
     role,
     namespace: values.namespace,
-    json: flags.has('json'),
-    faults: flags.has('faults'),
-    verbose: flags.has('verbose'),
+    json: values.json === true,
+    faults: values.faults === true,
+    verbose: values.verbose === true,
   };
 }
 
-function integer(values: Record<string, string>, name: string, fallback: number, min: number, max: number): number {
-  const raw = values[name];
+function integer(raw: string | undefined, name: string, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
   if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, not "${raw}"`);
   return Number(raw);
 }
 
+/** The installed package's version (its package.json, found by the package's own name). */
+export function version(): string {
+  return (require('courier-bus/package.json') as { version: string }).version;
+}
+
 /** Runs the command line; resolves to the exit status. */
 export async function main(argv: readonly string[], io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
-  let options: DemoOptions | 'help';
+  let options: DemoOptions | 'help' | 'version';
   try {
     options = parseArgs(argv);
   } catch (err) {
@@ -95,6 +110,12 @@ export async function main(argv: readonly string[], io = { stdout: process.stdou
     io.stdout.write(USAGE);
     return 0;
   }
+  if (options === 'version') {
+    io.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const { formatSummary, runDemo } = await import('./demo/run-demo');
+  const { AdapterMissingError } = await import('./demo/transports');
   const stopSignal = new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

@@ -1,6 +1,6 @@
 import { StartupError } from '../../lib/errors';
 
-/** Options of {@link amqpTransport}. Defaults are in {@link resolveOptions}, in one place. */
+/** Options of {@link amqpTransport}. Defaults are in `resolveOptions` (amqp-options.ts), in one place. */
 export interface AmqpTransportOptions {
   /** One broker URL, or the nodes of a cluster: a reconnect moves on to the next one. `amqps://` for TLS. */
   readonly url: string | readonly string[];
@@ -20,10 +20,21 @@ export interface AmqpTransportOptions {
   readonly maxBuffered?: number;
   /** Backoff between reconnect attempts: exponential from `initialDelayMs` to `maxDelayMs`, with jitter (0..1). */
   readonly reconnect?: { readonly initialDelayMs?: number; readonly maxDelayMs?: number; readonly factor?: number; readonly jitter?: number };
-  /** Attempts of the first connect() before it rejects with ConnectionError (each tries the next URL). Default 3. */
+  /**
+   * Most attempts of the first connect() (each tries the next URL). Default: no limit but
+   * `startTimeoutMs`. When they are used up, connect() rejects with ConnectionError.
+   */
   readonly connectAttempts?: number;
-  /** Socket connect timeout. Default 10000. */
+  /** Socket connect timeout of one attempt. Default 10000. */
   readonly connectTimeoutMs?: number;
+  /**
+   * How long the first connect() (and so bus.start()) keeps trying: a refused or lost connection,
+   * also one cut while the topology is declared, is tried again with the reconnect back-off until
+   * then; then connect() rejects with StartTimeoutError. A refusal is not retried: a wrong
+   * password rejects at once with AuthenticationError, a declaration the broker refuses with its
+   * BrokerRefusedError (AccessRefusedError, PreconditionFailedError, ...). Default 30000.
+   */
+  readonly startTimeoutMs?: number;
   /** TLS material for `amqps://`. Certificate verification is on unless `rejectUnauthorized: false`. */
   readonly tls?: {
     readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
@@ -64,8 +75,9 @@ export function resolveOptions(o: AmqpTransportOptions): ResolvedAmqpOptions {
       factor: o.reconnect?.factor ?? 2,
       jitter: o.reconnect?.jitter ?? 0.2,
     },
-    connectAttempts: o.connectAttempts ?? 3,
+    connectAttempts: o.connectAttempts ?? Infinity,
     connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
+    startTimeoutMs: o.startTimeoutMs ?? 30_000,
     tls: o.tls,
     maxMessageBytes: o.maxMessageBytes ?? 128 * 1024 * 1024,
     connectionName: o.connectionName,
@@ -82,12 +94,13 @@ export function resolveOptions(o: AmqpTransportOptions): ResolvedAmqpOptions {
     ['publishTimeoutMs', r.publishTimeoutMs],
     ['maxUnconfirmed', r.maxUnconfirmed],
     ['maxBuffered', r.maxBuffered],
-    ['connectAttempts', r.connectAttempts],
     ['connectTimeoutMs', r.connectTimeoutMs],
+    ['startTimeoutMs', r.startTimeoutMs],
     ['maxMessageBytes', r.maxMessageBytes],
     ['reconnect.maxDelayMs', r.reconnect.maxDelayMs],
   ];
   for (const [name, v] of positive) if (!(Number.isFinite(v) && v > 0)) problems.push(`amqp: ${name} must be a positive number`);
+  if (!(r.connectAttempts >= 1)) problems.push('amqp: connectAttempts must be at least 1');
   if (!(r.heartbeatSeconds >= 0)) problems.push('amqp: heartbeatSeconds must be >= 0');
   if (!(r.reconnect.jitter >= 0 && r.reconnect.jitter <= 1)) problems.push('amqp: reconnect.jitter must be within 0..1');
   if (problems.length) throw new StartupError(problems);

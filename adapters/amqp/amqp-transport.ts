@@ -7,6 +7,8 @@
  *   retry(d):  copy -> `<queue>.retry.<d>` (TTL d)  --dead-letter via the default exchange-->  `<queue>` only
  *   deadLetter():  copy with Courier's reason headers -> `<group>.<name>.dead`
  *   broadcast (no group): an exclusive, auto-delete, server-named queue per instance.
+ *   instance subscription (no group, an instance): durable `<instance>.<name>` with x-expires,
+ *     consumed again after a cut or a restart; dead letters as a broadcast's.
  *
  * Channels: one confirm channel for every publish (and the copies retry / deadLetter make), one
  * channel per subscription (its prefetch, its acks, and a refusal that closes it closes nothing
@@ -17,6 +19,9 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options, SocketOptions } from 'amqplib';
 import {
+  AuthenticationError,
+  brokerAddress,
+  BrokerRefusedError,
   ConnectionError,
   CourierError,
   NotConnectedError,
@@ -24,6 +29,7 @@ import {
   redactSecrets,
   redactUrl,
   ResourceNotFoundError,
+  StartTimeoutError,
   TransportClosedError,
 } from '../../lib/errors';
 import {
@@ -45,7 +51,7 @@ import {
 import { PendingRequest, RequestTable } from '../../lib/pending-table';
 import { AckBatcher } from './ack-batcher';
 import { AmqpTransportOptions, resolveOptions, ResolvedAmqpOptions } from './amqp-options';
-import { toBrokerError } from './broker-errors';
+import { isChannelRefusal, toBrokerError } from './broker-errors';
 import { ConfirmPublisher } from './confirm-publisher';
 import { publishOn } from './direct-publish';
 import {
@@ -56,6 +62,7 @@ import {
   deadQueueName,
   delayQueueName,
   encodeProperties,
+  instanceQueueName,
   TOPIC_HEADER,
   workQueueName,
 } from './wire';
@@ -67,6 +74,8 @@ const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 const DELAY_QUEUE_GRACE_MS = 10 * 60_000;
 /** A declared queue is declared again after this long, which keeps a delay queue from expiring under a publish. */
 const REDECLARE_AFTER_MS = 60_000;
+/** An instance subscription's queue expires after this long unused when its spec names no grace. */
+const INSTANCE_QUEUE_GRACE_MS = 60 * 60_000;
 
 interface SubState {
   readonly spec: SubscriptionSpec;
@@ -84,6 +93,12 @@ interface SubState {
   epoch: number;
   closed: boolean;
   closing?: Promise<void>;
+}
+
+/** One attempt of the first connect(): given up (and its connection closed) when the start timeout passes. */
+interface StartAttempt {
+  abandoned: boolean;
+  socket?: CorkableSocket;
 }
 
 class AmqpRequest extends PendingRequest<ReceivedMessage> {
@@ -140,6 +155,7 @@ export class AmqpTransport implements Transport {
     this.options = resolveOptions(options);
     this.capabilities = {
       durableGroups: true,
+      instanceSubscriptions: true,
       competingConsumers: true,
       patterns: true,
       requeue: true,
@@ -203,24 +219,60 @@ export class AmqpTransport implements Transport {
     return this.firstConnect;
   }
 
+  /**
+   * Tries until connected, `startTimeoutMs` passed or `connectAttempts` are used up. What a
+   * connection that is refused or lost gives (also lost while the topology is declared) is tried
+   * again with the reconnect back-off; a refusal (authentication, a declaration) is thrown at once.
+   */
   private async connectFirst(): Promise<void> {
-    const failures: string[] = [];
+    const { startTimeoutMs, connectAttempts } = this.options;
+    const deadline = Date.now() + startTimeoutMs;
+    const failures = new Map<string, number>();
     let last: unknown;
-    for (let attempt = 1; attempt <= this.options.connectAttempts; attempt++) {
-      if (attempt > 1) await new Promise((r) => setTimeout(r, this.backoff(attempt - 1)));
+    let attempt = 0;
+    while (attempt < connectAttempts && (attempt === 0 || Date.now() < deadline)) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(this.backoff(attempt), Math.max(0, deadline - Date.now()))));
       if (this.closing) throw new TransportClosedError('connect');
+      if (attempt > 0 && Date.now() >= deadline) break;
+      attempt++;
       const url = this.nextUrl();
       try {
-        await this.open(url, true);
+        await this.openWithin(url, deadline);
         return;
       } catch (err) {
-        // A refused declaration will be refused again: report it as it is.
-        if (err instanceof CourierError) throw err;
+        if (err instanceof CourierError) throw err; // a refusal: it would be refused again
         last = err;
-        failures.push(`${redactUrl(url)}: ${(err as Error)?.message ?? String(err)}`);
+        const text = `${redactUrl(url)}: ${(err as Error)?.message ?? String(err)}`;
+        failures.set(text, (failures.get(text) ?? 0) + 1);
       }
     }
-    throw new ConnectionError(`Cannot connect to RabbitMQ after ${this.options.connectAttempts} attempts: ${failures.join('; ')}`, { cause: last });
+    const listed = [...failures].map(([text, n]) => (n > 1 ? `${text} (${n} times)` : text));
+    if (attempt >= connectAttempts) {
+      throw new ConnectionError(`Cannot connect to RabbitMQ after ${attempt} attempts: ${listed.join('; ')}`, { cause: last });
+    }
+    throw new StartTimeoutError(startTimeoutMs, [`${attempt} attempts`, ...listed], { cause: last });
+  }
+
+  /** open() of the first connect, given up when `deadline` passes (its connection, if any, closed). */
+  private openWithin(url: string, deadline: number): Promise<void> {
+    const attempt: StartAttempt = { abandoned: false };
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        attempt.abandoned = true;
+        attempt.socket?.destroy?.();
+        reject(new Error('not connected when the start timeout passed'));
+      }, Math.max(0, deadline - Date.now()));
+      this.open(url, attempt).then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
   }
 
   private nextUrl(): string {
@@ -251,7 +303,7 @@ export class AmqpTransport implements Transport {
   private socketOptions(): SocketOptions {
     const tls = this.options.tls ?? {};
     const opts: SocketOptions = {
-      // amqplib leaves Nagle on; request/reply then stalls on 40 ms delayed ACKs (../shared/notes/brokers.md).
+      // amqplib leaves Nagle on; request/reply then stalls on 40 ms delayed ACKs (docs/brokers.md, "Measured while benchmarking").
       noDelay: true,
       timeout: this.options.connectTimeoutMs,
       rejectUnauthorized: tls.rejectUnauthorized ?? true,
@@ -279,14 +331,48 @@ export class AmqpTransport implements Transport {
     }
   }
 
-  /** One connection: channels, exchange, every subscription, then publishing resumes. */
-  private async open(url: string, first: boolean): Promise<void> {
-    const conn = await this.loadLib().connect(this.withHeartbeat(url), this.socketOptions());
+  /** `amqplib.connect`; a login the broker refused becomes an AuthenticationError. */
+  private async login(url: string): Promise<ChannelModel> {
+    try {
+      return await this.loadLib().connect(this.withHeartbeat(url), this.socketOptions());
+    } catch (err) {
+      // RabbitMQ closes the handshake with 403 ACCESS_REFUSED (amqplib gives no code, only this text).
+      const text = String((err as Error)?.message ?? err);
+      const broker = () => brokerAddress(url, /^amqps:/i.test(url) ? 5671 : 5672);
+      if (/^Handshake terminated by server: 403\b/.test(text)) {
+        throw new AuthenticationError(AmqpTransport.userOf(url), broker(), text.replace(/^Handshake terminated by server: /, ''), { cause: err });
+      }
+      // RabbitMQ answers connection.open with a close (530 NOT_ALLOWED) for a virtual host that
+      // does not exist or that the user may not use; amqplib keeps only this text of it.
+      if (/^Expected ConnectionOpenOk; got <ConnectionClose/.test(text)) {
+        const vhost = decodeURIComponent(new URL(url).pathname.slice(1)) || '/';
+        throw new AuthenticationError(AmqpTransport.userOf(url), broker(), `the broker refused to open virtual host '${vhost}' (it does not exist, or the user may not use it)`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * One connection: channels, exchange, every subscription, then publishing resumes. `start` is
+   * given for the first connect(): a refused subscription fails it, where a reconnect reports it.
+   */
+  private async open(url: string, start?: StartAttempt): Promise<void> {
+    const first = start !== undefined;
+    const conn = await this.login(url);
+    if (start?.abandoned) {
+      await conn.close().catch(() => undefined);
+      throw new Error('not connected when the start timeout passed');
+    }
     let lastError: Error | undefined;
+    let lost = false;
     conn.on('error', (err: Error) => (lastError = err));
-    conn.on('close', (err?: Error) => this.onConnectionClosed(conn, url, err ?? lastError));
+    conn.on('close', (err?: Error) => {
+      lost = true;
+      this.onConnectionClosed(conn, url, err ?? lastError);
+    });
     this.conn = conn;
     this.socket = socketOf(conn);
+    if (start) start.socket = this.socket;
     // amqplib's Mux writes everything its channels queued, frame by frame, as soon as a full
     // socket drains: uncorked, each is a system call. Cork first (this listener runs before the
     // Mux's), so that burst leaves in one writev too.
@@ -310,6 +396,7 @@ export class AmqpTransport implements Transport {
         }
       }
       if (this.conn !== conn) throw new Error('connection lost while declaring the topology');
+      if (start?.abandoned) throw new Error('not connected when the start timeout passed');
       this.connected = true;
       this.reconnectAttempt = 0;
       this.publisher.attach(pub);
@@ -323,6 +410,11 @@ export class AmqpTransport implements Transport {
       this.replyCh = undefined;
       this.replyChOpen = undefined;
       await conn.close().catch(() => undefined);
+      // A declaration that failed because the connection went (amqplib: "Channel ended, no reply
+      // will be forthcoming") was not refused: the next attempt makes it again.
+      if (lost && err instanceof BrokerRefusedError && !isChannelRefusal(err.cause)) {
+        throw new Error(`connection lost while declaring the topology: ${(err.cause as Error | undefined)?.message ?? err.message}`);
+      }
       throw err;
     }
   }
@@ -370,7 +462,11 @@ export class AmqpTransport implements Transport {
       this.reconnectTimer = undefined;
       if (this.closed) return;
       // The next URL: after a node is lost, the cluster's next node is tried first.
-      this.open(this.nextUrl(), false).catch(() => this.scheduleReconnect());
+      this.open(this.nextUrl()).catch((err: unknown) => {
+        // Refused logins are said (the password may have changed) and tried again, as any failure.
+        if (err instanceof AuthenticationError) this.emit('error', err);
+        this.scheduleReconnect();
+      });
     }, delay);
   }
 
@@ -509,16 +605,17 @@ export class AmqpTransport implements Transport {
 
   /** Declares what the subscription consumes from and returns that queue's name. */
   private async declare(ch: Channel, sub: SubState): Promise<string> {
-    const { group, name, pattern } = sub.spec;
+    const { group, name, pattern, instance } = sub.spec;
     const dead = deadQueueName(group, name);
-    if (group || sub.deadLetters) {
+    const kept = group ?? instance;
+    if (kept || sub.deadLetters) {
       await ch.assertQueue(dead, { durable: true, arguments: this.queueArguments() });
       this.declared.set(dead, Date.now());
     }
     if (sub.deadLetters) return dead;
     let queue: string;
-    if (group) {
-      queue = workQueueName(group, name);
+    if (kept) {
+      queue = group ? workQueueName(group, name) : instanceQueueName(instance!, name);
       const args: Record<string, unknown> = {
         ...this.queueArguments(),
         // What RabbitMQ itself dead-letters (the quorum delivery limit) lands beside Courier's dead letters.
@@ -527,6 +624,9 @@ export class AmqpTransport implements Transport {
       };
       // A backstop against a crash loop: the bus counts attempts, the broker counts redeliveries.
       if (this.options.queueType === 'quorum') args['x-delivery-limit'] = sub.spec.maxAttempts ?? 20;
+      // Not exclusive: it outlives this connection. It goes once unused for the grace period, so
+      // an instance that never returns leaks nothing (a changed grace is a PRECONDITION_FAILED).
+      if (!group) args['x-expires'] = Math.max(1, Math.round(sub.spec.expiresAfterMs ?? INSTANCE_QUEUE_GRACE_MS));
       await ch.assertQueue(queue, { durable: true, arguments: args });
     } else {
       // Exclusive queues may be transient (RabbitMQ 4.x refuses only transient non-exclusive ones).
@@ -549,7 +649,14 @@ export class AmqpTransport implements Transport {
     ch.on('error', (err: Error) => (refusal = err));
     ch.on('close', () => this.onSubscriptionChannelClosed(sub, ch, conn, refusal));
     const { group, name, pattern } = sub.spec;
-    const resource = sub.deadLetters ? `queue '${deadQueueName(group, name)}'` : group ? `queue '${workQueueName(group, name)}'` : undefined;
+    const instance = sub.spec.instance;
+    const resource = sub.deadLetters
+      ? `queue '${deadQueueName(group, name)}'`
+      : group
+        ? `queue '${workQueueName(group, name)}'`
+        : instance
+          ? `queue '${instanceQueueName(instance, name)}'`
+          : undefined;
     try {
       const queue = await this.declare(ch, sub);
       const weight = this.weight(sub.spec);
@@ -864,6 +971,7 @@ interface DeliveryHost {
 interface CorkableSocket {
   cork(): void;
   uncork(): void;
+  destroy?(): void;
   readonly destroyed?: boolean;
   prependListener?(event: 'drain', listener: () => void): unknown;
 }

@@ -18,8 +18,18 @@ export function workQueueName(group: string, name: string): string {
 }
 
 /**
+ * The queue of an instance subscription (a per-instance broadcast): `<instance>.<name>`, where the
+ * bus makes `instance` `<source>.<instanceId>`. Durable, not exclusive, with `x-expires`: it
+ * outlives connection cuts and restarts of its instance, and goes after its grace period unused.
+ */
+export function instanceQueueName(instance: string, name: string): string {
+  return `${instance}.${name}`;
+}
+
+/**
  * Where a subscription's dead letters wait: `<group>.<name>.dead`. A broadcast subscription (no
- * group) shares `broadcast.<name>.dead` with the other instances: its own queue dies with it.
+ * group, instance subscriptions included) shares `broadcast.<name>.dead` with the other
+ * instances: its own queue dies with it (an instance's, when it expires).
  */
 export function deadQueueName(group: string | undefined, name: string): string {
   return group ? `${workQueueName(group, name)}.dead` : `broadcast.${name}.dead`;

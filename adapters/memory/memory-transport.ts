@@ -44,6 +44,8 @@ interface StoredMessage {
   readonly headers: Record<string, string>;
   redelivered: boolean;
   readonly replyTo?: (reply: ReplyMessage) => void;
+  /** A request's deadline (epoch ms): dropped unhandled after it, as AMQP's `expiration` does. */
+  readonly expiresAt?: number;
 }
 
 /** A message handed to a consumer, until settled. */
@@ -67,6 +69,9 @@ class Queue {
   readonly consumers: Consumer[] = [];
   readonly waiters: Array<() => void> = [];
   dead?: Queue;
+  /** An instance queue: deleted when it has had no consumer this long (ms). */
+  expiresAfterMs?: number;
+  expiry?: NodeJS.Timeout;
   constructor(
     readonly name: string,
     readonly matches: (topic: string) => boolean,
@@ -91,13 +96,18 @@ export class MemoryBroker {
     this.maxQueueLength = options.maxQueueLength ?? 10_000;
   }
 
-  /** Queue name for a subscription: `<group>.<name>`; broadcasts get a private one. */
+  /**
+   * Queue name for a subscription: `<group>.<name>`, an instance's `<instance>.<name>` (kept
+   * while its instance is away, up to its expiry); other broadcasts get a private one.
+   */
   queueFor(spec: SubscriptionSpec): Queue {
-    const name = spec.group ? `${spec.group}.${spec.name}` : `amq.gen.${spec.name}.${++this.exclusiveSeq}`;
+    const owner = spec.group ?? spec.instance;
+    const name = owner ? `${owner}.${spec.name}` : `amq.gen.${spec.name}.${++this.exclusiveSeq}`;
     let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(name, topicMatcher(spec.pattern), !spec.group);
+      q = new Queue(name, topicMatcher(spec.pattern), !owner);
       q.dead = new Queue(`${name}.dead`, () => false, false);
+      if (!spec.group && spec.instance) q.expiresAfterMs = spec.expiresAfterMs ?? 60 * 60_000;
       this.queues.set(name, q);
     }
     return q;
@@ -141,6 +151,8 @@ export class MemoryBroker {
   }
 
   attach(c: Consumer): void {
+    if (c.queue.expiry) clearTimeout(c.queue.expiry);
+    c.queue.expiry = undefined;
     c.queue.consumers.push(c);
     this.dispatch(c.queue);
   }
@@ -159,6 +171,14 @@ export class MemoryBroker {
     }
     if (c.queue.exclusive && list.length === 0) this.deleteQueue(c.queue);
     else this.dispatch(c.queue);
+    const q = c.queue;
+    if (q.expiresAfterMs !== undefined && list.length === 0 && !q.expiry) {
+      q.expiry = setTimeout(() => {
+        q.expiry = undefined;
+        if (q.consumers.length === 0 && this.queues.get(q.name) === q) this.deleteQueue(q);
+      }, q.expiresAfterMs);
+      q.expiry.unref();
+    }
   }
 
   /** Hands ready messages to consumers with room, the least loaded relative to its weight first. */
@@ -170,7 +190,9 @@ export class MemoryBroker {
         if (!best || c.delivered / c.weight < best.delivered / best.weight) best = c;
       }
       if (!best) break;
-      const held: Held = { m: q.ready.shift()!, prev: undefined, next: undefined };
+      const m = q.ready.shift()!;
+      if (m.expiresAt !== undefined && m.expiresAt <= Date.now()) continue;
+      const held: Held = { m, prev: undefined, next: undefined };
       best.unacked.add(held);
       best.delivered++;
       const consumer = best;
@@ -249,6 +271,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
     this.broker = options.broker ?? new MemoryBroker();
     this.capabilities = {
       durableGroups: true,
+      instanceSubscriptions: true,
       competingConsumers: true,
       patterns: true,
       requeue: true,
@@ -274,7 +297,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
     await this.send(message, options);
   }
 
-  private async send(message: OutgoingMessage, options: PublishOptions, replyTo?: StoredMessage['replyTo']): Promise<void> {
+  private async send(message: OutgoingMessage, options: PublishOptions, replyTo?: StoredMessage['replyTo'], expiresAt?: number): Promise<void> {
     if (this.closing) throw new TransportClosedError();
     if (message.body.length > this.capabilities.maxMessageBytes) {
       throw new PublishRejectedError(message.topic, `message of ${message.body.length} bytes exceeds ${this.capabilities.maxMessageBytes}`);
@@ -285,6 +308,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
       headers: { ...message.headers },
       redelivered: false,
       replyTo,
+      expiresAt,
     };
     this.publishing++;
     try {
@@ -334,7 +358,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
     const onReply = (reply: ReplyMessage) => {
       if (this.pendingRequests.delete(r)) r.resolve({ topic: reply.headers[Headers.type] ?? message.topic, body: reply.body, headers: reply.headers });
     };
-    this.send(message, {}, onReply).catch((err) => {
+    this.send(message, {}, onReply, Date.now() + options.timeoutMs).catch((err) => {
       if (this.pendingRequests.delete(r)) r.reject(err);
     });
     return r.promise;

@@ -11,6 +11,8 @@ import { MalformedMessageError } from '../../lib/errors';
 export const InternalHeaders = {
   /** Epoch ms before which a retry copy must not be handed to the handler. */
   retryAt: 'courierretryat',
+  /** Epoch ms after which a request is dropped unhandled: its caller has stopped waiting. */
+  expiresAt: 'courierexpiresat',
   /** MQTT 3.1.1 only: the reply topic of a request (MQTT 5 uses the Response Topic property). */
   replyTo: 'courierreplyto',
   /** MQTT 3.1.1 only: the correlation of a request (MQTT 5 uses Correlation Data). */
@@ -62,6 +64,16 @@ export function topicToType(prefix: string, topic: string): { type: string; via?
   return { type: levels.join('.') };
 }
 
+/**
+ * The session (client id) of an instance subscription: `<prefix>:instance:<instance>:<name>`,
+ * where the bus makes `instance` `<source>.<instanceId>`. Derived from the instance alone (not
+ * from the transport's clientId, which defaults to a host name), so a restarted instance gets
+ * its session back. Its retry session adds `:retry`, a dead-letter consumer `:dead`.
+ */
+export function instanceSessionId(prefix: string, instance: string, name: string): string {
+  return `${prefix}:instance:${instance}:${name}`;
+}
+
 /** A share name or topic level may not hold `/`, `+`, `#` (nor, for clarity, whitespace). */
 export function safeLevel(s: string): string {
   return s.replace(/[/+#\s]/g, '_');
@@ -80,6 +92,8 @@ export interface EncodedPublish {
 export interface ReplyRoute {
   responseTopic: string;
   correlation: Buffer;
+  /** A request's deadline (epoch ms): MQTT 5 Message Expiry Interval plus `courierexpiresat`. */
+  expiresAt?: number;
 }
 
 /** Envelope -> what goes on the wire, for the protocol version in use. */
@@ -105,6 +119,11 @@ export function encode(
     if (reply) {
       properties.responseTopic = reply.responseTopic;
       properties.correlationData = reply.correlation;
+      if (reply.expiresAt !== undefined) {
+        // Whole seconds, rounded up: the broker drops it from a queue, the consumer checks the ms.
+        (properties as { messageExpiryInterval?: number }).messageExpiryInterval = Math.max(1, Math.ceil((reply.expiresAt - Date.now()) / 1000));
+        userProperties[InternalHeaders.expiresAt] = String(reply.expiresAt);
+      }
     }
     return { payload: body, properties };
   }
@@ -112,6 +131,7 @@ export function encode(
   if (reply) {
     event[InternalHeaders.replyTo] = reply.responseTopic;
     event[InternalHeaders.replyCorrelation] = reply.correlation.toString('base64');
+    if (reply.expiresAt !== undefined) event[InternalHeaders.expiresAt] = String(reply.expiresAt);
   }
   const json = isJson(headers[Headers.datacontenttype]) ? tryParse(body) : undefined;
   if (json !== undefined) event.data = json.value;
@@ -123,6 +143,8 @@ export interface Decoded {
   body: Buffer;
   headers: Record<string, string>;
   retryAt?: number;
+  /** A request's deadline (epoch ms); past it the consumer drops the request unhandled. */
+  expiresAt?: number;
   reply?: ReplyRoute;
   /** MQTT 3.1.1 replies: hex correlation of the request. */
   replyFor?: string;
@@ -139,6 +161,7 @@ export function decode(version: 4 | 5, packet: IPublishPacket): Decoded {
     const props = packet.properties;
     const headers: Record<string, string> = {};
     let retryAt: number | undefined;
+    let expiresAt: number | undefined;
     let replyFor: string | undefined;
     if (props) {
       const user = props.userProperties;
@@ -147,6 +170,7 @@ export function decode(version: 4 | 5, packet: IPublishPacket): Decoded {
         const v = Array.isArray(u) ? u[u.length - 1] : u;
         if (!internal.has(k)) headers[k] = v;
         else if (k === InternalHeaders.retryAt) retryAt = v ? Number(v) : undefined;
+        else if (k === InternalHeaders.expiresAt) expiresAt = v ? Number(v) : undefined;
         else if (k === InternalHeaders.replyFor) replyFor = v;
       }
       if (props.contentType) headers[Headers.datacontenttype] = props.contentType;
@@ -155,7 +179,7 @@ export function decode(version: 4 | 5, packet: IPublishPacket): Decoded {
       }
     }
     restoreImpliedHeaders(headers);
-    return { body: payload, headers, retryAt, reply, replyFor };
+    return { body: payload, headers, retryAt, expiresAt, reply, replyFor };
   }
   {
     let event: Record<string, unknown>;
@@ -183,7 +207,8 @@ export function decode(version: 4 | 5, packet: IPublishPacket): Decoded {
   const retryAt = raw[InternalHeaders.retryAt] ? Number(raw[InternalHeaders.retryAt]) : undefined;
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(raw)) if (!internal.has(k)) headers[k] = v;
-  return { body, headers, retryAt, reply, replyFor: raw[InternalHeaders.replyFor] };
+  const expiresAt = raw[InternalHeaders.expiresAt] ? Number(raw[InternalHeaders.expiresAt]) : undefined;
+  return { body, headers, retryAt, expiresAt, reply, replyFor: raw[InternalHeaders.replyFor] };
 }
 
 function isJson(contentType: string | undefined): boolean {

@@ -6,7 +6,9 @@
  * Shape: one publisher client per transport (clean session; publishes, request replies), and one
  * client per subscription. A group subscription is a persistent session with a stable client id
  * (clean start off, a session expiry) holding a shared subscription, so the broker queues what
- * arrives while the member is away and shares the work among the members.
+ * arrives while the member is away and shares the work among the members. An instance
+ * subscription is a persistent session too, with a plain subscription and a client id derived
+ * from its instance (instanceSessionId), expiring after the spec's grace period.
  *
  * Ack after success: mqtt.js hands incoming packets to `handleMessage(packet, cb)` one at a time
  * and sends the QoS 1 PUBACK when `cb()` is called, but it also waits for `cb` before it reads the
@@ -19,7 +21,6 @@ import type { IClientOptions, IPublishPacket, ISubscriptionMap, MqttClient } fro
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import os from 'node:os';
 import {
   DeadLetterInfo,
   Delivery,
@@ -38,6 +39,8 @@ import {
 } from '../../lib/transport';
 import {
   AccessRefusedError,
+  AuthenticationError,
+  brokerAddress,
   BrokerRefusedError,
   ConnectionError,
   CourierError,
@@ -45,6 +48,7 @@ import {
   PublishRejectedError,
   PublishTimeoutError,
   SessionTakenOverError,
+  StartTimeoutError,
   TransportClosedError,
   UnroutableError,
   redactSecrets,
@@ -62,11 +66,13 @@ import {
   ReservedLevels,
   decode,
   encode,
+  instanceSessionId,
   mqttFilterFor,
   safeLevel,
   topicToType,
   typeToTopic,
 } from './mqtt-mapping';
+import { ClientIdPolicy } from './client-id-policy';
 import { encodePublishesOf } from './publish-encoder';
 import { coalesceWrites } from './write-coalescer';
 
@@ -92,11 +98,19 @@ export interface MqttTransportOptions {
    * Base of the client ids. A group member's session id is `<clientId>:<group>:<name>`: it must be
    * the same when the member restarts (else its queued messages wait in an orphaned session) and
    * differ between members running at once (else they take each other's session over).
-   * Default `courier-<hostname>`.
+   * Required for group subscriptions (they reject with UnstableClientIdError without it or
+   * `groupClientId`), unless `allowGeneratedClientId` (see adapters/mqtt/client-id-policy.ts).
    */
   readonly clientId?: string;
   /** Overrides the session id of a group member, for deployments that number their replicas. */
   readonly groupClientId?: (group: string, name: string) => string;
+  /**
+   * Lets group subscriptions start without `clientId` / `groupClientId`, under a generated id
+   * (`courier-<hostname>-<random>`), new at every start: a restarted member then never sees what
+   * the broker queued for its previous session, which keeps its share of the group's messages
+   * until `sessionExpirySeconds` ends. For throwaway runs only. Default false.
+   */
+  readonly allowGeneratedClientId?: boolean;
   /** QoS of publishes: 1 (default, resolves on PUBACK) or 2 (resolves on PUBCOMP). */
   readonly qos?: 1 | 2;
   /** Default publish timeout. Default 10,000 ms. */
@@ -109,8 +123,16 @@ export interface MqttTransportOptions {
   readonly sessionExpirySeconds?: number;
   /** Reconnect back-off: from `minMs` doubling up to `maxMs`, with +-50 % jitter. Default 250 / 15,000. */
   readonly reconnect?: { readonly minMs?: number; readonly maxMs?: number };
-  /** connect() rejects with ConnectionError when not connected within this. Default 15,000 ms. */
+  /** How long one connection attempt waits for the broker's CONNACK. Default 15,000 ms. */
   readonly connectTimeoutMs?: number;
+  /**
+   * How long connect() (and so bus.start()) keeps trying to connect and subscribe every client:
+   * a connection that is refused or lost, also during the first CONNECT or SUBSCRIBE, is tried
+   * again with the reconnect back-off until then; then connect() rejects with StartTimeoutError.
+   * A refused login (CONNACK 4 / 5, MQTT 5 0x86 / 0x87 / 0x8C) rejects at once with
+   * AuthenticationError; a refused subscription with its BrokerRefusedError. Default 30,000 ms.
+   */
+  readonly startTimeoutMs?: number;
   /** Largest body accepted by publish(). Default: the MQTT maximum packet size less 64 KiB. */
   readonly maxMessageBytes?: number;
   readonly keepaliveSeconds?: number;
@@ -151,7 +173,7 @@ export class MqttTransport implements Transport {
   readonly capabilities: TransportCapabilities;
 
   private readonly opts: Required<
-    Pick<MqttTransportOptions, 'prefix' | 'clientId' | 'qos' | 'publishTimeoutMs' | 'maxInFlight' | 'maxOffline'>
+    Pick<MqttTransportOptions, 'prefix' | 'qos' | 'publishTimeoutMs' | 'maxInFlight' | 'maxOffline'>
   > & { version: 4 | 5; urls: string[] };
   private readonly events = new EventEmitter();
   private mqtt?: MqttModule;
@@ -186,6 +208,8 @@ export class MqttTransport implements Transport {
   readonly noSubscribersStats = { answered: 0, resent: 0 };
   private connecting?: Promise<void>;
   private closing?: Promise<void>;
+  /** @internal Every client id this transport uses. */
+  readonly clientIds: ClientIdPolicy;
 
   constructor(private readonly options: MqttTransportOptions) {
     const urls = typeof options.url === 'string' ? [options.url] : [...options.url];
@@ -194,13 +218,13 @@ export class MqttTransport implements Transport {
       urls,
       version: options.protocolVersion ?? 5,
       prefix: options.prefix ?? 'courier',
-      clientId: options.clientId ?? `courier-${os.hostname()}`,
       qos: options.qos ?? 1,
       publishTimeoutMs: options.publishTimeoutMs ?? 10_000,
       maxInFlight: options.maxInFlight ?? 1000,
       maxOffline: options.maxOffline ?? 10_000,
     };
     this.window = this.opts.maxInFlight;
+    this.clientIds = new ClientIdPolicy(options);
     const retry = options.noSubscribersRetry;
     this.noSubscribers =
       retry === false || this.opts.version !== 5
@@ -208,6 +232,8 @@ export class MqttTransport implements Transport {
         : { graceMs: Math.max(0, retry?.graceMs ?? 5000), intervalMs: Math.max(1, retry?.intervalMs ?? 100) };
     this.capabilities = {
       durableGroups: true,
+      // A persistent session per instance subscription (instanceSessionId), expiring after its grace.
+      instanceSubscriptions: true,
       competingConsumers: true,
       patterns: true,
       requeue: true,
@@ -250,8 +276,8 @@ export class MqttTransport implements Transport {
   get urls(): readonly string[] {
     return this.opts.urls;
   }
-  get connectTimeoutMs(): number {
-    return this.options.connectTimeoutMs ?? 15_000;
+  get startTimeoutMs(): number {
+    return this.options.startTimeoutMs ?? 30_000;
   }
 
   connect(): Promise<void> {
@@ -262,7 +288,7 @@ export class MqttTransport implements Transport {
 
   private async doConnect(): Promise<void> {
     this.mqtt = require('mqtt') as MqttModule;
-    const id = `${this.opts.clientId}:pub:${randomBytes(4).toString('hex')}`;
+    const id = this.clientIds.transient('pub');
     this.replyTopic = `${this.opts.prefix}/${ReservedLevels.reply}/${safeLevel(id)}`;
     // QoS 2 needs the publisher's session to outlive a reconnect: a broker that sent PUBREC holds
     // the message until our PUBREL (Mosquitto delivers only then). With a clean start it forgets
@@ -304,13 +330,19 @@ export class MqttTransport implements Transport {
       });
     }
     try {
-      await startClient(client, [this.replyTopic], this.connectTimeoutMs, this.opts.urls);
+      await startClient(client, [this.replyTopic], this.startTimeoutMs, this.opts.urls);
       await Promise.all([...this.consumers].map((c) => c.start()));
     } catch (e) {
       client.end(true);
       for (const c of this.consumers) c.stop(true);
       throw e;
     }
+  }
+
+  /** @internal True when this transport has a dead-letter consumer of `spec`'s subscription. */
+  readsDeadLetters(spec: SubscriptionSpec): boolean {
+    for (const c of this.consumers) if (c.dead && c.spec.group === spec.group && c.spec.name === spec.name) return true;
+    return false;
   }
 
   /** @internal One mqtt.js client with the adapter's reconnect policy, events and TLS. */
@@ -337,6 +369,9 @@ export class MqttTransport implements Transport {
       connectTimeout: o.connectTimeoutMs ?? 15_000,
       manualConnect: true,
       resubscribe: true,
+      // mqtt.js gives up for good after a refusing CONNACK ("server unavailable", a refused login):
+      // reconnect as after any failure (connect() itself fails at once on a refused login).
+      reconnectOnConnackError: true,
       // mqtt.js re-sends unacknowledged QoS 1/2 publishes from its outgoing store on reconnect.
       queueQoSZero: false,
       // mqtt.js logs through the debug package, a dozen calls per packet that each ask whether
@@ -407,7 +442,8 @@ export class MqttTransport implements Transport {
       }
     });
     client.on('error', (err) => {
-      this.emit('error', new ConnectionError(`MQTT ${role} ${clientId} at ${url()}: ${redactSecrets(err.message)}`, { cause: err }));
+      this.emit('error', authenticationError(client, err, this.opts.urls) ??
+        new ConnectionError(`MQTT ${role} ${clientId} at ${url()}: ${redactSecrets(err.message)}`, { cause: err }));
     });
     return client;
   }
@@ -448,7 +484,7 @@ export class MqttTransport implements Transport {
     body: Buffer,
     headers: Readonly<Record<string, string>>,
     timeoutMs = this.opts.publishTimeoutMs,
-    reply?: { responseTopic: string; correlation: Buffer },
+    reply?: ReplyRoute,
     allowWhileClosing = false,
     mandatory = false,
   ): Promise<void> {
@@ -603,22 +639,13 @@ export class MqttTransport implements Transport {
     };
   }
 
-  /** @internal */
-  memberClientId(group: string, name: string): string {
-    return this.options.groupClientId?.(group, name) ?? `${this.opts.clientId}:${group}:${name}`;
-  }
-
-  /** @internal */
-  newClientId(kind: string): string {
-    return `${this.opts.clientId}:${kind}:${randomBytes(4).toString('hex')}`;
-  }
-
   request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
     const r = new PendingRequest<ReceivedMessage>(message.topic, options.timeoutMs);
     const correlation = Buffer.from(this.pendingRequests.add(r), 'latin1');
     this.send(typeToTopic(this.opts.prefix, message.topic), message.topic, message.body, message.headers, options.timeoutMs, {
       responseTopic: this.replyTopic,
       correlation,
+      expiresAt: Date.now() + options.timeoutMs,
     }).catch((err) => {
       if (this.pendingRequests.delete(r)) r.reject(err);
     });
@@ -746,6 +773,8 @@ class Consumer {
   private idle?: () => void;
   readonly queueName: string;
   readonly retryTopic: string;
+  /** A group subscription's dead-letter session, held from its start (see {@link holdDeadLetters}). */
+  private readonly deadSession?: { id: string; filter: string };
   private readonly matcher?: (type: string) => boolean;
 
   constructor(
@@ -758,25 +787,53 @@ class Consumer {
     this.queueName = spec.group ? `${spec.group}/${spec.name}` : spec.name;
     const share = spec.group ? safeLevel(`${spec.group}:${spec.name}${dead ? ':dead' : ''}`) : undefined;
     const memberId = spec.group
-      ? t.memberClientId(spec.group, spec.name) + (dead ? ':dead' : '')
-      : t.newClientId(dead ? 'bcdead' : 'bc');
+      ? t.clientIds.member(spec.group, spec.name) + (dead ? ':dead' : '')
+      : spec.instance
+        ? instanceSessionId(t.prefix, spec.instance, spec.name) + (dead ? ':dead' : '')
+        : t.clientIds.transient(dead ? 'bcdead' : 'bc');
+    if (spec.group && !dead) {
+      const deadShare = safeLevel(`${spec.group}:${spec.name}:dead`);
+      this.deadSession = { id: `${memberId}:dead`, filter: `$share/${deadShare}/${mqttFilterFor(`${t.prefix}/${ReservedLevels.dead}`, spec.pattern).filter}` };
+    }
     const retryLevel = share ?? safeLevel(memberId);
     this.retryTopic = `${t.prefix}/${ReservedLevels.retry}/${retryLevel}`;
     const { filter, exact } = mqttFilterFor(dead ? `${t.prefix}/${ReservedLevels.dead}` : t.prefix, spec.pattern);
     if (!exact) this.matcher = (type) => matchTopic(spec.pattern, type);
     const shared = (f: string) => (share ? `$share/${share}/${f}` : f);
-    const clean = !spec.group;
+    // An instance subscription is a broadcast in a persistent session (no $share): the broker
+    // queues what arrives while it reconnects or restarts, until the session expires.
+    const clean = !spec.group && !spec.instance;
+    const expirySeconds = !spec.group && spec.instance && spec.expiresAfterMs !== undefined ? Math.max(1, Math.ceil(spec.expiresAfterMs / 1000)) : undefined;
     // The main feed announces a Receive Maximum of `prefetch` (MQTT 5): the broker then holds at
     // most that many deliveries unacked with this member, instead of its own max_inflight_messages,
     // and the rest stays queued at the broker (or goes to other members) rather than waiting here.
     // The retry feed has none: its copies wait unacked for their retry time.
-    this.feeds.push(new Feed(this, memberId, clean, [shared(filter)], spec.prefetch));
-    this.feeds.push(new Feed(this, `${memberId}:retry`, clean, [shared(`${this.retryTopic}/#`)]));
+    this.feeds.push(new Feed(this, memberId, clean, [shared(filter)], spec.prefetch, expirySeconds));
+    this.feeds.push(new Feed(this, `${memberId}:retry`, clean, [shared(`${this.retryTopic}/#`)], undefined, expirySeconds));
   }
 
   start(): Promise<void> {
-    this.started ??= Promise.all(this.feeds.map((f) => f.start())).then(() => undefined);
+    this.started ??= Promise.all(this.feeds.map((f) => f.start())).then(() => this.holdDeadLetters());
     return this.started;
+  }
+
+  /**
+   * Makes the broker keep this subscription's dead letters from now on, before anyone reads them:
+   * the member's dead-letter session (the one its subscribeDeadLetters resumes) is created with
+   * its subscription and left offline, so Mosquitto queues what is dead-lettered meanwhile.
+   * Skipped when this transport reads those dead letters itself (that session is connected).
+   */
+  private async holdDeadLetters(): Promise<void> {
+    const d = this.deadSession;
+    if (!d || this.transport.readsDeadLetters(this.spec)) return;
+    const client = this.transport.createClient(d.id, { clean: false }, `dead-letter session of ${this.queueName}`);
+    // Never PUBACK here: what arrives stays queued for the dead-letter consumer.
+    client.handleMessage = () => undefined;
+    try {
+      await startClient(client, [d.filter], this.transport.startTimeoutMs, this.transport.urls);
+    } finally {
+      await endClient(client);
+    }
   }
 
   /** Called by a feed for each incoming PUBLISH, in the order received. */
@@ -799,6 +856,12 @@ class Consumer {
     }
     if (this.dead && decoded.headers[Headers.deadQueue] !== this.queueName) {
       ack(); // another subscription's dead letter on an overlapping topic
+      return;
+    }
+    if (decoded.expiresAt !== undefined && decoded.expiresAt <= Date.now()) {
+      // A request whose caller stopped waiting (its timeout): nobody would read the reply. MQTT
+      // 3.1.1 has no expiry on the wire and a queued MQTT 5 one expires only in whole seconds.
+      ack();
       return;
     }
     const delivery = new MqttDelivery(this, packet, route.type, decoded, ack, undefined, feed);
@@ -917,6 +980,8 @@ class Feed {
     clean: boolean,
     private readonly filters: string[],
     private readonly receiveMaximum?: number,
+    /** The session expiry of a persistent feed; default the transport's sessionExpirySeconds. */
+    private readonly expirySeconds?: number,
   ) {
     this.persistent = !clean;
   }
@@ -925,7 +990,7 @@ class Feed {
     const t = this.consumer.transport;
     const client = t.createClient(
       this.clientId,
-      { clean: !this.persistent, receiveMaximum: this.receiveMaximum },
+      { clean: !this.persistent, receiveMaximum: this.receiveMaximum, expirySeconds: this.expirySeconds },
       `subscriber ${this.consumer.queueName}`,
     );
     this.client = client;
@@ -953,7 +1018,7 @@ class Feed {
       this.consumer.accept(this, packet);
       cb(DEFER_ACK);
     };
-    await startClient(client, this.filters, t.connectTimeoutMs, t.urls);
+    await startClient(client, this.filters, t.startTimeoutMs, t.urls);
   }
 
   /** The PUBACK of this packet, sent once, on the connection that received it. */
@@ -1107,34 +1172,81 @@ function deadHeaders(headers: Readonly<Record<string, string>>, queue: string, i
   };
 }
 
-/** Connect (manualConnect clients), subscribe the filters at QoS 1, bounded by `timeoutMs`. */
+/** CONNACK codes of a refused login: 3.1.1 bad user name or password, not authorized; MQTT 5 0x86, 0x87, bad authentication method. */
+const AUTH_REFUSED: Record<4 | 5, readonly number[]> = { 4: [4, 5], 5: [0x86, 0x87, 0x8c] };
+
+/** The AuthenticationError of a CONNACK that refused the login (mqtt.js puts its code on the error), else undefined. */
+function authenticationError(client: MqttClient, err: Error, urls: readonly string[]): AuthenticationError | undefined {
+  const code = (err as { code?: unknown }).code;
+  const version = client.options.protocolVersion === 4 ? 4 : 5;
+  if (typeof code !== 'number' || !AUTH_REFUSED[version].includes(code)) return undefined;
+  const at = currentUrl(client, urls);
+  const broker = brokerAddress(at, defaultPort(new URL(at).protocol));
+  return new AuthenticationError(client.options.username, broker, `${err.message} (CONNACK code ${code})`, { cause: err });
+}
+
+/**
+ * Connect (manualConnect clients) and subscribe the filters at QoS 1, within `timeoutMs`: a
+ * connection lost before the CONNACK or the SUBACK is waited for again (mqtt.js reconnects), a
+ * refused login or subscription rejects at once.
+ */
 async function startClient(client: MqttClient, filters: string[], timeoutMs: number, urls: readonly string[]): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new ConnectionError(`Cannot connect to MQTT at ${urls.map(redactUrl).join(', ')} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onConnect = () => {
-      cleanup();
-      resolve();
-    };
-    const onDisconnect = (packet: { reasonCode?: number }) => {
-      if (packet.reasonCode === SESSION_TAKEN_OVER) {
+  const deadline = Date.now() + timeoutMs;
+  const failures = new Set<string>();
+  const connected = () =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
         cleanup();
-        reject(new SessionTakenOverError(`MQTT session ${client.options.clientId} was taken over while connecting`));
-      }
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      client.off('connect', onConnect);
-      client.off('disconnect', onDisconnect);
-    };
-    client.on('connect', onConnect);
-    client.on('disconnect', onDisconnect);
-    client.connect();
-  });
+        reject(new StartTimeoutError(timeoutMs, [`MQTT at ${urls.map(redactUrl).join(', ')}`, ...failures]));
+      }, Math.max(0, deadline - Date.now()));
+      const onConnect = () => {
+        cleanup();
+        resolve();
+      };
+      const onError = (err: Error) => {
+        const refused = authenticationError(client, err, urls);
+        if (refused) {
+          cleanup();
+          reject(refused);
+        } else failures.add(redactSecrets(err.message));
+      };
+      const onDisconnect = (packet: { reasonCode?: number }) => {
+        if (packet.reasonCode === SESSION_TAKEN_OVER) {
+          cleanup();
+          reject(new SessionTakenOverError(`MQTT session ${client.options.clientId} was taken over while connecting`));
+        }
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        client.off('connect', onConnect);
+        client.off('error', onError);
+        client.off('disconnect', onDisconnect);
+      };
+      client.on('connect', onConnect);
+      client.on('error', onError);
+      client.on('disconnect', onDisconnect);
+    });
+  const first = connected();
+  client.connect();
+  await first;
   if (!filters.length) return;
-  const granted = await client.subscribeAsync(filters, { qos: 1 });
+  let granted: Awaited<ReturnType<MqttClient['subscribeAsync']>>;
+  for (let again = false; ; again = true) {
+    try {
+      // Again: mqtt.js counts a filter as subscribed once its SUBSCRIBE was sent, and would skip
+      // it without the map form's `resubscribe`, resolving with no SUBACK at all.
+      const map = Object.fromEntries(filters.map((f) => [f, { qos: 1 as const }]));
+      granted = again
+        ? await client.subscribeAsync({ ...map, resubscribe: true } as unknown as ISubscriptionMap)
+        : await client.subscribeAsync(filters, { qos: 1 });
+      break;
+    } catch (err) {
+      // mqtt.js fails a SUBSCRIBE in flight when the connection goes, and reconnects by itself.
+      if (client.connected || client.disconnecting) throw err;
+      failures.add(`subscription lost with the connection: ${redactSecrets((err as Error).message)}`);
+      await connected();
+    }
+  }
   const refused = granted.filter((g) => g.qos >= 0x80);
   if (refused.length) {
     const what = refused.map((g) => `${g.topic} (reason 0x${g.qos.toString(16)})`).join(', ');

@@ -5,7 +5,7 @@
  * same in-process and as a process of its own (`--role driver`).
  */
 import { randomBytes } from 'node:crypto';
-import { Bus, Subscribe, Subscriber } from '../../lib';
+import { Bus, Subscribe, Subscriber } from 'courier-bus';
 import { OrderConfirmed, OrderRejected, PlaceOrder } from '../order-service';
 import { ChangePrice, CreateProduct, ListProducts, ProductCatalog } from '../product-service';
 import { ReportRequested, ServiceReport } from './messages';

@@ -8,7 +8,7 @@
  *     in the dead letter and change nothing.
  */
 import { randomUUID } from 'node:crypto';
-import { Headers, OutgoingMessage, PublishOptions, Transport, TransportWrapper } from '../../lib';
+import { Headers, OutgoingMessage, PublishOptions, Transport, TransportWrapper } from 'courier-bus';
 
 export class DuplicatingTransport extends TransportWrapper {
   private readonly pending = new Set<Promise<void>>();

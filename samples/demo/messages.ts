@@ -1,6 +1,6 @@
 /** The demo's own control messages: how the driver asks every service instance for its state. */
 import { IsIn, IsInt, IsString, Matches, Min } from 'class-validator';
-import { Message } from '../../lib';
+import { Message } from 'courier-bus';
 
 /** Broadcast to every instance of every service. */
 @Message('demo.report-requested')

@@ -1,5 +1,5 @@
 /** Answers the driver's ReportRequested with this instance's state (one per bus). */
-import { Bus, Subscribe, Subscriber } from '../../lib';
+import { Bus, Subscribe, Subscriber } from 'courier-bus';
 import { OrderService, OrderStore, ProductReplica } from '../order-service';
 import { CatalogEntry, ProductService } from '../product-service';
 import { ReportRequested, ServiceReport } from './messages';

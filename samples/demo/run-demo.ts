@@ -3,7 +3,7 @@
  * over one broker (memory by default), or one of them per process (`--role`).
  */
 import { randomBytes } from 'node:crypto';
-import { Bus, createBus, Logger, silentLogger, Transport } from '../../lib';
+import { Bus, createBus, Logger, silentLogger, Transport } from 'courier-bus';
 import { DriverObserver, DriverResult, drive } from './driver';
 import { DuplicatingTransport, poisonMessages } from './faults';
 import { Running, seedCatalog, startOrderInstances, startProductService } from './services';

@@ -1,5 +1,6 @@
 /** Starts the services of the demo on buses of their own: what a deployment's main() would do. */
-import { Bus, createBus, Logger, Transport } from '../../lib';
+import os from 'node:os';
+import { Bus, createBus, Logger, Transport } from 'courier-bus';
 import { OrderService, OrderStore, ProductReplica } from '../order-service';
 import { ProductService } from '../product-service';
 import { deadLetterCounter, Reporter } from './reporter';
@@ -54,10 +55,22 @@ export async function seedCatalog(service: ProductService, count: number, random
 export async function startOrderInstances(o: StartOptions & { instances: number; bootstrapTimeoutMs: number }): Promise<Running & { services: OrderService[] }> {
   const store = new OrderStore();
   const buses: Bus[] = [];
+  const source = o.env.group('order-service');
+  // The replica's instance subscriptions are named from the instance id: stable across restarts of
+  // the instance (COURIER_DEMO_INSTANCE, as a pod's name would be), unique among running instances.
+  const base = process.env.COURIER_DEMO_INSTANCE ?? `${os.hostname()}-${process.pid}`;
+  // A namespaced run's instances never come back: their queues / sessions may go soon.
+  const instanceExpiresAfterMs = source === 'order-service' ? 10 * 60_000 : 30_000;
   const services: OrderService[] = [];
   for (let k = 1; k <= o.instances; k++) {
     const name = `order-${k}`;
-    const bus = createBus({ transport: (o.wrap ?? same)(o.env.makeTransport(name)), source: o.env.group('order-service'), logger: o.logger });
+    const bus = createBus({
+      transport: (o.wrap ?? same)(o.env.makeTransport(name)),
+      source,
+      instanceId: `${base}-${name}`,
+      instanceExpiresAfterMs,
+      logger: o.logger,
+    });
     const replica = new ProductReplica(bus);
     const service = new OrderService(name, replica, store);
     const deadLetters = deadLetterCounter(bus);

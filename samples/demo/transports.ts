@@ -6,9 +6,8 @@
  * exchange or MQTT topic prefix, and short MQTT session expiry, so that repeated runs (and a
  * concurrent one) never see each other's messages; cleanup() deletes what AMQP keeps after it.
  */
-import { randomBytes } from 'node:crypto';
-import { MemoryBroker, memoryTransport } from '../../adapters/memory';
-import { DeliveryHandler, Subscription, SubscriptionSpec, Transport, TransportWrapper } from '../../lib';
+import { MemoryBroker, memoryTransport } from 'courier-bus/memory';
+import { DeliveryHandler, Subscription, SubscriptionSpec, Transport, TransportWrapper } from 'courier-bus';
 
 export type TransportName = 'memory' | 'amqp' | 'mqtt';
 
@@ -20,7 +19,7 @@ export const DEFAULT_URLS: Record<Exclude<TransportName, 'memory'>, string> = {
 export class AdapterMissingError extends Error {
   constructor(readonly transport: TransportName, cause: unknown) {
     super(
-      `The ${transport} adapter is not available (adapters/${transport} could not be loaded: ${(cause as Error).message}). ` +
+      `The ${transport} adapter is not available (courier-bus/${transport} could not be loaded: ${(cause as Error).message}). ` +
         'Run the demo with --transport memory, or install the adapter and its broker library.',
       { cause },
     );
@@ -45,9 +44,8 @@ export function demoEnvironment(transport: TransportName, url: string | undefine
     return { transport, group, makeTransport: () => memoryTransport({ broker }), cleanup: async () => undefined };
   }
   const brokerUrl = url ?? DEFAULT_URLS[transport];
-  const suffix = randomBytes(3).toString('hex');
   if (transport === 'mqtt') {
-    const { mqttTransport } = load(transport) as typeof import('../../adapters/mqtt');
+    const { mqttTransport } = load(transport) as typeof import('courier-bus/mqtt');
     return {
       transport,
       group,
@@ -55,18 +53,21 @@ export function demoEnvironment(transport: TransportName, url: string | undefine
         mqttTransport({
           url: brokerUrl,
           prefix: namespace ? `courier-${namespace}` : 'courier',
-          // Group members of one run need distinct, stable ids; the demo's sessions may expire soon.
-          clientId: `courier-demo-${namespace ?? 'shared'}-${who}-${suffix}`,
+          // Group members need distinct ids that stay the same when a role process restarts (else it
+          // never sees what its old session queued); the demo's sessions may expire soon.
+          clientId: `courier-demo-${namespace ?? 'shared'}-${who}`,
           sessionExpirySeconds: namespace ? 30 : 3600,
         }),
       cleanup: async () => undefined,
     };
   }
-  const amqp = load(transport) as typeof import('../../adapters/amqp');
+  const amqp = load(transport) as typeof import('courier-bus/amqp');
   const exchange = namespace ? `courier.demo.${namespace}` : 'courier.events';
   const queues = new Set<string>();
   const record = (spec: SubscriptionSpec) => {
     if (spec.group) queues.add(amqp.workQueueName(spec.group, spec.name)).add(amqp.deadQueueName(spec.group, spec.name));
+    // Not its dead letters: `broadcast.<name>.dead` is shared by every run.
+    else if (spec.instance) queues.add(amqp.instanceQueueName(spec.instance, spec.name));
   };
   return {
     transport,
@@ -80,13 +81,13 @@ export function demoEnvironment(transport: TransportName, url: string | undefine
 
 function load(transport: 'amqp' | 'mqtt'): unknown {
   try {
-    return require(`../../adapters/${transport}`);
+    return require(`courier-bus/${transport}`);
   } catch (err) {
     throw new AdapterMissingError(transport, err);
   }
 }
 
-/** Deletes a namespaced run's exchange and group queues (their dead letters included). */
+/** Deletes a namespaced run's exchange, group queues (their dead letters included) and instance queues. */
 async function deleteAmqp(url: string, exchange: string, queues: string[]): Promise<void> {
   const amqplib = require('amqplib') as typeof import('amqplib');
   const conn = await amqplib.connect(url);

@@ -1,6 +1,6 @@
 /** The order service's messages. */
 import { IsIn, IsInt, Matches, Min } from 'class-validator';
-import { Message } from '../../lib';
+import { Message } from 'courier-bus';
 
 const ID = /^[A-Za-z0-9_.:-]{1,100}$/;
 

@@ -9,7 +9,7 @@
  * (order-store.ts). Each handler is idempotent through the order's state machine: a repeated
  * command or event finds the transition done and publishes nothing new.
  */
-import { Publish, Publisher, RemoteHandlerError, Subscribe, Subscriber } from '../../lib';
+import { Publish, Publisher, RemoteHandlerError, Subscribe, Subscriber } from 'courier-bus';
 import { StockRejected, StockReserved } from '../product-service/messages';
 import { OrderConfirmed, OrderPlaced, OrderRejected, PlaceOrder } from './messages';
 import { Order, OrderStore } from './order-store';

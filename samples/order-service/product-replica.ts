@@ -2,9 +2,12 @@
  * The order service's own copy of the catalog, fed by the product service's events, so that
  * placing an order needs no call to the product service.
  *
- * Every instance keeps a complete replica: the handlers subscribe with `group: null` (a broadcast),
- * so each instance gets every product event, whereas the order saga's handlers (order-service.ts)
- * share the group's work. Events may arrive late, twice or out of order (retries, redeliveries);
+ * Every instance keeps a complete replica: the handlers are instance subscriptions
+ * (`instance: true`, with the bus's `instanceId`), so each instance gets every product event,
+ * whereas the order saga's handlers (order-service.ts) share the group's work. Unlike a plain
+ * broadcast (`group: null`), an instance subscription misses nothing while its connection is cut
+ * or its process restarts with the same instance id: the broker keeps its queue / session for the
+ * bus's `instanceExpiresAfterMs`. Events may arrive late, twice or out of order (retries, redeliveries);
  * each carries the product's version, and a field is replaced only by a newer version, so applying
  * an event again, or an old one after a newer one, changes nothing.
  *
@@ -12,7 +15,7 @@
  * once with ListProducts at start, and, for a product still unknown when an order needs it, by
  * request/reply (GetProduct).
  */
-import { Bus, Subscribe, Subscriber } from '../../lib';
+import { Bus, Subscribe, Subscriber } from 'courier-bus';
 import {
   GetProduct,
   ListProducts,
@@ -41,17 +44,17 @@ export class ProductReplica {
 
   constructor(private readonly bus: Pick<Bus, 'request'>) {}
 
-  @Subscribe(ProductCreated, { group: null })
+  @Subscribe(ProductCreated, { instance: true })
   async onCreated(e: ProductCreated): Promise<void> {
     this.apply(e.productId, e.version, e);
   }
 
-  @Subscribe(ProductPriceChanged, { group: null })
+  @Subscribe(ProductPriceChanged, { instance: true })
   async onPriceChanged(e: ProductPriceChanged): Promise<void> {
     this.apply(e.productId, e.version, { priceCents: e.priceCents });
   }
 
-  @Subscribe(StockChanged, { group: null })
+  @Subscribe(StockChanged, { instance: true })
   async onStockChanged(e: StockChanged): Promise<void> {
     this.apply(e.productId, e.version, { stock: e.stock });
   }

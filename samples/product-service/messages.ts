@@ -5,7 +5,7 @@
  */
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsString, Matches, Max, Min, ValidateNested } from 'class-validator';
-import { Message } from '../../lib';
+import { Message } from 'courier-bus';
 
 const ID = /^[A-Za-z0-9_.:-]{1,100}$/;
 

@@ -11,7 +11,7 @@
  * State changes are synchronous (no await between the check and the write), so concurrent
  * deliveries of one message cannot both pass the check.
  */
-import { MessageContext, Publish, RejectMessageError, Publisher, Subscribe, Subscriber } from '../../lib';
+import { MessageContext, Publish, RejectMessageError, Publisher, Subscribe, Subscriber } from 'courier-bus';
 import { OrderPlaced } from '../order-service/messages';
 import {
   ChangePrice,

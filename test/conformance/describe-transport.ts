@@ -2,7 +2,7 @@
  * The conformance suite: one set of tests that every transport adapter runs. An adapter is ready
  * when it passes. Capabilities that only some adapters have (weighted consumers, mandatory
  * publish) are proven in that adapter's own specs; a handler that needs one its transport lacks is
- * refused by the bus at start-up (test/startup.spec.ts).
+ * refused by the bus at start-up (test/core/startup.spec.ts).
  *
  * Every test uses fresh topic and group names, and calls `target.purge` for every subscription it
  * made, so runs against a shared broker leave nothing behind.
@@ -144,6 +144,86 @@ export function describeTransport(name: string, target: ConformanceTarget): void
       }
       for (let i = 0; i < 5; i++) await publisher.publish(message(topic, i));
       await waitFor(() => got[0] === 5 && got[1] === 5, wait, 'both instances to get 5');
+    });
+
+    /** Subscribes `s` on a new transport, recording each delivery's number. */
+    async function consumer(s: SubscriptionSpec): Promise<{ t: Transport; got: number[] }> {
+      const t = await transport();
+      const got: number[] = [];
+      await t.subscribe(s, async (d) => {
+        got.push(n(d));
+        await d.ack();
+      });
+      await t.connect();
+      return { t, got };
+    }
+    const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+    const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+
+    it('plain broadcast: what is published while it is closed is not delivered to it (gone when it closes)', async () => {
+      const topic = uniq('conf.bcgone.');
+      const s = spec({ pattern: topic, name: 'broadcast' });
+      const publisher = await transport();
+      await publisher.connect();
+      const first = await consumer(s);
+      await publisher.publish(message(topic, 0));
+      await waitFor(() => first.got.length === 1, wait, 'the first message');
+      await first.t.close();
+      for (const i of range(1, 6)) await publisher.publish(message(topic, i));
+      const second = await consumer(s);
+      await publisher.publish(message(topic, 6));
+      await waitFor(() => second.got.length >= 1, wait, 'the message published after the return');
+      await sleep(200);
+      assert.deepEqual(sorted(second.got), [6], 'only what was published after it subscribed again');
+    });
+
+    it('instance subscription: what is published while it is closed is delivered when the same instance returns', async () => {
+      const topic = uniq('conf.inst.');
+      const s = spec({ pattern: topic, name: 'replica', instance: uniq('svc.i'), expiresAfterMs: 60_000 });
+      const publisher = await transport();
+      await publisher.connect();
+      const first = await consumer(s);
+      for (const i of range(0, 5)) await publisher.publish(message(topic, i));
+      await waitFor(() => first.got.length === 5, wait, 'the first 5');
+      // A restart: this transport closes, another (a new process) subscribes with the same instance.
+      await first.t.close();
+      for (const i of range(5, 25)) await publisher.publish(message(topic, i));
+      const second = await consumer(s);
+      for (const i of range(25, 30)) await publisher.publish(message(topic, i));
+      await waitFor(() => second.got.length >= 25, wait * 2, 'the 20 published while it was away and 5 after');
+      await sleep(200);
+      assert.deepEqual(sorted(first.got), range(0, 5));
+      assert.deepEqual(sorted(second.got), range(5, 30), 'every message published while it was away, once');
+    });
+
+    it('instance subscriptions of two instances each get every message (a broadcast)', async () => {
+      const topic = uniq('conf.inst2.');
+      const publisher = await transport();
+      await publisher.connect();
+      const a = await consumer(spec({ pattern: topic, name: 'replica', instance: uniq('svc.a'), expiresAfterMs: 60_000 }));
+      const b = await consumer(spec({ pattern: topic, name: 'replica', instance: uniq('svc.b'), expiresAfterMs: 60_000 }));
+      for (const i of range(0, 20)) await publisher.publish(message(topic, i));
+      await waitFor(() => a.got.length >= 20 && b.got.length >= 20, wait, 'both instances to get 20');
+      await sleep(200);
+      assert.deepEqual(sorted(a.got), range(0, 20));
+      assert.deepEqual(sorted(b.got), range(0, 20));
+    });
+
+    it('instance subscription: once unused past expiresAfterMs it is gone, with what waited in it', async () => {
+      const topic = uniq('conf.instexp.');
+      const s = spec({ pattern: topic, name: 'replica', instance: uniq('svc.e'), expiresAfterMs: 1000 });
+      const publisher = await transport();
+      await publisher.connect();
+      const first = await consumer(s);
+      await first.t.close();
+      await publisher.publish(message(topic, 0));
+      // Brokers check expiry on their own clock (Mosquitto about once a second).
+      await sleep(3500);
+      const second = await consumer(s);
+      await publisher.publish(message(topic, 1));
+      await waitFor(() => second.got.length >= 1, wait, 'the message published after the return');
+      await sleep(200);
+      assert.deepEqual(sorted(second.got), [1], 'the expired subscription kept nothing');
     });
 
     it('patterns: * is one segment, # is zero or more', async () => {
@@ -293,6 +373,37 @@ export function describeTransport(name: string, target: ConformanceTarget): void
       assert.ok(dead[0].headers[Headers.id], 'keeps the envelope');
     });
 
+    it('dead letters are kept from the moment the subscription exists: dead-letter first, read later', async () => {
+      const topic = uniq('conf.deadlater.');
+      const s = spec({ pattern: topic, group: uniq('g') });
+      const first = await transport();
+      const deadLettered: string[] = [];
+      await first.subscribe(s, async (d) => {
+        await d.deadLetter({ reason: 'rejected', errorName: 'RejectMessageError', errorMessage: 'no' });
+        deadLettered.push(d.headers[Headers.id]);
+      });
+      await first.connect();
+      const m = message(topic, 5);
+      await first.publish(m);
+      await waitFor(() => deadLettered.length === 1, wait, 'the dead letter');
+      await first.close();
+      const reader = await transport();
+      const dead: Delivery[] = [];
+      await reader.subscribeDeadLetters(s, async (d) => {
+        dead.push(d);
+        await d.ack();
+      });
+      await reader.connect();
+      await waitFor(() => dead.length >= 1, wait, 'the dead letter read after it was made').catch(() => undefined);
+      await sleep(200);
+      assert.equal(dead.length, 1, 'exactly the one dead letter');
+      assert.equal(dead[0].headers[Headers.id], m.headers[Headers.id]);
+      assert.equal(n(dead[0]), 5);
+      assert.equal(dead[0].headers[Headers.deadReason], 'rejected');
+      assert.equal(dead[0].headers[Headers.deadError], 'RejectMessageError');
+      assert.equal(dead[0].headers[Headers.deadMessage], 'no');
+    });
+
     it('prefetch: never more unsettled deliveries than prefetch', async () => {
       const topic = uniq('conf.prefetch.');
       const t = await transport();
@@ -340,6 +451,31 @@ export function describeTransport(name: string, target: ConformanceTarget): void
         name: 'RequestTimeoutError',
       });
       assert.ok(Date.now() - started >= 290);
+    });
+
+    it('a request expires with its timeout: a group member back after it never handles it', async () => {
+      const topic = uniq('conf.expire.');
+      const s = spec({ pattern: topic, group: uniq('g') });
+      const member = await transport();
+      await member.subscribe(s, async (d) => d.ack());
+      await member.connect();
+      await member.close();
+      const client = await transport();
+      await client.connect();
+      await assert.rejects(client.request(message(topic, 1), { timeoutMs: 300 }), { name: 'RequestTimeoutError' });
+      // Past the request's deadline, even rounded up to whole seconds (MQTT 5 Message Expiry Interval).
+      await sleep(1100);
+      await client.publish(message(topic, 2));
+      const back = await transport();
+      const got: number[] = [];
+      await back.subscribe(s, async (d) => {
+        got.push(n(d));
+        await d.ack();
+      });
+      await back.connect();
+      await waitFor(() => got.includes(2), wait, 'the plain message published while the member was away');
+      await sleep(200);
+      assert.deepEqual(got, [2], 'the expired request was not handled');
     });
 
     it('close() twice is safe, and publish after close rejects', async () => {

@@ -11,6 +11,8 @@ export class TcpProxy {
   private readonly pairs = new Set<{ client: net.Socket; upstream: net.Socket; drop: () => void; dead: boolean }>();
   private refusing = false;
   private stalled = false;
+  /** Armed by cutOnClientData(): what to look for in the client's bytes, and how often still. */
+  private trap?: { marker: Buffer; refuseMs: number; left: number };
   /** Connections cut so far. */
   cuts = 0;
   /** Chunks read from clients (on loopback, with Nagle off: about one per socket write of theirs). */
@@ -42,7 +44,15 @@ export class TcpProxy {
         this.sockets.delete(upstream);
         this.pairs.delete(pair);
       };
-      client.on('data', () => void this.clientChunks++);
+      // Registered before pipe(): a chunk that springs the trap is cut before it is forwarded.
+      client.on('data', (chunk: Buffer) => {
+        this.clientChunks++;
+        const trap = this.trap;
+        if (trap && chunk.includes(trap.marker)) {
+          if (--trap.left <= 0) this.trap = undefined;
+          this.cut(trap.refuseMs);
+        }
+      });
       client.on('error', drop).on('close', drop);
       upstream.on('error', drop).on('close', drop);
       // While stalled, a new connection is accepted (and reaches the broker) but carries nothing.
@@ -69,6 +79,20 @@ export class TcpProxy {
       this.refusing = true;
       setTimeout(() => (this.refusing = false), refuseMs).unref();
     }
+  }
+
+  /**
+   * Cuts every connection (as {@link cut}, refusing new ones for `refuseMs`) the moment a client
+   * writes a chunk that contains `marker`, before that chunk reaches the broker: a cut in the
+   * middle of a protocol step, e.g. a queue's declaration or a SUBSCRIBE. `times` traps in a row
+   * (default 1; Infinity: until {@link disarm}).
+   */
+  cutOnClientData(marker: string | Buffer, options: { refuseMs?: number; times?: number } = {}): void {
+    this.trap = { marker: Buffer.from(marker), refuseMs: options.refuseMs ?? 0, left: options.times ?? 1 };
+  }
+
+  disarm(): void {
+    this.trap = undefined;
   }
 
   /**

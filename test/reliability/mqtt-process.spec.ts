@@ -119,6 +119,33 @@ describe('reliability: MQTT consumer processes (own Mosquitto)', function () {
     });
   }
 
+  // Issue 14, point 12. The protection (a stable id, now required for group subscriptions, see
+  // adapters/mqtt/client-id-policy.ts) is case 3 above: SIGKILL, restart under the same id, 0 lost.
+  // This is its negative control: the restart under a new id (what a generated id does) loses.
+  it('12. negative control: a member SIGKILLed and restarted under a new client id never gets what its old session held', async () => {
+    const ledger = new Ledger('mqtt SIGKILL, restart under a new id');
+    const group = uniq('g');
+    const oldId = `${fixture.clientId}:old:${group}`;
+    const newId = `${fixture.clientId}:new:${group}`;
+    memberIds.push(oldId, newId);
+    const first = child(broker.url, group, oldId, 'slow', 20, 20);
+    children.push(first);
+    await waitFor(() => first.out().includes('ready'), 20_000, 'the first consumer');
+    await publish(ledger, 400);
+    await waitFor(() => first.done.length >= 50, 20_000, 'the first consumer to handle 50');
+    first.proc.kill('SIGKILL');
+    await first.exit;
+    const second = child(broker.url, group, newId, 'slow', 1, 50);
+    children.push(second);
+    await waitFor(() => second.out().includes('ready'), 20_000, 'the second consumer');
+    await sleep(3000);
+    for (const id of new Set([...first.done, ...second.done])) ledger.received(id);
+    const f = ledger.report();
+    console.log(`      [mqtt restart under a new id] of 400: lost ${f.lost} (left in the old session)`);
+    assert.ok(f.lost > 0, 'the restart under a new id loses what the old session held');
+    assert.equal(f.unexpected, 0);
+  });
+
   it('7. SIGTERM with handlers in flight: they finish and are acked, exit 0, nothing lost, the rest redelivered', async () => {
     const ledger = new Ledger('mqtt SIGTERM consumer');
     const group = uniq('g');

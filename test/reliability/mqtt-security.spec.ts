@@ -48,7 +48,7 @@ describe('reliability: MQTT security (own Mosquitto)', function () {
       await Promise.all([good.start(), wrong.start()]);
       const ca = fs.readFileSync(certs.ca);
       const attempt = async (url: string, tls?: { ca: Buffer }) => {
-        const t = mqttTransport({ url, tls, connectTimeoutMs: 2000, reconnect: { minMs: 500, maxMs: 500 } });
+        const t = mqttTransport({ url, tls, connectTimeoutMs: 2000, startTimeoutMs: 2000, reconnect: { minMs: 500, maxMs: 500 } });
         const errors: string[] = [];
         t.on('error', (e) => errors.push(e.message));
         const r = await t.connect().then(() => 'connected', (e: Error) => e);

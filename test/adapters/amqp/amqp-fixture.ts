@@ -6,7 +6,7 @@ import type { ChannelModel } from 'amqplib';
 import amqplib from 'amqplib';
 import { SubscriptionSpec } from '../../../lib/transport';
 import { amqpBroker } from '../../helpers/brokers';
-import { deadQueueName, delayQueueName, workQueueName } from '../../../adapters/amqp';
+import { deadQueueName, delayQueueName, instanceQueueName, workQueueName } from '../../../adapters/amqp';
 
 /** Retry delays the specs use; their delay queues are deleted with the subscription's queues. */
 export const SPEC_DELAYS = [0, 50, 100, 200, 500];
@@ -16,16 +16,14 @@ export async function rawConnection(): Promise<ChannelModel> {
   return amqplib.connect(url);
 }
 
-/** Deletes `<group>.<name>`, its `.dead` and its delay queues (broadcast: its `.dead`). */
+/** Deletes `<group>.<name>` (or an instance's `<instance>.<name>`), its `.dead` and its delay queues (broadcast: its `.dead`). */
 export async function deleteQueues(specs: SubscriptionSpec[]): Promise<void> {
   const conn = await rawConnection();
   try {
     for (const s of specs) {
       const names = [deadQueueName(s.group, s.name)];
-      if (s.group) {
-        const q = workQueueName(s.group, s.name);
-        names.push(q, ...SPEC_DELAYS.map((d) => delayQueueName(q, d)));
-      }
+      const q = s.group ? workQueueName(s.group, s.name) : s.instance ? instanceQueueName(s.instance, s.name) : undefined;
+      if (q) names.push(q, ...SPEC_DELAYS.map((d) => delayQueueName(q, d)));
       for (const name of names) {
         // A channel per deletion: deleting is idempotent in RabbitMQ, but a refusal closes the channel.
         const ch = await conn.createChannel();

@@ -5,7 +5,7 @@
  */
 import type { MqttClient } from 'mqtt';
 import { SubscriptionSpec } from '../../../lib/transport';
-import { MqttTransport, MqttTransportOptions, mqttTransport } from '../../../adapters/mqtt';
+import { instanceSessionId, MqttTransport, MqttTransportOptions, mqttTransport } from '../../../adapters/mqtt';
 
 export class MqttFixture {
   private readonly inUse = new Map<string, Set<number>>();
@@ -13,6 +13,10 @@ export class MqttFixture {
   readonly clientId = `courier-test-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
 
   constructor(private readonly url: string, private readonly extra: Partial<MqttTransportOptions> = {}) {}
+
+  private get prefix(): string {
+    return this.extra.prefix ?? 'courier';
+  }
 
   create(options: Partial<MqttTransportOptions> = {}): MqttTransport {
     const mine: Array<[string, number]> = [];
@@ -48,6 +52,8 @@ export class MqttFixture {
   async purge(specs?: SubscriptionSpec[]): Promise<void> {
     const keys = specs?.filter((s) => s.group).map((s) => `:${s.group}:${s.name}:`);
     const ids = [...this.used].filter((id) => !keys || keys.some((k) => id.includes(k)));
+    // Instance subscriptions' sessions are named from their instance (adapters/mqtt/mqtt-mapping.ts).
+    for (const s of specs ?? []) if (!s.group && s.instance) ids.push(instanceSessionId(this.prefix, s.instance, s.name));
     const all = ids.flatMap((id) => [id, `${id}:retry`, `${id}:dead`, `${id}:dead:retry`]);
     await Promise.all(all.map((id) => purgeSession(this.url, id)));
     for (const id of ids) this.used.delete(id);
