@@ -49,7 +49,7 @@ export class Outbox<Tx = unknown> {
   }
 
   /**
-   * Runs `fn` with what @Publish methods publish routed into this outbox with `tx` (call it
+   * Runs `fn` with what `@Publish` methods publish routed into this outbox with `tx` (call it
    * between your BEGIN and COMMIT). `bus.publish` itself is not rerouted.
    */
   within<R>(tx: Tx, fn: () => R): R {
