@@ -1,4 +1,4 @@
-/** Courier's outbox and inbox tables on SQLite (better-sqlite3, version 12). */
+/** Courier's outbox and inbox tables on SQLite, imported as `courier-bus/sqlite`; the app passes its own better-sqlite3 (version 12) database (an optional peer dependency). */
 export { SqliteOutboxStore } from './sqlite-outbox-store';
 export type { SqliteOutboxStoreOptions } from './sqlite-outbox-store';
 export { SqliteInboxStore } from './sqlite-inbox-store';
