@@ -20,6 +20,7 @@ import { OwnMosquitto } from '../test/helpers/own-mosquitto';
 import { Child, ChildResult, withTimeout } from './processes';
 import { median } from './window';
 import { renderTable, Row, Side } from './report';
+import { outboxCase } from './outbox-cases';
 
 interface Options {
   readonly smoke: boolean;
@@ -61,8 +62,8 @@ function parseArgs(argv: string[]): Options {
   };
 }
 
-const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000] };
-const SMOKE = { events: 2_000, rpc1: 200, rpc100: 2_000, mqtt: 2_000, memEvents: 5_000, memRpc: 2_000, bulk: [1_000, 4_000] };
+const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000], outbox: 10_000 };
+const SMOKE = { events: 2_000, rpc1: 200, rpc100: 2_000, mqtt: 2_000, memEvents: 5_000, memRpc: 2_000, bulk: [1_000, 4_000], outbox: 500 };
 const WINDOW = 1000;
 const PREFETCH = 1000;
 /** Case e: a slow consumer, 5 ms per message, 10 at a time (at most ~2,000 messages/s). */
@@ -268,6 +269,29 @@ const backPressure: CaseDef = {
   },
 };
 
+/** Cases f (bench/outbox-cases.ts): outbox publish on each database against a plain bus.publish. */
+function outboxCaseDef(kind: 'plain' | 'postgres' | 'sqlite'): CaseDef {
+  const titles = {
+    plain: 'f AMQP plain bus.publish, 10 in flight (baseline of f)',
+    postgres: 'f outbox on PostgreSQL, 10 transactions at once',
+    sqlite: 'f outbox on SQLite (file, WAL)',
+  };
+  return {
+    id: `f-${kind}`,
+    title: titles[kind],
+    unit: 'msg/s',
+    raw: false,
+    async run(ctx, _side, tag) {
+      const pgUrl = process.env.COURIER_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+      try {
+        return await outboxCase(kind, { amqpUrl: ctx.amqpUrl, pgUrl, n: ctx.sizes.outbox, window: 10, tag });
+      } finally {
+        await cleanAmqp(ctx.amqpUrl, [`${tag}.Sink.on`, `${tag}.Sink.on.dead`], []);
+      }
+    },
+  };
+}
+
 const CASES: CaseDef[] = [
   eventsCase('a', 'a AMQP events, persistent + confirms', 'amqp'),
   rpcCase(1),
@@ -276,6 +300,9 @@ const CASES: CaseDef[] = [
   memoryCase('events'),
   memoryCase('rpc'),
   backPressure,
+  outboxCaseDef('plain'),
+  outboxCaseDef('postgres'),
+  outboxCaseDef('sqlite'),
 ];
 
 function selected(o: Options): CaseDef[] {

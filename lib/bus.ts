@@ -22,7 +22,8 @@ import {
 } from './errors';
 import { Meter, MeteredTransport, MetricsSnapshot } from './meter';
 import { backoffDelay, buildRegistry, HandlerDefinition, unknownKeys } from './registry';
-import { DeadLetterReason, Delivery, Headers, Subscription, Transport } from './transport';
+import { DeadLetterReason, Delivery, Headers, OutgoingMessage, Subscription, Transport } from './transport';
+import { outboxScope } from './outbox/scope';
 
 export interface Logger {
   warn(message: string, fields?: Record<string, unknown>): void;
@@ -76,6 +77,15 @@ export interface BusOptions {
 
 const BUS_KEYS = new Set(['transport', 'source', 'maxMessageBytes', 'shutdownTimeoutMs', 'requestTimeoutMs', 'idempotency', 'meter', 'logger', 'asyncContext', 'instanceId', 'instanceExpiresAfterMs']);
 
+/**
+ * Something that runs with the bus (an outbox relay): started after the transport connected,
+ * stopped before it closes. See {@link Bus.attach}.
+ */
+export interface BusComponent {
+  start(host: { readonly transport: Transport; readonly meter?: Meter; readonly logger: Logger }): Promise<void>;
+  stop(): Promise<void>;
+}
+
 export interface PublishCallOptions {
   readonly mandatory?: boolean;
   /** Extra headers (CloudEvents extensions); the envelope's own attributes cannot be overridden. */
@@ -120,6 +130,7 @@ export class Bus extends EventEmitter {
   private readonly dedupe?: DedupeStore;
   private readonly instances: object[] = [];
   private readonly subscriptions: Subscription[] = [];
+  private readonly components: BusComponent[] = [];
   /** `starting` from start() until it resolves (and for good if it failed); `stopping` from stop() on. */
   private state: 'new' | 'starting' | 'started' | 'stopping' | 'stopped' = 'new';
   private starting?: Promise<void>;
@@ -150,6 +161,13 @@ export class Bus extends EventEmitter {
     return this;
   }
 
+  /** Adds a component started with the bus (after connect) and stopped with it (before close). Before start() only. */
+  attach(component: BusComponent): this {
+    if (this.state !== 'new' || this.starting) throw new CourierError('attach() must be called before start()');
+    this.components.push(component);
+    return this;
+  }
+
   /** Checks everything registered (one StartupError listing every problem), subscribes, connects. */
   start(): Promise<void> {
     if (!this.starting) {
@@ -171,9 +189,12 @@ export class Bus extends EventEmitter {
         configurable: true,
         writable: true,
         value: async (...args: unknown[]) => {
-          if (this.state !== 'started') await this.whenStarted(operation);
+          // Inside outbox.within() the message goes into the caller's transaction, sent by the relay once the bus runs.
+          if (this.state !== 'started' && !outboxScope.getStore()) await this.whenStarted(operation);
           const value = await original.apply(instance, args);
-          await this.publish(pub.payload as PayloadClass, value as never, publishOptions);
+          const outbox = outboxScope.getStore();
+          if (outbox) await outbox.publish(pub.payload as PayloadClass, value, {});
+          else await this.publish(pub.payload as PayloadClass, value as never, publishOptions);
           return value;
         },
       });
@@ -217,6 +238,7 @@ export class Bus extends EventEmitter {
       this.subscriptions.push(await this.transport.subscribe(h.spec, (d) => this.handle(h, d)));
     }
     await this.transport.connect();
+    for (const c of this.components) await c.start({ transport: this.transport, meter: this.meter, logger: this.log });
     // Unless stop() was called meanwhile.
     if (this.state === 'starting') this.state = 'started';
   }
@@ -232,9 +254,7 @@ export class Bus extends EventEmitter {
     // the instance and a suspended frame (each publish in flight is retained that long).
     // With the meter on, its count and the id share one reaction (MeteredTransport.publishThen).
     try {
-      const meta = this.meta(type);
-      const instance = validatePayload(type, meta.type, payload);
-      const message = encode(instance, this.envelope(meta.type, options));
+      const message = this.encodeMessage(type, payload, options);
       const publishOptions = options.mandatory ? MANDATORY : NOT_MANDATORY;
       const metered = this.metered;
       if (metered !== undefined) return metered.publishThen(message, publishOptions, message.headers[Headers.id]);
@@ -242,6 +262,12 @@ export class Bus extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** The message publish() would send (validated, in its envelope), without sending it: what an outbox stores. */
+  encodeMessage<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions = {}): OutgoingMessage {
+    const meta = this.meta(type);
+    return encode(validatePayload(type, meta.type, payload), this.envelope(meta.type, options));
   }
 
   /** Sends a request and resolves to its validated reply. Outside start() and stop() as publish() does. */
@@ -274,6 +300,7 @@ export class Bus extends EventEmitter {
     if (this.state !== 'stopped') this.state = 'stopping';
     this.stopping ??= (async () => {
       await this.starting?.catch(() => undefined);
+      await Promise.all(this.components.map((c) => c.stop().catch((err) => this.log.error('a component failed to stop', { error: describe(err) }))));
       await this.transport.close({ timeoutMs: options.timeoutMs ?? this.options.shutdownTimeoutMs ?? 10_000 });
       this.state = 'stopped';
     })();
@@ -349,6 +376,7 @@ export class Bus extends EventEmitter {
     } catch (err) {
       return this.guard(h, this.deadLetter(h, d, 'invalid', err, envelope.type));
     }
+    if (h.inbox && !d.replyExpected) return this.guard(h, this.processInbox(h, d, envelope, payload));
     if (h.idempotent && !d.replyExpected) return this.guard(h, this.processIdempotent(h, d, cls, envelope, payload));
 
     let result: unknown;
@@ -367,8 +395,8 @@ export class Bus extends EventEmitter {
   }
 
   /** Calls the handler method (inside the message's async context unless that is off). */
-  private call(h: HandlerDefinition, d: Delivery, envelope: Envelope, payload: unknown): unknown {
-    const ctx = new MessageContext(envelope, d.headers, d.redelivered, `${h.spec.group ?? ''}.${h.id}`, d, this);
+  private call(h: HandlerDefinition, d: Delivery, envelope: Envelope, payload: unknown, tx?: unknown): unknown {
+    const ctx = new MessageContext(envelope, d.headers, d.redelivered, `${h.spec.group ?? ''}.${h.id}`, d, this, tx);
     const method = (h.instance as Record<string, (p: unknown, c: MessageContext) => unknown>)[h.method];
     return this.options.asyncContext === false
       ? method.call(h.instance, payload, ctx)
@@ -392,6 +420,22 @@ export class Bus extends EventEmitter {
     } catch (err) {
       return this.failed(h, d, envelope, err);
     }
+    await d.ack();
+  }
+
+  /**
+   * With an inbox: the handler runs inside the inbox's transaction (ctx.tx) that also records
+   * the message id; a message recorded already is acked without calling the handler.
+   */
+  private async processInbox(h: HandlerDefinition, d: Delivery, envelope: Envelope, payload: unknown): Promise<void> {
+    const consumer = `${h.spec.group ?? ''}.${h.id}`;
+    let applied: boolean;
+    try {
+      applied = await h.inbox!.run(consumer, envelope.id, (tx) => this.call(h, d, envelope, payload, tx));
+    } catch (err) {
+      return this.failed(h, d, envelope, err);
+    }
+    this.meter?.inboxHandled(consumer, applied);
     await d.ack();
   }
 

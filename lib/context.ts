@@ -35,6 +35,12 @@ export class MessageContext {
     /** The transport's own delivery (its `raw` is the broker's message): not portable. */
     readonly delivery: Delivery,
     private readonly bus: Bus,
+    /**
+     * The handler's transaction, with an inbox (`@Subscribe(X, { inbox })`): a `pg` client inside
+     * BEGIN, or the better-sqlite3 Database inside BEGIN. Write the effect with it: it commits
+     * with the inbox's record of this message. Undefined without an inbox.
+     */
+    readonly tx?: unknown,
   ) {}
   /** Publishes a message caused by this one: same correlation id and trace, causation id = this id. */
   publish<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions = {}): Promise<string> {

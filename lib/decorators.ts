@@ -5,6 +5,7 @@
  */
 import 'reflect-metadata';
 import type { MessageContext } from './context';
+import type { InboxStore } from './outbox/store';
 
 /** A class decorated with @Message. */
 export type PayloadClass<T = unknown> = new (...args: never[]) => T;
@@ -54,6 +55,11 @@ export interface SubscribeOptions {
   readonly retry?: RetryOptions;
   /** Skip a message whose envelope id this handler already handled (needs the bus's dedupe store). */
   readonly idempotent?: boolean;
+  /**
+   * Handle inside a transaction of this inbox (ctx.tx), which records the message id in the same
+   * transaction: the effect applies once, however often the message comes (docs/consistency.md).
+   */
+  readonly inbox?: InboxStore;
 }
 
 export interface SubscriptionMetadata {

@@ -1,13 +1,13 @@
 /** Courier's public API. Adapters live in adapters/<name> and are imported from there. */
 export { Bus, createBus, consoleLogger, silentLogger } from './bus';
-export type { BusOptions, Logger, PublishCallOptions, RequestOptions, DeadLetterEvent } from './bus';
+export type { BusOptions, BusComponent, Logger, PublishCallOptions, RequestOptions, DeadLetterEvent } from './bus';
 export { Message, Subscriber, Subscribe, Publisher, Publish } from './decorators';
 export type { Handler, PayloadClass, PayloadShape, MessageOptions, SubscribeOptions, SubscriberOptions, RetryOptions, PublishMethodOptions } from './decorators';
 export { MessageContext } from './context';
 export type { Envelope } from './context';
 export * from './errors';
 export { Meter, MeteredTransport, WINDOWS_S } from './meter';
-export type { MetricsSnapshot, TopicMetrics, HandlerMetrics, Rates, Clock, Outcome } from './meter';
+export type { MetricsSnapshot, TopicMetrics, HandlerMetrics, OutboxMetrics, InboxMetrics, Rates, Clock, Outcome } from './meter';
 export { MemoryDedupeStore, RedisDedupeStore } from './dedupe';
 export type { ClaimResult, DedupeStore, RedisLike } from './dedupe';
 export { Headers } from './transport';
@@ -18,3 +18,5 @@ export type { SigningOptions } from './signing';
 export { stopOnSignals } from './shutdown';
 export type { StopOnSignalsOptions } from './shutdown';
 export { TransportWrapper, withDelivery } from './transport-wrapper';
+export { Outbox, createOutbox, OutboxRelay, runRelay, outboxScope } from './outbox';
+export type { OutboxOptions, OutboxPublishOptions, RelayOptions, RelayTarget, OutboxRoute, OutboxStore, InboxStore, OutboxEntry, ClaimedRow, FailedRow, BatchOutcome, OutboxStats } from './outbox';

@@ -98,10 +98,35 @@ export interface HandlerMetrics {
   readonly latencyMs: { p50: number | null; p99: number | null };
 }
 
+/** One outbox table, as its relay (in this process) sees it. */
+export interface OutboxMetrics {
+  /** Rows committed and not yet published (last refresh: every statsEveryMs). */
+  readonly waiting: number;
+  /** Age of the oldest of them, ms; null when none. */
+  readonly oldestAgeMs: number | null;
+  /** Rows given up on (state `dead`). */
+  readonly dead: number;
+  /** Rows this process's relay published (confirmed). */
+  readonly published: number;
+  readonly publishRate: Rates;
+}
+
+/** One inbox consumer (`<group>.<Class.method>`). */
+export interface InboxMetrics {
+  /** Messages whose effect was applied (and recorded). */
+  readonly applied: number;
+  /** Copies skipped: the message was recorded in the inbox already (a duplicate). */
+  readonly skippedDuplicates: number;
+}
+
 export interface MetricsSnapshot {
   readonly at: number;
   readonly topics: Record<string, TopicMetrics>;
   readonly handlers: Record<string, HandlerMetrics>;
+  /** Per outbox table (when an outbox relay reports to this meter). */
+  readonly outbox: Record<string, OutboxMetrics>;
+  /** Per inbox consumer (handlers with an inbox). */
+  readonly inbox: Record<string, InboxMetrics>;
 }
 
 /** @internal */
@@ -121,6 +146,8 @@ export interface HandlerState {
 export class Meter {
   private readonly topics = new Map<string, TopicState>();
   private readonly handlers = new Map<string, HandlerState>();
+  private readonly outboxes = new Map<string, { waiting: number; oldestAgeMs: number | null; dead: number; published: Series }>();
+  private readonly inboxes = new Map<string, { applied: number; skippedDuplicates: number }>();
   constructor(readonly clock: Clock = Date.now) {}
 
   private topic(t: string): TopicState {
@@ -132,6 +159,30 @@ export class Meter {
     let s = this.handlers.get(h);
     if (!s) this.handlers.set(h, (s = { consumed: new Series(), failed: 0, deadLettered: 0, inFlight: 0 }));
     return s;
+  }
+
+  private outbox(name: string) {
+    let o = this.outboxes.get(name);
+    if (!o) this.outboxes.set(name, (o = { waiting: 0, oldestAgeMs: null, dead: 0, published: new Series() }));
+    return o;
+  }
+  /** An outbox relay published (the broker confirmed) one row of `table`. */
+  outboxPublished(table: string): void {
+    this.outbox(table).published.add(this.clock());
+  }
+  /** The relay's latest look at `table`. */
+  outboxStats(table: string, stats: { pending: number; oldestPendingMs: number | null; dead: number }): void {
+    const o = this.outbox(table);
+    o.waiting = stats.pending;
+    o.oldestAgeMs = stats.oldestPendingMs;
+    o.dead = stats.dead;
+  }
+  /** A handler with an inbox applied a message (`applied`) or skipped a duplicate. */
+  inboxHandled(consumer: string, applied: boolean): void {
+    let i = this.inboxes.get(consumer);
+    if (!i) this.inboxes.set(consumer, (i = { applied: 0, skippedDuplicates: 0 }));
+    if (applied) i.applied++;
+    else i.skippedDuplicates++;
   }
 
   published(topic: string): void {
@@ -210,7 +261,13 @@ export class Meter {
         latencyMs: h.consumed.percentiles(now, 60),
       };
     }
-    return { at: now, topics, handlers };
+    const outbox: Record<string, OutboxMetrics> = {};
+    for (const [name, o] of this.outboxes) {
+      outbox[name] = { waiting: o.waiting, oldestAgeMs: o.oldestAgeMs, dead: o.dead, published: o.published.total, publishRate: rates(o.published) };
+    }
+    const inbox: Record<string, InboxMetrics> = {};
+    for (const [name, i] of this.inboxes) inbox[name] = { ...i };
+    return { at: now, topics, handlers, outbox, inbox };
   }
 }
 

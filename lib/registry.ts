@@ -15,6 +15,7 @@ import {
 } from './decorators';
 import { checkPattern, isPattern, matchTopic } from './topic';
 import { SubscriptionSpec, TransportCapabilities } from './transport';
+import type { InboxStore } from './outbox/store';
 
 export interface HandlerDefinition {
   readonly instance: object;
@@ -27,6 +28,7 @@ export interface HandlerDefinition {
   readonly filter?: RegExp;
   readonly retry: Required<RetryOptions>;
   readonly idempotent: boolean;
+  readonly inbox?: InboxStore;
 }
 
 export interface PublisherDefinition {
@@ -50,7 +52,7 @@ export interface RegistryInput {
 export const DEFAULT_RETRY: Required<RetryOptions> = { attempts: 3, initialDelayMs: 200, factor: 2, maxDelayMs: 30_000 };
 export const DEFAULT_PREFETCH = 10;
 
-const SUBSCRIBE_KEYS = new Set(['pattern', 'filter', 'group', 'prefetch', 'weight', 'retry', 'idempotent', 'instance']);
+const SUBSCRIBE_KEYS = new Set(['pattern', 'filter', 'group', 'prefetch', 'weight', 'retry', 'idempotent', 'instance', 'inbox']);
 const RETRY_KEYS = new Set(['attempts', 'initialDelayMs', 'factor', 'maxDelayMs']);
 const SUBSCRIBER_KEYS = new Set(['group', 'prefetch']);
 const PUBLISH_KEYS = new Set(['mandatory']);
@@ -124,6 +126,7 @@ export function buildRegistry(input: RegistryInput): {
       if (!caps.deadLetter) problems.push(`${id}: the transport cannot dead-letter, so a failing message would be lost`);
       if (group && !caps.competingConsumers) problems.push(`${id}: group "${group}" needs a transport with competing consumers`);
       if (o.idempotent && !input.hasDedupeStore) problems.push(`${id}: idempotent needs the bus's idempotency option`);
+      if (o.inbox !== undefined && typeof (o.inbox as InboxStore)?.run !== 'function') problems.push(`${id}: inbox must be an InboxStore`);
       for (const c of classes.values()) {
         if (messageMetadata(c)?.reply && !caps.requestReply) {
           problems.push(`${id}: ${c.name} is a request, and the transport has no request/reply`);
@@ -140,7 +143,8 @@ export function buildRegistry(input: RegistryInput): {
         classes,
         filter: o.filter,
         retry,
-        idempotent: o.idempotent ?? input.hasDedupeStore,
+        idempotent: o.inbox ? false : o.idempotent ?? input.hasDedupeStore,
+        inbox: o.inbox,
         spec: {
           pattern,
           group,
