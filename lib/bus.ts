@@ -8,8 +8,10 @@ import { EventEmitter } from 'node:events';
 import { decode, encode, EnvelopeInput, parseJson, validatePayload } from './codec';
 import { currentMessage, Envelope, MessageContext } from './context';
 import { DedupeStore, MemoryDedupeStore } from './dedupe';
-import { messageMetadata, PayloadClass, PayloadShape } from './decorators';
+import { messageMetadata, PayloadClass, PayloadShape, publicationsOf } from './decorators';
 import {
+  BusNotStartedError,
+  BusStoppedError,
   CourierError,
   redactSecrets,
   RejectMessageError,
@@ -45,8 +47,13 @@ export interface BusOptions {
   readonly shutdownTimeoutMs?: number;
   /** Default timeout of request(). Default 5 s. */
   readonly requestTimeoutMs?: number;
-  /** Skip messages a handler already handled, by envelope id. */
-  readonly idempotency?: { readonly store?: DedupeStore; readonly ttlMs?: number };
+  /**
+   * Skip messages a handler already handled, by envelope id: the id is claimed before the handler
+   * runs (for `leaseMs`, default 30 s: a claim of a process that died expires after it; keep it
+   * above the handler's longest run), marked done for `ttlMs` (default 24 h) after it succeeded,
+   * released when it failed.
+   */
+  readonly idempotency?: { readonly store?: DedupeStore; readonly ttlMs?: number; readonly leaseMs?: number };
   /** The meter to report to (default: a new one); `false` for none. */
   readonly meter?: Meter | false;
   readonly logger?: Logger;
@@ -104,6 +111,11 @@ export interface DeadLetterEvent {
 }
 
 const SETTLED: Promise<void> = Promise.resolve();
+const DEFAULT_DEDUPE_TTL_MS = 24 * 3600_000;
+const DEFAULT_DEDUPE_LEASE_MS = 30_000;
+/** A copy whose id another holder has claimed polls the store, from the first wait to the longest. */
+const BUSY_FIRST_WAIT_MS = 20;
+const BUSY_LONGEST_WAIT_MS = 1000;
 const DEFAULT_INSTANCE_EXPIRY_MS = 60 * 60_000;
 const MANDATORY = Object.freeze({ mandatory: true });
 const NOT_MANDATORY = Object.freeze({ mandatory: undefined });
@@ -119,7 +131,8 @@ export class Bus extends EventEmitter {
   private readonly instances: object[] = [];
   private readonly subscriptions: Subscription[] = [];
   private readonly components: BusComponent[] = [];
-  private state: 'new' | 'started' | 'stopped' = 'new';
+  /** `starting` from start() until it resolves (and for good if it failed); `stopping` from stop() on. */
+  private state: 'new' | 'starting' | 'started' | 'stopping' | 'stopped' = 'new';
   private starting?: Promise<void>;
   private stopping?: Promise<void>;
   /** One settle-failure logger per handler (not a closure per message). */
@@ -135,10 +148,16 @@ export class Bus extends EventEmitter {
     this.dedupe = options.idempotency ? options.idempotency.store ?? new MemoryDedupeStore() : undefined;
   }
 
-  /** Adds subscriber and publisher instances. Before start() only. */
+  /**
+   * Adds subscriber and publisher instances. Before start() only. Each `@Publish` method becomes
+   * one that publishes what it returns, while the bus runs: called before start() it rejects with
+   * BusNotStartedError, after stop() with BusStoppedError, without running the method; called
+   * while start() runs it waits for it (docs/failure-policy.md).
+   */
   register(...instances: object[]): this {
-    if (this.state !== 'new' || this.starting) throw new CourierError('register() must be called before start()');
+    if (this.state !== 'new') throw new CourierError('register() must be called before start()');
     this.instances.push(...instances);
+    for (const instance of instances) if (instance !== null && typeof instance === 'object') this.wrapPublishers(instance);
     return this;
   }
 
@@ -151,8 +170,52 @@ export class Bus extends EventEmitter {
 
   /** Checks everything registered (one StartupError listing every problem), subscribes, connects. */
   start(): Promise<void> {
-    this.starting ??= this.doStart();
+    if (!this.starting) {
+      if (this.state === 'new') this.state = 'starting';
+      this.starting = this.doStart();
+    }
     return this.starting;
+  }
+
+  /** Replaces each `@Publish` method of `instance` (the registry checks their metadata at start). */
+  private wrapPublishers(instance: object): void {
+    const methods = instance as Record<string, (...a: unknown[]) => unknown>;
+    for (const pub of publicationsOf(instance.constructor)) {
+      const original = methods[pub.method];
+      if (typeof original !== 'function') continue;
+      const operation = `call ${instance.constructor.name}.${pub.method}`;
+      const publishOptions = { mandatory: pub.options.mandatory };
+      Object.defineProperty(instance, pub.method, {
+        configurable: true,
+        writable: true,
+        value: async (...args: unknown[]) => {
+          // Inside outbox.within() the message goes into the caller's transaction, sent by the relay once the bus runs.
+          if (this.state !== 'started' && !outboxScope.getStore()) await this.whenStarted(operation);
+          const value = await original.apply(instance, args);
+          const outbox = outboxScope.getStore();
+          if (outbox) await outbox.publish(pub.payload as PayloadClass, value, {});
+          else await this.publish(pub.payload as PayloadClass, value as never, publishOptions);
+          return value;
+        },
+      });
+    }
+  }
+
+  /**
+   * Resolves once the bus runs (waiting for a start() in progress); rejects with
+   * BusNotStartedError before start() or after a failed one, with BusStoppedError once stop() was called.
+   */
+  private async whenStarted(operation: string): Promise<void> {
+    if (this.state === 'starting') {
+      try {
+        await this.starting;
+      } catch (err) {
+        throw new BusNotStartedError(operation, { cause: err });
+      }
+    }
+    if (this.state === 'started') return;
+    if (this.state === 'new') throw new BusNotStartedError(operation);
+    throw new BusStoppedError(operation);
   }
 
   private async doStart(): Promise<void> {
@@ -171,30 +234,22 @@ export class Bus extends EventEmitter {
     problems.push(...registry.problems);
     if (problems.length) throw new StartupError(problems);
 
-    for (const p of registry.publishers) {
-      const original = (p.instance as Record<string, (...a: unknown[]) => unknown>)[p.method];
-      Object.defineProperty(p.instance, p.method, {
-        configurable: true,
-        writable: true,
-        value: async (...args: unknown[]) => {
-          const value = await original.apply(p.instance, args);
-          const outbox = outboxScope.getStore();
-          if (outbox) await outbox.publish(p.payload, value, {});
-          else await this.publish(p.payload, value as never, { mandatory: p.options.mandatory });
-          return value;
-        },
-      });
-    }
     for (const h of registry.handlers) {
       this.subscriptions.push(await this.transport.subscribe(h.spec, (d) => this.handle(h, d)));
     }
     await this.transport.connect();
     for (const c of this.components) await c.start({ transport: this.transport, meter: this.meter, logger: this.log });
-    this.state = 'started';
+    // Unless stop() was called meanwhile.
+    if (this.state === 'starting') this.state = 'started';
   }
 
-  /** Validates and publishes; resolves once the transport accepted the message. */
+  /**
+   * Validates and publishes; resolves once the transport accepted the message. Before start()
+   * rejects with BusNotStartedError, once stop() was called with BusStoppedError, sending nothing;
+   * while start() runs waits for it.
+   */
   publish<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions = {}): Promise<string> {
+    if (this.state !== 'started') return this.whenStarted('publish').then(() => this.publish(type, payload, options));
     // Not an async function: while the broker confirms, only the id is held, not the message,
     // the instance and a suspended frame (each publish in flight is retained that long).
     // With the meter on, its count and the id share one reaction (MeteredTransport.publishThen).
@@ -215,8 +270,9 @@ export class Bus extends EventEmitter {
     return encode(validatePayload(type, meta.type, payload), this.envelope(meta.type, options));
   }
 
-  /** Sends a request and resolves to its validated reply. */
+  /** Sends a request and resolves to its validated reply. Outside start() and stop() as publish() does. */
   async request<T, R = unknown>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: RequestOptions<R> = {}): Promise<R> {
+    if (this.state !== 'started') await this.whenStarted('request');
     const meta = this.meta(type);
     const message = encode(validatePayload(type, meta.type, payload), this.envelope(meta.type, {}));
     const reply = await this.transport.request(message, { timeoutMs: options.timeoutMs ?? this.options.requestTimeoutMs ?? 5000 });
@@ -238,8 +294,10 @@ export class Bus extends EventEmitter {
   /**
    * Takes no new deliveries, waits for handlers in flight (up to shutdownTimeoutMs), waits for
    * pending publishes, closes the transport. Unfinished deliveries go back to their group. Idempotent.
+   * From the call on, publish(), request() and `@Publish` methods reject with BusStoppedError.
    */
   stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.state !== 'stopped') this.state = 'stopping';
     this.stopping ??= (async () => {
       await this.starting?.catch(() => undefined);
       await Promise.all(this.components.map((c) => c.stop().catch((err) => this.log.error('a component failed to stop', { error: describe(err) }))));
@@ -381,16 +439,31 @@ export class Bus extends EventEmitter {
     await d.ack();
   }
 
-  /** With an idempotency store: skip what this handler handled already, remember what it handles. */
+  /**
+   * With an idempotency store: claim the id before the handler, skip (ack) it when done already,
+   * mark it done after the handler succeeded, release it when the handler failed. A copy that
+   * finds the id claimed by another holder (a duplicate in flight at once) is held and polls until
+   * the holder is done (ack) or released it / its lease expired (handle it); given back when the
+   * bus stops meanwhile. Never acked blindly: the holder may die before it is done.
+   */
   private async processIdempotent(h: HandlerDefinition, d: Delivery, cls: PayloadClass, envelope: Envelope, payload: unknown): Promise<void> {
-    const dedupeKey = `${h.spec.group ?? ''}/${h.id}/${envelope.id}`;
-    if (await this.dedupe!.has(dedupeKey)) return d.ack();
+    const store = this.dedupe!;
+    const key = `${h.spec.group ?? ''}/${h.id}/${envelope.id}`;
+    const leaseMs = this.options.idempotency?.leaseMs ?? DEFAULT_DEDUPE_LEASE_MS;
+    let claim = await store.claim(key, leaseMs);
+    for (let waitMs = BUSY_FIRST_WAIT_MS; claim === 'busy'; waitMs = Math.min(2 * waitMs, BUSY_LONGEST_WAIT_MS)) {
+      if (this.state !== 'started') return d.requeue();
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      claim = await store.claim(key, leaseMs);
+    }
+    if (claim === 'done') return d.ack();
     try {
       await this.call(h, d, envelope, payload);
     } catch (err) {
+      await store.release(key).catch((e: unknown) => this.log.warn(`${h.id}: could not release the dedupe claim (it expires with its lease)`, { id: envelope.id, error: describe(e) }));
       return this.failed(h, d, envelope, err);
     }
-    await this.dedupe!.add(dedupeKey, this.options.idempotency?.ttlMs ?? 24 * 3600_000);
+    await store.complete(key, this.options.idempotency?.ttlMs ?? DEFAULT_DEDUPE_TTL_MS);
     await d.ack();
   }
 

@@ -53,8 +53,8 @@ export class UnknownMessageTypeError extends CourierError {
 /** bus.request() got no reply in time. */
 export class RequestTimeoutError extends CourierError {
   override readonly code = 'REQUEST_TIMEOUT';
-  constructor(readonly messageType: string, readonly timeoutMs: number) {
-    super(`No reply to ${messageType} within ${timeoutMs} ms`);
+  constructor(readonly messageType: string, readonly timeoutMs: number, options?: { cause?: unknown }) {
+    super(`No reply to ${messageType} within ${timeoutMs} ms`, options);
   }
 }
 
@@ -173,6 +173,26 @@ export function brokerAddress(url: string, defaultPort: number): string {
 /** Another client connected with this client's id and took the session (MQTT). */
 export class SessionTakenOverError extends ConnectionError {
   override readonly code = 'SESSION_TAKEN_OVER';
+}
+
+/**
+ * The bus is not started: a publish, request or `@Publish` method called before `bus.start()`
+ * (or after a start that failed, the failure as `cause`). Nothing was sent. One called while
+ * start() runs waits for it instead.
+ */
+export class BusNotStartedError extends CourierError {
+  override readonly code = 'BUS_NOT_STARTED';
+  constructor(readonly operation: string, options?: { cause?: unknown }) {
+    super(`Cannot ${operation}: the bus is not started${options?.cause ? ' (start() failed)' : ''}; await bus.start() first`, options);
+  }
+}
+
+/** `bus.stop()` was called: a publish, request or `@Publish` method called since rejects with it. Nothing was sent. */
+export class BusStoppedError extends CourierError {
+  override readonly code = 'BUS_STOPPED';
+  constructor(readonly operation: string) {
+    super(`Cannot ${operation}: the bus is stopped (bus.stop() was called)`);
+  }
 }
 
 /** Everything wrong with the registered handlers / options, found at start-up, listed at once. */

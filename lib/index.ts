@@ -9,7 +9,7 @@ export * from './errors';
 export { Meter, MeteredTransport, WINDOWS_S } from './meter';
 export type { MetricsSnapshot, TopicMetrics, HandlerMetrics, OutboxMetrics, InboxMetrics, Rates, Clock, Outcome } from './meter';
 export { MemoryDedupeStore, RedisDedupeStore } from './dedupe';
-export type { DedupeStore, RedisLike } from './dedupe';
+export type { ClaimResult, DedupeStore, RedisLike } from './dedupe';
 export { Headers } from './transport';
 export type * from './transport';
 export { matchTopic, isPattern } from './topic';

@@ -25,7 +25,10 @@ export class PendingTable<T extends PendingEntry> {
   private readonly free: number[] = [];
   private seq = 0;
   private count = 0;
-  /** Unref'd: what keeps a process alive while it waits is the connection its requests went out on. */
+  /**
+   * Keeps the process alive while an entry is stored (a caller awaits it: its deadline must come
+   * even when nothing else runs, e.g. on the memory transport), and not once the table is empty.
+   */
   private readonly timer = new DeadlineTimer(() => this.sweep(), { unref: true });
 
   /** `prefix` must not end in a digit; `onExpired` is called for an entry past its deadline, after its removal. */
@@ -45,7 +48,7 @@ export class PendingTable<T extends PendingEntry> {
     else this.slots[slot] = entry;
     entry.slot = slot;
     entry.id = `${this.prefix}${slot}.${++this.seq}`;
-    this.count++;
+    if (this.count++ === 0) this.timer.keepAlive(true);
     this.timer.armBy(entry.deadline);
     return entry.id;
   }
@@ -70,9 +73,9 @@ export class PendingTable<T extends PendingEntry> {
     if (this.slots[entry.slot] !== entry) return false;
     this.slots[entry.slot] = undefined;
     this.free.push(entry.slot);
-    this.count--;
-    // The timer stays armed when the table empties: one request at a time would otherwise cost a
-    // setTimeout and a clearTimeout each. A sweep of an empty table re-arms nothing.
+    // The timer stays armed when the table empties (unref'd): one request at a time would
+    // otherwise cost a setTimeout and a clearTimeout each. A sweep of an empty table re-arms nothing.
+    if (--this.count === 0) this.timer.keepAlive(false);
     return true;
   }
 

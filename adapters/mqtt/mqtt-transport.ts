@@ -47,6 +47,7 @@ import {
   NotConnectedError,
   PublishRejectedError,
   PublishTimeoutError,
+  RequestTimeoutError,
   SessionTakenOverError,
   StartTimeoutError,
   TransportClosedError,
@@ -647,7 +648,8 @@ export class MqttTransport implements Transport {
       correlation,
       expiresAt: Date.now() + options.timeoutMs,
     }).catch((err) => {
-      if (this.pendingRequests.delete(r)) r.reject(err);
+      // The request's publish shares its deadline: not acked by then (the connection is down) is no reply in time.
+      if (this.pendingRequests.delete(r)) r.reject(err instanceof PublishTimeoutError ? new RequestTimeoutError(r.topic, r.timeoutMs, { cause: err }) : err);
     });
     return r.promise;
   }

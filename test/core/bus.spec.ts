@@ -13,7 +13,7 @@ import {
   Subscriber,
   silentLogger,
   Headers,
-  TransportClosedError,
+  BusStoppedError,
   Delivery,
 } from '../../lib';
 import { MemoryBroker, memoryTransport } from '../../adapters/memory';
@@ -413,7 +413,7 @@ describe('bus: graceful shutdown', () => {
     await Promise.all([bus.stop(), bus.stop()]);
     assert.equal(finished, 2, 'the two in flight finished');
     assert.equal(started, 2, 'nothing new was taken');
-    await assert.rejects(bus.publish(OrderPlaced, { orderId: 'late' }), TransportClosedError);
+    await assert.rejects(bus.publish(OrderPlaced, { orderId: 'late' }), BusStoppedError);
     // The three not taken are still there for the next instance of the group.
     let next = 0;
     @Subscriber({ group: 'slow' })

@@ -12,6 +12,7 @@ import { IsInt, IsString } from 'class-validator';
 import { memoryTransport } from '../../adapters/memory';
 import {
   Bus,
+  BusNotStartedError,
   createBus,
   Headers,
   Message,
@@ -205,6 +206,27 @@ for (const kind of ['postgres', 'sqlite'] as DbKind[]) {
       await sleep(150);
       assert.deepEqual(received.map((r) => r.orderId), ['p1']);
       assert.deepEqual((await kit.rows()).map((r) => r.state), ['sent']);
+    });
+
+    it('@Publish inside within(tx) before bus.start() stores its row, sent once the bus runs; outside within() it rejects (BusNotStartedError)', async () => {
+      const Type = Order;
+      @Publisher()
+      class Orders {
+        @Publish(Type)
+        async placed(n: number) {
+          return { orderId: `early${n}`, n };
+        }
+      }
+      const orders = new Orders();
+      const bus = newBus(memoryTransport(), [collector(), orders]);
+      const outbox = createOutbox(bus, kit.outbox, { minPollMs: 20, maxPollMs: 200 });
+      await kit.tx((tx) => outbox.within(tx, () => orders.placed(1)));
+      await assert.rejects(orders.placed(2), BusNotStartedError);
+      assert.equal((await kit.rows()).length, 1);
+      await bus.start();
+      await waitFor(() => received.length === 1, 5000, 'the stored one, once the bus runs');
+      await sleep(150);
+      assert.deepEqual(received.map((r) => r.orderId), ['early1']);
     });
 
     it('keeps per-key order; a failing row holds back its own key only, then goes through; after maxAttempts it is dead', async () => {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { DedupeStore, Headers, RedisDedupeStore } from '../../lib';
+import { ClaimResult, DedupeStore, Headers, RedisDedupeStore } from '../../lib';
 import { amqpBroker } from '../helpers/brokers';
 import { sleep, uniq, waitFor } from '../helpers/wait';
 import { rabbitmqctl } from '../adapters/amqp/amqp-fixture';
@@ -52,13 +52,19 @@ function spawnWorker(env: Record<string, string>): Worker {
 class CountingStore implements DedupeStore {
   hits = 0;
   constructor(private readonly inner: DedupeStore) {}
-  async has(key: string): Promise<boolean> {
-    const r = await this.inner.has(key);
-    if (r) this.hits++;
+  /** Keys found claimed (by the killed worker: its lease had not run out). */
+  readonly busy = new Set<string>();
+  async claim(key: string, leaseMs: number): Promise<ClaimResult> {
+    const r = await this.inner.claim(key, leaseMs);
+    if (r === 'done') this.hits++;
+    if (r === 'busy') this.busy.add(key);
     return r;
   }
-  add(key: string, ttlMs: number): Promise<void> {
-    return this.inner.add(key, ttlMs);
+  complete(key: string, ttlMs: number): Promise<void> {
+    return this.inner.complete(key, ttlMs);
+  }
+  release(key: string): Promise<void> {
+    return this.inner.release(key);
   }
 }
 
@@ -131,7 +137,7 @@ describe('reliability, AMQP: consumer processes killed and stopped', function ()
       onDelivery: (d) => {
         if (d.redelivered) redelivered.add(d.headers[Headers.id]);
       },
-      bus: { idempotency: { store } },
+      bus: { idempotency: { store, leaseMs: 2000 } },
     });
     buses.push(next);
     next.bus.register(new (counterClass(Tick, undefined, { group, prefetch: 100, work: async (t, ctx) => void (await effects.applyOnce(ctx.id, t.n + 1, 'next')) }))());
@@ -149,7 +155,7 @@ describe('reliability, AMQP: consumer processes killed and stopped', function ()
     const reRuns = [...end.calls.values()].reduce((a, n) => a + n - 1, 0);
     console.log(
       `      worker applied ${atKill.applied.size} before SIGKILL; redelivered to the next consumer: ${redelivered.size} ` +
-        `(skipped by the dedupe store: ${store.hits}, handled again: ${redelivered.size - store.hits}); ` +
+        `(skipped by the dedupe store: ${store.hits}, handled again: ${redelivered.size - store.hits}, found claimed by the killed worker and waited for its lease: ${store.busy.size}); ` +
         `handler runs after the effect was applied (crash between effect and dedupe mark), refused by the effect's own key: ${end.guarded}; ` +
         `balance ${end.balance} (expected ${expectedBalance})`,
     );

@@ -5,7 +5,7 @@
  * mode `slow`: handlers take handlerMs, and SIGTERM stops the bus gracefully.
  * With COURIER_REDIS=<run> the bus has the idempotency option with a RedisDedupeStore, and the
  * effect is written with its envelope id in one atomic step (`SET <run>:<id> NX`): the dedupe mark
- * comes after the handler, so a process killed between effect and mark runs the handler again for
+ * (done) comes after the handler, so a process killed between effect and mark runs the handler again for
  * that message (docs/reliability.md, "the exact boundary"); the effect's own key refuses it.
  * Prints `ready`, `start <id>`, `done <id>` (effect applied) and `again <id>` (refused) lines.
  */
@@ -35,7 +35,8 @@ const bus = createBus({
   source: 'rel-mqtt-child',
   logger: silentLogger,
   shutdownTimeoutMs: 5000,
-  ...(store ? { idempotency: { store } } : {}),
+  // A 2 s lease (handlers take handlerMs): the claims of a SIGKILLed child expire within the spec's wait.
+  ...(store ? { idempotency: { store, leaseMs: 2000 } } : {}),
 });
 bus.register(
   tickSubscriber(
