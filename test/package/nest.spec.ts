@@ -14,7 +14,7 @@
  * the message again). A Courier class with problems fails the app's start with one StartupError.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -146,6 +146,39 @@ describe('courier-bus/nest, installed beside NestJS 11 and 12', function () {
       assert.ok(r.problems.some((p) => /PerRequest.*singleton/.test(p)), JSON.stringify(r.problems));
       assert.ok(r.problems.some((p) => /Orphan has @Subscribe methods but no @Subscriber/.test(p)), JSON.stringify(r.problems));
       assert.ok(r.problems.some((p) => /NotAMessage/.test(p)), JSON.stringify(r.problems));
+    });
+  }
+
+  /** Starts the app in `signal` mode, sends SIGTERM once its slow handler runs; what it printed and how it ended. */
+  function signalled(which: 'nest12' | 'nest11', env: NodeJS.ProcessEnv): Promise<{ lines: string[]; signal: NodeJS.Signals | null; code: number | null }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['out/main.js'], { cwd: dirs[which], env: { ...process.env, ...env, COURIER_NEST_MODE: 'signal' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.stderr.on('data', (d: Buffer) => (err += d));
+      child.stdout.on('data', (d: Buffer) => {
+        out += d;
+        if (out.includes('"slowStarted":true') && !child.killed) child.kill('SIGTERM');
+      });
+      child.on('error', reject);
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        if (!out.includes('"slowStarted":true')) reject(new Error(`the app did not start its slow handler: ${out}\n${err}`));
+        else resolve({ lines: out.trim().split('\n'), signal, code });
+      });
+    });
+  }
+
+  for (const [which, transport] of [['nest12', 'amqp'], ['nest12', 'mqtt'], ['nest11', 'amqp']] as const) {
+    it(`${which} on ${transport}: SIGTERM with enableShutdownHooks stops the bus after the handler in flight, which is acked`, async () => {
+      const env = { ...brokerEnv, COURIER_NEST_TRANSPORT: transport, COURIER_NEST_RUN: `${runId}-${which}-signal` };
+      const r = await signalled(which, env);
+      // Nest re-raises the signal once its hooks ran.
+      assert.equal(r.signal, 'SIGTERM', JSON.stringify(r));
+      assert.deepEqual(JSON.parse(r.lines[r.lines.length - 1]!), { shutdownSignal: 'SIGTERM', slowFinished: true });
+      const recount = lastJson<{ redelivered: number }>((await run(process.execPath, ['out/main.js'], dirs[which], { ...env, COURIER_NEST_MODE: 'recount' }, 30_000)).stdout);
+      assert.equal(recount.redelivered, 0);
     });
   }
 

@@ -11,7 +11,38 @@ import { RefundRequested, SlowJob } from './messages.js';
 import { Ledger, OrderService, SlowWorker } from './services.js';
 import { makeTransport, TRANSPORT } from './transports.js';
 
+const MODE = process.env['COURIER_NEST_MODE'] ?? 'scenario';
+
+/** How many times a new consumer of SlowWorker's subscription gets the slow job within 1.5 s. */
+async function recount(): Promise<number> {
+  if (TRANSPORT === 'memory') return 0;
+  const recountLedger = new Ledger();
+  const bus = createBus({ transport: makeTransport(), source: 'nest-test', shutdownTimeoutMs: 100 });
+  bus.register(new SlowWorker(recountLedger));
+  await bus.start();
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await bus.stop();
+  return recountLedger.entries.filter((e) => e.startsWith('slow started')).length;
+}
+
+/**
+ * `signal`: a handler in flight, then this process waits for the SIGTERM the test sends; Nest's
+ * shutdown hooks (enableShutdownHooks) stop the bus, and Ledger's onApplicationShutdown reports.
+ */
+async function awaitSignal(): Promise<void> {
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
+  moduleRef.enableShutdownHooks();
+  await moduleRef.init();
+  const ledger = moduleRef.get(Ledger);
+  await moduleRef.get(Bus).publish(SlowJob, { jobId: 'j-signal' });
+  await ledger.until('the slow job started', () => ledger.slowStarted);
+  console.log(JSON.stringify({ slowStarted: true }));
+  setTimeout(() => process.exit(3), 30_000);
+}
+
 async function main(): Promise<void> {
+  if (MODE === 'recount') return console.log(JSON.stringify({ redelivered: await recount() }));
+  if (MODE === 'signal') return awaitSignal();
   const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
   moduleRef.enableShutdownHooks();
   await moduleRef.init();
@@ -35,18 +66,8 @@ async function main(): Promise<void> {
   await moduleRef.close();
   const closeMs = Date.now() - closing;
   const finishedBeforeClose = ledger.slowFinished;
-
   // On the broker: a new consumer of the same subscription gets the job again only if it was not acked.
-  let redelivered = 0;
-  if (TRANSPORT !== 'memory') {
-    const recountLedger = new Ledger();
-    const recount = createBus({ transport: makeTransport(), source: 'nest-test', shutdownTimeoutMs: 100 });
-    recount.register(new SlowWorker(recountLedger));
-    await recount.start();
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-    redelivered = recountLedger.entries.filter((e) => e.startsWith('slow started')).length;
-    await recount.stop();
-  }
+  const redelivered = await recount();
 
   console.log(
     JSON.stringify({
@@ -64,7 +85,7 @@ async function main(): Promise<void> {
 }
 
 main().then(
-  () => process.exit(0),
+  () => MODE === 'signal' || process.exit(0),
   (err: unknown) => {
     console.error(err);
     process.exit(1);

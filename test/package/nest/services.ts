@@ -3,19 +3,24 @@
  * constructed by Nest's injector (Ledger by its type: the app is compiled with
  * emitDecoratorMetadata), publishing, subscribing and requesting through one bus.
  */
-import { Controller, Injectable, NotFoundException, OnApplicationBootstrap } from '@nestjs/common';
+import { Controller, Injectable, NotFoundException, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { Bus, Publish, Publisher, Subscribe, Subscriber } from 'courier-bus';
 import { InjectBus } from 'courier-bus/nest';
 import { GetPrice, OrderPlaced, PriceQuote, RefundRequested, RUN, SlowJob, StockReserved } from './messages.js';
 
 /** What happened, for the test's report; `until` waits (bounded) for a condition. */
 @Injectable()
-export class Ledger {
+export class Ledger implements OnApplicationShutdown {
   readonly entries: string[] = [];
   refundAttempts = 0;
   slowStarted = false;
   slowFinished = false;
   readonly slowMs = Number(process.env['COURIER_NEST_SLOW_MS'] ?? '400');
+
+  /** Runs after the bus stopped (CourierModule stops it in onModuleDestroy). */
+  onApplicationShutdown(signal?: string): void {
+    if (signal) console.log(JSON.stringify({ shutdownSignal: signal, slowFinished: this.slowFinished }));
+  }
 
   record(entry: string): void {
     this.entries.push(entry);
