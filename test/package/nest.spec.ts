@@ -92,18 +92,28 @@ describe('courier-bus/nest, installed beside NestJS 11 and 12', function () {
   before(async function () {
     this.timeout(300_000);
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'courier-nest-'));
-    const [amqp, mqtt] = await Promise.all([amqpBroker(), mqttBroker()]);
-    brokerEnv = { COURIER_AMQP_URL: amqp.url, COURIER_MQTT_URL: mqtt.url };
-    const packed = JSON.parse((await run('npm', ['pack', '--json', '--pack-destination', tmp, '--loglevel=error'], ROOT)).stdout) as { filename: string }[];
-    const tarball = path.join(tmp, packed[0]!.filename);
-    const base = [tarball, ...['class-validator', 'class-transformer', 'reflect-metadata'].map(locked)];
+    // The packing (prepack builds dist/) and the installs of everything else run at once; the
+    // tarball is installed last, into projects that have its peers already.
+    const packing = run('npm', ['pack', '--json', '--pack-destination', tmp, '--loglevel=error'], ROOT).then(
+      (r) => path.join(tmp, (JSON.parse(r.stdout) as { filename: string }[])[0]!.filename),
+    );
+    const peers = ['class-validator', 'class-transformer', 'reflect-metadata'].map(locked);
     const clients = ['amqplib', 'mqtt', '@types/node', 'rxjs'].map(locked);
     const nest12 = ['@nestjs/core', '@nestjs/common', '@nestjs/testing'].map(locked);
-    [dirs.nest12, dirs.nest11, dirs.bare] = await Promise.all([
-      project(path.join(tmp, 'nest12'), 'module', [...base, ...clients, ...nest12]),
-      project(path.join(tmp, 'nest11'), 'commonjs', [...base, ...clients, ...NEST_11]),
-      project(path.join(tmp, 'bare'), 'commonjs', base),
+    const [tarball, amqp, mqtt] = await Promise.all([
+      packing,
+      amqpBroker(),
+      mqttBroker(),
+      (async () => {
+        [dirs.nest12, dirs.nest11, dirs.bare] = await Promise.all([
+          project(path.join(tmp, 'nest12'), 'module', [...peers, ...clients, ...nest12]),
+          project(path.join(tmp, 'nest11'), 'commonjs', [...peers, ...clients, ...NEST_11]),
+          project(path.join(tmp, 'bare'), 'commonjs', peers),
+        ]);
+      })(),
     ]);
+    brokerEnv = { COURIER_AMQP_URL: amqp.url, COURIER_MQTT_URL: mqtt.url };
+    await Promise.all(Object.values(dirs).map((dir) => run('npm', ['install', ...NPM_FLAGS, tarball], dir)));
     await Promise.all([compile(dirs.nest12), compile(dirs.nest11)]);
   });
 
