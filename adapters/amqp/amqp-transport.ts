@@ -55,6 +55,7 @@ import {
   decodeTopic,
   deadQueueName,
   delayQueueName,
+  retryDelayTier,
   encodeProperties,
   TOPIC_HEADER,
   workQueueName,
@@ -929,7 +930,7 @@ class AmqpDelivery implements Delivery {
 
   async retry(delayMs: number): Promise<void> {
     if (this.#state !== OPEN) return;
-    const delay = Math.max(0, Math.round(delayMs));
+    const delay = retryDelayTier(delayMs);
     const base = this.#sub.queue!;
     const queue = delayQueueName(base, delay);
     this.#state = SETTLING;

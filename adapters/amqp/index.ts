@@ -1,3 +1,3 @@
 export { AmqpTransport, amqpTransport } from './amqp-transport';
 export type { AmqpTransportOptions } from './amqp-options';
-export { delayQueueName, deadQueueName, workQueueName } from './wire';
+export { delayQueueName, retryDelayTier, deadQueueName, workQueueName } from './wire';
