@@ -240,9 +240,12 @@ describe('amqp wire format, seen by other clients', function () {
     assert.ok(await exists(queue), 'the work queue exists (the check can see queues)');
     const present: string[] = [];
     for (const name of new Set([...candidates, ...rawNames])) if (await exists(name)) present.push(name);
-    const tiers = new Set(Array.from({ length: 31 }, (_, i) => retryDelayTier(10 + i)));
+    // The documented tiers round(2^(k/4)) ms covering 10-40 ms: 9 of them (two doublings), whatever the traffic.
+    const tiers = new Set(Array.from({ length: 9 }, (_, i) => Math.round(2 ** ((Math.ceil(4 * Math.log2(10)) + i) / 4))));
     assert.ok(present.length > 0, 'some delay queue was made');
     assert.ok(present.length <= tiers.size, `at most ${tiers.size} delay queues for delays of 10-40 ms, found ${present.length}: ${present.join(', ')}`);
     for (const name of present) assert.ok(tiers.has(Number(name.split('.').pop())), `${name} is a tier`);
+    const chosen = new Set(Array.from({ length: 31 }, (_, i) => retryDelayTier(10 + i)));
+    assert.deepEqual([...chosen].sort((a, b) => a - b), [...tiers].sort((a, b) => a - b));
   });
 });
