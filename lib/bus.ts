@@ -472,7 +472,7 @@ export class Bus extends EventEmitter {
     if (err instanceof RequeueMessageError) return d.requeue();
     if (d.replyExpected) {
       // The caller is waiting: answer with the error now rather than retry behind its back.
-      await d.reply(errorReply(err, envelope));
+      await d.reply(errorReply(err, envelope, this.options.source));
       return d.ack();
     }
     if (err instanceof RejectMessageError) return this.deadLetter(h, d, 'rejected', err, envelope.type);
@@ -507,7 +507,7 @@ export class Bus extends EventEmitter {
       type,
     };
     if (d.replyExpected && (reason === 'malformed' || reason === 'invalid' || reason === 'unknown-type')) {
-      await d.reply(errorReply(e, { type, id: event.id ?? '', correlationId: d.headers[Headers.correlationid] ?? '' }));
+      await d.reply(errorReply(e, { type, id: event.id ?? '', correlationId: d.headers[Headers.correlationid] ?? '' }, this.options.source));
     }
     this.log.warn(`${h.id}: message dead-lettered (${reason})`, { ...event });
     await d.deadLetter({ reason, errorName: event.errorName, errorMessage: event.errorMessage });
@@ -520,21 +520,24 @@ export function createBus(options: BusOptions): Bus {
   return new Bus(options);
 }
 
-function errorReply(err: unknown, envelope: { type: string; id: string; correlationId: string }) {
+/**
+ * The reply to a request whose handler failed: a message of its own like any other (fresh id,
+ * `source`, `time`, docs/wire-format.md), tied to the request by `correlationid` and `causationid`,
+ * marked by `courierreplyerror`; the body is `{ name, message }` with secrets redacted.
+ */
+function errorReply(err: unknown, envelope: { type: string; id: string; correlationId: string }, source: string) {
   const e = err instanceof Error ? err : new Error(String(err));
-  const body = { name: e.name, message: redactSecrets(e.message) };
-  return {
-    body: Buffer.from(JSON.stringify(body)),
-    headers: {
-      [Headers.specversion]: '1.0',
-      [Headers.id]: `${envelope.id}.error`,
-      [Headers.type]: `${envelope.type}.reply`,
-      [Headers.datacontenttype]: 'application/json',
-      [Headers.correlationid]: envelope.correlationId,
-      [Headers.causationid]: envelope.id,
-      [Headers.replyError]: e.name,
+  const m = encode(
+    { name: e.name, message: redactSecrets(e.message) },
+    {
+      type: `${envelope.type}.reply`,
+      source,
+      correlationId: envelope.correlationId || envelope.id || undefined,
+      causationId: envelope.id || undefined,
+      extraHeaders: { [Headers.replyError]: e.name },
     },
-  };
+  );
+  return { body: m.body, headers: m.headers };
 }
 
 function resolveTo<T>(value: T): () => T {

@@ -61,6 +61,7 @@ import {
   decodeTopic,
   deadQueueName,
   delayQueueName,
+  retryDelayTier,
   encodeProperties,
   instanceQueueName,
   TOPIC_HEADER,
@@ -1037,7 +1038,7 @@ class AmqpDelivery implements Delivery {
 
   async retry(delayMs: number): Promise<void> {
     if (this.#state !== OPEN) return;
-    const delay = Math.max(0, Math.round(delayMs));
+    const delay = retryDelayTier(delayMs);
     const base = this.#sub.queue!;
     const queue = delayQueueName(base, delay);
     this.#state = SETTLING;

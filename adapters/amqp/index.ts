@@ -5,4 +5,4 @@ assertPeerInstalled('amqplib', 'courier-bus/amqp');
 
 export { AmqpTransport, amqpTransport } from './amqp-transport';
 export type { AmqpTransportOptions } from './amqp-options';
-export { delayQueueName, deadQueueName, instanceQueueName, workQueueName } from './wire';
+export { delayQueueName, retryDelayTier, deadQueueName, instanceQueueName, workQueueName } from './wire';

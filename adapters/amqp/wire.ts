@@ -7,6 +7,8 @@ import { Headers, isImpliedHeader, restoreImpliedHeaders } from '../../lib/trans
 
 /** The CloudEvents AMQP binding prefix of application-properties (here: the headers table). */
 export const HEADER_PREFIX = 'cloudEvents_';
+/** The binding's other prefix (AMQP 1.0 style), accepted on input. */
+export const HEADER_PREFIX_COLON = 'cloudEvents:';
 /** Carries the original topic on the copies Courier makes (retry, dead letter): their routing key is a queue name. */
 export const TOPIC_HEADER = 'x-courier-topic';
 /** Ties a mandatory publish to its basic.return. Courier-internal; never shown to handlers. */
@@ -35,12 +37,32 @@ export function deadQueueName(group: string | undefined, name: string): string {
   return group ? `${workQueueName(group, name)}.dead` : `broadcast.${name}.dead`;
 }
 
+/** Delay tiers per doubling of the delay: a tier is at most 2^(1/4) (19 %) longer than the delay asked for. */
+const TIERS_PER_DOUBLING = 4;
+/** The longest `x-message-ttl` RabbitMQ takes (32 bits of milliseconds). */
+const MAX_TTL_MS = 2 ** 32 - 1;
+
 /**
- * The delay queue of one retry delay: `<queue>.retry.<delayMs>`. Server-named queues start with
- * `amq.`, a prefix clients may not declare, so it is dropped.
+ * The delay a retry actually waits: the shortest tier `round(2^(k/4))` ms not shorter than the
+ * delay asked for (0 stays 0). Delay queues are per tier, not per jittered delay, so a
+ * subscription has at most 129 of them whatever the traffic (the default policy: about 9);
+ * the jitter survives as the choice among neighbouring tiers (docs/wire-format.md).
+ */
+export function retryDelayTier(delayMs: number): number {
+  const d = Math.min(MAX_TTL_MS, Math.max(0, Math.ceil(delayMs)));
+  if (d === 0) return 0;
+  let k = Math.ceil(TIERS_PER_DOUBLING * Math.log2(d) - 1e-9);
+  while (Math.round(2 ** (k / TIERS_PER_DOUBLING)) < d) k++;
+  return Math.min(MAX_TTL_MS, Math.round(2 ** (k / TIERS_PER_DOUBLING)));
+}
+
+/**
+ * The delay queue of one retry delay: `<queue>.retry.<tierMs>`, the delay rounded up to its tier
+ * (retryDelayTier). Server-named queues start with `amq.`, a prefix clients may not declare, so
+ * it is dropped.
  */
 export function delayQueueName(queue: string, delayMs: number): string {
-  return `${queue.replace(/^amq\./, '')}.retry.${delayMs}`;
+  return `${queue.replace(/^amq\./, '')}.retry.${retryDelayTier(delayMs)}`;
 }
 
 /** AMQP short strings (message-id, type, app-id, correlation-id) hold at most 255 bytes. */
@@ -77,38 +99,21 @@ function withoutPrefix(key: string): string {
 }
 
 /**
- * Courier headers -> AMQP properties. `datacontenttype` is `content_type`; `id`, `type` and
- * `source` are `message_id`, `type` and `app_id` (the table holds them only when one is longer
- * than a short string's 255 bytes); the implied headers (isImpliedHeader) are left out; every
- * other header is in the `cloudEvents_` table. Each table entry costs amqplib's generic encoder
- * (and the consumer's decoder) more than a property: leaving these five out took the table from
- * seven entries to two and raised AMQP event throughput by a tenth (docs/benchmarks.md).
+ * Courier headers -> AMQP properties, following the CloudEvents AMQP binding: every attribute but
+ * `datacontenttype` (the `content_type` property) is in the `cloudEvents_` table, `id`, `type` and
+ * `source` included (the binding requires them there); those three are also copied to
+ * `message_id`, `type` and `app_id` (when they fit a short string) for plain AMQP tools. The
+ * implied headers (isImpliedHeader: attempt 1, correlation id = id) are left out.
  */
 export function encodeProperties(
   headers: Readonly<Record<string, string>>,
   extraTable?: Record<string, string>,
 ): Options.Publish {
   const table: Record<string, string> = {};
-  const messageId = shortstr(headers[Headers.id]);
-  const type = shortstr(headers[Headers.type]);
-  const appId = shortstr(headers[Headers.source]);
   for (const key in headers) {
     if (!Object.hasOwn(headers, key)) continue;
     const value = headers[key];
-    if (isImpliedHeader(key, value, headers)) continue;
-    switch (key) {
-      case Headers.datacontenttype:
-        continue;
-      case Headers.id:
-        if (messageId !== undefined) continue;
-        break;
-      case Headers.type:
-        if (type !== undefined) continue;
-        break;
-      case Headers.source:
-        if (appId !== undefined) continue;
-        break;
-    }
+    if (key === Headers.datacontenttype || isImpliedHeader(key, value, headers)) continue;
     table[withPrefix(key)] = value;
   }
   if (extraTable !== undefined) Object.assign(table, extraTable);
@@ -116,10 +121,10 @@ export function encodeProperties(
     persistent: true,
     contentType: shortstr(headers[Headers.datacontenttype]),
     headers: table,
-    messageId,
+    messageId: shortstr(headers[Headers.id]),
     correlationId: shortstr(headers[Headers.correlationid]),
-    type,
-    appId,
+    type: shortstr(headers[Headers.type]),
+    appId: shortstr(headers[Headers.source]),
     timestamp: timestampOf(headers[Headers.time]),
   };
 }
@@ -156,7 +161,7 @@ export function fieldToString(value: unknown): string {
 }
 
 /**
- * AMQP properties -> Courier headers. The `cloudEvents_` table wins; the plain properties fill
+ * AMQP properties -> Courier headers. The `cloudEvents_` (or `cloudEvents:`) table entries win; the plain properties fill
  * what it lacks, so a message from a plain AMQP client still has an id, a type and a content type.
  * Other table entries are kept as they are, except RabbitMQ's and Courier's `x-` bookkeeping.
  * No attempt count means the first attempt, no correlation id the id. Never throws.
@@ -171,7 +176,9 @@ export function decodeHeaders(props: Partial<MessageProperties> | undefined): Re
       if (!Object.hasOwn(table, key)) continue;
       const value = table[key];
       if (value === undefined || value === null) continue;
-      if (key.startsWith(HEADER_PREFIX)) out[withoutPrefix(key)] = typeof value === 'string' ? value : fieldToString(value);
+      if (key.startsWith(HEADER_PREFIX) || key.startsWith(HEADER_PREFIX_COLON)) {
+        out[withoutPrefix(key)] = typeof value === 'string' ? value : fieldToString(value);
+      }
       else if (!key.startsWith('x-')) (plain ??= []).push(key);
     }
     if (plain !== undefined) {

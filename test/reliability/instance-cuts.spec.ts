@@ -74,6 +74,33 @@ async function drain(ledger: Ledger, timeoutMs: number): Promise<void> {
   await sleep(300); // late redeliveries count as duplicates
 }
 
+interface CutRun {
+  f: ReturnType<Ledger['report']>;
+  failed: number;
+  cuts: number;
+  reconnects: number;
+}
+
+/** The protected case and its negative control, the same for every transport. */
+function cutCases(run: (instance: boolean) => Promise<CutRun>): void {
+  it(`${TOTAL} events, ${CUTS} cuts of the replica's connection: an instance subscription misses 0`, async () => {
+    const { f, failed, cuts, reconnects } = await run(true);
+    assert.equal(failed, 0);
+    assert.equal(f.confirmed, TOTAL);
+    assert.equal(cuts, CUTS);
+    assert.ok(reconnects >= 1, `the consumer reconnected (${reconnects})`);
+    assert.equal(f.lost, 0, 'no event missed');
+    assert.equal(f.unexpected, 0);
+  });
+
+  it('negative control: a plain broadcast through the same cuts misses events, and the ledger sees it', async () => {
+    const { f, cuts } = await run(false);
+    assert.equal(cuts, CUTS);
+    assert.equal(f.unexpected, 0);
+    assert.ok(f.lost > 0, `the checker sees the loss (lost ${f.lost})`);
+  });
+}
+
 describe('reliability: instance subscriptions through connection cuts', function () {
   this.timeout(60_000);
 
@@ -121,22 +148,7 @@ describe('reliability: instance subscriptions through connection cuts', function
       return { f: ledger.report(), failed, cuts: proxy.cuts, reconnects: consumer.reconnects() };
     }
 
-    it(`${TOTAL} events, ${CUTS} cuts of the replica's connection: an instance subscription misses 0`, async () => {
-      const { f, failed, cuts, reconnects } = await run(true);
-      assert.equal(failed, 0);
-      assert.equal(f.confirmed, TOTAL);
-      assert.equal(cuts, CUTS);
-      assert.ok(reconnects >= 1, `the consumer reconnected (${reconnects})`);
-      assert.equal(f.lost, 0, 'no event missed');
-      assert.equal(f.unexpected, 0);
-    });
-
-    it('negative control: a plain broadcast through the same cuts misses events, and the ledger sees it', async () => {
-      const { f, cuts } = await run(false);
-      assert.equal(cuts, CUTS);
-      assert.equal(f.unexpected, 0);
-      assert.ok(f.lost > 0, `the checker sees the loss (lost ${f.lost})`);
-    });
+    cutCases((instance) => run(instance));
   });
 
   describe('MQTT (own Mosquitto)', () => {
@@ -186,21 +198,6 @@ describe('reliability: instance subscriptions through connection cuts', function
       return { f: ledger.report(), failed, cuts: proxy.cuts, reconnects: connects - started };
     }
 
-    it(`${TOTAL} events, ${CUTS} cuts of the replica's connections: an instance subscription misses 0`, async () => {
-      const { f, failed, cuts, reconnects } = await run(true);
-      assert.equal(failed, 0);
-      assert.equal(f.confirmed, TOTAL);
-      assert.equal(cuts, CUTS);
-      assert.ok(reconnects >= 1, `the consumer reconnected (${reconnects})`);
-      assert.equal(f.lost, 0, 'no event missed');
-      assert.equal(f.unexpected, 0);
-    });
-
-    it('negative control: a plain broadcast through the same cuts misses events, and the ledger sees it', async () => {
-      const { f, cuts } = await run(false);
-      assert.equal(cuts, CUTS);
-      assert.equal(f.unexpected, 0);
-      assert.ok(f.lost > 0, `the checker sees the loss (lost ${f.lost})`);
-    });
+    cutCases((instance) => run(instance));
   });
 });

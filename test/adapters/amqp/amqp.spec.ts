@@ -251,8 +251,12 @@ describe('amqp adapter', function () {
       assert.equal(props.headers.cloudEvents_specversion, '1.0');
       assert.equal(props.headers.cloudEvents_time, '2024-05-01T10:00:00.000Z');
       assert.equal(props.headers.cloudEvents_correlationid, 'corr');
-      // Carried by the properties only: no copy in the table, and the first attempt is implied.
-      for (const k of ['cloudEvents_id', 'cloudEvents_type', 'cloudEvents_source', 'cloudEvents_courierattempt', 'cloudEvents_datacontenttype']) {
+      // The CloudEvents AMQP binding requires id, type and source in the table (the properties are copies).
+      assert.equal(props.headers.cloudEvents_id, `${topic}-1`);
+      assert.equal(props.headers.cloudEvents_type, topic);
+      assert.equal(props.headers.cloudEvents_source, 'amqp.spec');
+      // datacontenttype is content_type only, and the first attempt is implied.
+      for (const k of ['cloudEvents_courierattempt', 'cloudEvents_datacontenttype']) {
         assert.equal(props.headers[k], undefined, k);
       }
     });
