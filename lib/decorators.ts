@@ -157,6 +157,15 @@ export function subscriberMetadata(cls: Function): SubscriberOptions | undefined
 export function publisherMetadata(cls: Function): boolean {
   return Reflect.getMetadata(PUBLISHER, cls) === true;
 }
+/**
+ * Whether `cls` is something `bus.register()` takes: a class with `@Subscriber`, `@Publisher`,
+ * `@Subscribe` or `@Publish` (its own or inherited). What a framework's discovery (the Nest
+ * module, courier-bus/nest) uses to find handler classes without knowing the metadata keys.
+ */
+export function isCourierClass(cls: unknown): boolean {
+  if (typeof cls !== 'function') return false;
+  return !!subscriberMetadata(cls) || publisherMetadata(cls) || subscriptionsOf(cls).length > 0 || publicationsOf(cls).length > 0;
+}
 /** Subscriptions of a class and of the classes it extends. */
 export function subscriptionsOf(cls: Function): SubscriptionMetadata[] {
   return collect<SubscriptionMetadata>(SUBSCRIPTIONS, cls);

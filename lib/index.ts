@@ -1,7 +1,7 @@
 /** Courier's public API. Adapters live in adapters/<name> and are imported from there. */
 export { Bus, createBus, consoleLogger, silentLogger } from './bus';
 export type { BusOptions, BusComponent, Logger, PublishCallOptions, RequestOptions, DeadLetterEvent } from './bus';
-export { Message, Subscriber, Subscribe, Publisher, Publish } from './decorators';
+export { Message, Subscriber, Subscribe, Publisher, Publish, isCourierClass } from './decorators';
 export type { Handler, PayloadClass, PayloadShape, MessageOptions, SubscribeOptions, SubscriberOptions, RetryOptions, PublishMethodOptions } from './decorators';
 export { MessageContext } from './context';
 export type { Envelope } from './context';
