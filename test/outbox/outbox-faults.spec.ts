@@ -294,7 +294,8 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
   });
 
   it('(6d) three relays on one PostgreSQL table, one SIGKILLed midway: every row published, per-key order kept, duplicates counted; control: hand-written relays duplicate', async function () {
-    this.timeout(90_000);
+    // Two cases, each with waits bounded at 30 s + 20 s + quiet: the sum, not a typical run (6 s).
+    this.timeout(150_000);
     const runCase = async (mode: 'relay' | 'naive-relay') => {
       // The control's hand-written relays are slow (a round trip per row): fewer rows for them.
       const count = mode === 'relay' ? 1000 : 300;
@@ -339,7 +340,9 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
     assert.equal(f.unexpected, 0);
     assert.equal(f.outOfOrder, 0, 'per-key order');
     assert.ok(f.maxCopies <= 2);
-    assert.ok(f.duplicates >= 1 && f.duplicates <= 50, `duplicates: the killed relay's unmarked batch at most (${f.duplicates})`);
+    // The killed relay's unmarked batch goes out again after its lease: at most one batch (50) of
+    // duplicates; none when the kill landed after a batch was marked (seen once in CI).
+    assert.ok(f.duplicates <= 50, `duplicates: the killed relay's unmarked batch at most (${f.duplicates})`);
     const control = await runCase('naive-relay');
     assert.equal(control.lost, 0);
     assert.ok(control.duplicates > f.duplicates, `the hand-written relays duplicate (${control.duplicates} against ${f.duplicates})`);
