@@ -51,7 +51,9 @@ const MAX_TTL_MS = 2 ** 32 - 1;
 export function retryDelayTier(delayMs: number): number {
   const d = Math.min(MAX_TTL_MS, Math.max(0, Math.ceil(delayMs)));
   if (d === 0) return 0;
-  let k = Math.ceil(TIERS_PER_DOUBLING * Math.log2(d) - 1e-9);
+  // Start below the answer: a tier rounds to the nearest millisecond, so the exponent of `d`
+  // itself may already be one tier too high (6 ms is tier 10, round(2^2.5), not tier 11).
+  let k = Math.max(0, Math.floor(TIERS_PER_DOUBLING * Math.log2(d)) - 2);
   while (Math.round(2 ** (k / TIERS_PER_DOUBLING)) < d) k++;
   return Math.min(MAX_TTL_MS, Math.round(2 ** (k / TIERS_PER_DOUBLING)));
 }

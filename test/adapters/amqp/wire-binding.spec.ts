@@ -240,12 +240,33 @@ describe('amqp wire format, seen by other clients', function () {
     assert.ok(await exists(queue), 'the work queue exists (the check can see queues)');
     const present: string[] = [];
     for (const name of new Set([...candidates, ...rawNames])) if (await exists(name)) present.push(name);
-    // The documented tiers round(2^(k/4)) ms covering 10-40 ms: 9 of them (two doublings), whatever the traffic.
-    const tiers = new Set(Array.from({ length: 9 }, (_, i) => Math.round(2 ** ((Math.ceil(4 * Math.log2(10)) + i) / 4))));
+    // The documented tiers round(2^(k/4)) ms covering 10-40 ms (10 of them, 10 ms to 45 ms), whatever the traffic.
+    const tiers = documentedTiers(10, 40);
     assert.ok(present.length > 0, 'some delay queue was made');
     assert.ok(present.length <= tiers.size, `at most ${tiers.size} delay queues for delays of 10-40 ms, found ${present.length}: ${present.join(', ')}`);
     for (const name of present) assert.ok(tiers.has(Number(name.split('.').pop())), `${name} is a tier`);
     const chosen = new Set(Array.from({ length: 31 }, (_, i) => retryDelayTier(10 + i)));
     assert.deepEqual([...chosen].sort((a, b) => a - b), [...tiers].sort((a, b) => a - b));
   });
+
+  it('a delay tier is its own tier: the delay queue named for a delay has that delay as its TTL', () => {
+    const tiers = documentedTiers(1, 2 ** 22);
+    const sorted = [...tiers].sort((a, b) => a - b);
+    for (let d = 0; d <= 70_000; d++) {
+      const t = retryDelayTier(d);
+      assert.equal(retryDelayTier(t), t, `tier of ${d} ms is ${t} ms, whose own tier must be ${t}`);
+      assert.ok(d === 0 ? t === 0 : tiers.has(t), `${t} ms (for ${d} ms) is a documented tier`);
+      assert.ok(t >= d, `${t} ms is not shorter than ${d} ms`);
+      const shorter = sorted.filter((x) => x < t).pop();
+      assert.ok(d === 0 || shorter === undefined || shorter < d, `${t} ms is the shortest tier not shorter than ${d} ms (${shorter} ms is shorter)`);
+      assert.ok(delayQueueName('q', d).endsWith(`.retry.${t}`));
+    }
+  });
 });
+
+/** The documented tiers, computed independently of the adapter: every round(2^(k/4)) ms from the one covering `from` through the first not shorter than `to`. */
+function documentedTiers(from: number, to: number): Set<number> {
+  const all = [...new Set(Array.from({ length: 129 }, (_, k) => Math.round(2 ** (k / 4))))].sort((a, b) => a - b);
+  const last = all.find((t) => t >= to)!;
+  return new Set(all.filter((t) => t >= from && t <= last));
+}
