@@ -23,6 +23,13 @@ import type { Pool } from 'pg';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
+/** `p`, or a rejection naming `what` after `ms`. */
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 interface Child {
   readonly child: ChildProcess;
   readonly ready: Promise<void>;
@@ -307,11 +314,15 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
       const t0 = Date.now();
       let killed: Promise<unknown> = Promise.resolve('none');
       if (mode === 'relay') {
-        // One relay in a child process, SIGKILLed by itself after 300 confirms; two in this process.
-        const child = spawnChild({ OB_MODE: 'relay', OB_DB: 'postgres', OB_WHERE: kit.where, OB_URL: url, OB_TYPE: type, OB_LEASE_MS: 1000, OB_BATCH: 50, OB_KILL_AFTER_CONFIRM: 300 });
+        // One relay in a child process, SIGKILLed by itself after 120 confirms (inside its third
+        // batch of 50, before that batch is marked); two in this process. The child starts first
+        // and so claims well over 120 of the 1000 rows even when it is the slowest of the three
+        // (a CI run where it had to reach 300 saw it never get there and the case hang).
+        const child = spawnChild({ OB_MODE: 'relay', OB_DB: 'postgres', OB_WHERE: kit.where, OB_URL: url, OB_TYPE: type, OB_LEASE_MS: 1000, OB_BATCH: 50, OB_KILL_AFTER_CONFIRM: 120 });
         children.push(child);
-        await child.ready;
-        killed = child.exited.then((e) => e.signal);
+        await withTimeout(child.ready, 20_000, 'the child relay is ready');
+        killed = withTimeout(child.exited.then((e) => e.signal), 40_000, 'the child relay killed itself after 120 confirms');
+        killed.catch(() => undefined); // awaited below, after the waits
         await startRelay(kit);
         await startRelay(kit);
       } else {
@@ -332,6 +343,7 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
       const tSent = Date.now() - t0;
       await tally.quiet();
       const f = tally.figures();
+      if (mode === 'relay') assert.equal(await killed, 'SIGKILL', 'the child relay was SIGKILLed midway');
       console.log(`      [6d ${mode}] ${JSON.stringify(f)}; child relay ended by ${await killed}; relays ready after ${tReady} ms, all received after ${tAll} ms, all marked sent after ${tSent} ms`);
       return f;
     };
