@@ -6,10 +6,10 @@ const path = require('node:path');
 
 let cli;
 try {
-  cli = require('../dist/samples/cli.js');
+  cli = require('../dist/cli/index.js');
 } catch (err) {
-  if (err && err.code === 'MODULE_NOT_FOUND' && String(err.message).includes(path.join('dist', 'samples', 'cli.js'))) {
-    console.error('courier: the build is missing (dist/samples/cli.js): run `npm run build` first');
+  if (err && err.code === 'MODULE_NOT_FOUND' && String(err.message).includes(path.join('dist', 'cli', 'index.js'))) {
+    console.error('courier: the build is missing (dist/cli/index.js): run `npm run build` first');
     process.exit(1);
   }
   throw err;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run build` (also run by `prepare` and `prepack`): compiles lib/, adapters/ and samples/
+// `npm run build` (also run by `prepare` and `prepack`): compiles lib/, adapters/, cli/ and samples/
 // (the `courier` command) to CommonJS in dist/ with tsconfig.build.json, then writes an ESM
 // wrapper (index.mjs + index.d.mts) beside each entry point of the package's `exports`.
 //

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { DemoOptions, DemoSummary, runDemo } from '../../samples/demo/run-demo';
-import { main } from '../../samples/cli';
+import { main } from '../../cli';
 import { amqpBroker, mqttBroker } from '../helpers/brokers';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'courier.js');
@@ -92,10 +92,21 @@ describe('courier demo', function () {
         const stdout = sink();
         const stderr = sink();
         assert.equal(await main(args, { stdout, stderr } as never), 2);
-        assert.match(stderr.text, /^courier: .+\n\nUsage: courier demo/);
+        // A bad demo option gets the demo's usage; no or an unknown command the overview.
+        assert.match(stderr.text, args[0] === 'demo' ? /^courier: .+\n\nUsage: courier demo/ : /^courier: .+\n\nUsage: courier <command>[^]*\n  demo /);
         assert.equal(stdout.text, '');
       });
     }
+
+    it('courier --help lists the commands; courier demo --help prints the demo usage on stdout, status 0', async () => {
+      for (const [args, usage] of [[['--help'], /^Usage: courier <command>[^]*\n  demo /], [['demo', '--help'], /^Usage: courier demo/]] as const) {
+        const stdout = sink();
+        const stderr = sink();
+        assert.equal(await main(args, { stdout, stderr } as never), 0);
+        assert.match(stdout.text, usage);
+        assert.equal(stderr.text, '');
+      }
+    });
   });
 
   for (const [transport, broker] of [

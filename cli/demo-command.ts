@@ -1,12 +1,12 @@
 /**
- * The `courier` command line (bin/courier.js runs its build, dist/samples/cli.js). The demo and
- * with it Courier and class-validator load only when a demo runs: `--help` and `--version` stay fast.
+ * `courier demo`: the order and product services of samples/ with a driver and the invariant
+ * checks. The demo and with it Courier and class-validator load only when a demo runs.
  */
 import { parseArgs as parseNodeArgs } from 'node:util';
-import type { DemoOptions, DemoSummary } from './demo/run-demo';
+import type { DemoOptions, DemoSummary } from '../samples/demo/run-demo';
+import { CommandIO, UsageError } from './command';
 
 export const USAGE = `Usage: courier demo [options]
-       courier --help | --version
 
 Runs the product and order services and drives orders through them, then checks the invariants.
 
@@ -24,12 +24,9 @@ Options:
   --json                         print the summary as one JSON object on stdout
   --verbose                      log the services' warnings (retries, dead letters) on stderr
   --help, -h                     this text
-  --version                      the installed version of Courier
 
 Exit status: 0 when every invariant holds, 1 when one fails or the run fails, 2 for bad usage.
 `;
-
-export class UsageError extends Error {}
 
 const OPTIONS = {
   transport: { type: 'string' },
@@ -44,15 +41,10 @@ const OPTIONS = {
   faults: { type: 'boolean' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean' },
 } as const;
 
-/** The command line as options, `'help'` or `'version'`; throws {@link UsageError} for bad usage. */
-export function parseArgs(argv: readonly string[]): DemoOptions | 'help' | 'version' {
-  const [command, ...rest] = argv;
-  if (command === '--help' || command === '-h' || command === 'help') return 'help';
-  if (command === '--version') return 'version';
-  if (command !== 'demo') throw new UsageError(command ? `unknown command "${command}"` : 'no command given');
+/** `courier demo`'s arguments (after the command name) as options, or `'help'`; throws {@link UsageError} for bad usage. */
+export function parseArgs(rest: readonly string[]): DemoOptions | 'help' {
   let values: ReturnType<typeof parseNodeArgs<{ options: typeof OPTIONS; args: string[] }>>['values'];
   try {
     ({ values } = parseNodeArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }));
@@ -61,7 +53,6 @@ export function parseArgs(argv: readonly string[]): DemoOptions | 'help' | 'vers
     throw new UsageError((err as Error).message);
   }
   if (values.help) return 'help';
-  if (values.version) return 'version';
   const transport = values.transport ?? 'memory';
   if (transport !== 'memory' && transport !== 'amqp' && transport !== 'mqtt') throw new UsageError(`--transport must be memory, amqp or mqtt, not "${transport}"`);
   const role = values.role;
@@ -91,16 +82,11 @@ function integer(raw: string | undefined, name: string, fallback: number, min: n
   return Number(raw);
 }
 
-/** The installed package's version (its package.json, found by the package's own name). */
-export function version(): string {
-  return (require('courier-bus/package.json') as { version: string }).version;
-}
-
-/** Runs the command line; resolves to the exit status. */
-export async function main(argv: readonly string[], io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
-  let options: DemoOptions | 'help' | 'version';
+/** Runs `courier demo` with its arguments; resolves to the exit status. */
+export async function run(args: readonly string[], io: CommandIO): Promise<number> {
+  let options: DemoOptions | 'help';
   try {
-    options = parseArgs(argv);
+    options = parseArgs(args);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     io.stderr.write(`courier: ${err.message}\n\n${USAGE}`);
@@ -110,12 +96,8 @@ export async function main(argv: readonly string[], io = { stdout: process.stdou
     io.stdout.write(USAGE);
     return 0;
   }
-  if (options === 'version') {
-    io.stdout.write(`${version()}\n`);
-    return 0;
-  }
-  const { formatSummary, runDemo } = await import('./demo/run-demo');
-  const { AdapterMissingError } = await import('./demo/transports');
+  const { formatSummary, runDemo } = await import('../samples/demo/run-demo');
+  const { AdapterMissingError } = await import('../samples/demo/transports');
   const stopSignal = new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

@@ -1,0 +1,48 @@
+/**
+ * The `courier` command line (bin/courier.js runs its build, dist/cli/index.js): `courier
+ * <command> [options]`. Each command is a module of its own in cli/ (cli/command.ts says what one
+ * is), listed in COMMANDS and loaded only when it runs.
+ */
+import type { Command, CommandIO } from './command';
+
+/** The commands: name, one line for the overview, and how to load the module. */
+export const COMMANDS: Readonly<Record<string, { readonly summary: string; readonly load: () => Promise<Command> }>> = {
+  demo: { summary: 'run the order and product services and check the invariants', load: () => import('./demo-command') },
+};
+
+export const USAGE = `Usage: courier <command> [options]
+       courier <command> --help
+       courier --help | --version
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`)
+  .join('\n')}
+
+Exit status: 0 when the command succeeded, 1 when it failed, 2 for bad usage.
+`;
+
+/** The installed package's version (its package.json, found by the package's own name). */
+export function version(): string {
+  return (require('courier-bus/package.json') as { version: string }).version;
+}
+
+/** Runs the command line; resolves to the exit status. */
+export async function main(argv: readonly string[], io: CommandIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  if (name === '--version') {
+    io.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const entry = name === undefined ? undefined : Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!entry) {
+    io.stderr.write(`courier: ${name ? `unknown command "${name}"` : 'no command given'}\n\n${USAGE}`);
+    return 2;
+  }
+  const command = await entry.load();
+  return command.run(rest, io);
+}
