@@ -20,7 +20,9 @@ import {
   StartupError,
   UnknownMessageTypeError,
 } from './errors';
-import { Meter, MeteredTransport, MetricsSnapshot } from './meter';
+import { BusHealth, HealthError } from './health';
+import { Meter, MeteredTransport, MetricsSnapshot, PublishWaiting } from './meter';
+import type { BusTracing } from './tracing';
 import { backoffDelay, buildRegistry, HandlerDefinition, unknownKeys } from './registry';
 import { DeadLetterReason, Delivery, Headers, OutgoingMessage, Subscription, Transport } from './transport';
 import { outboxScope } from './outbox/scope';
@@ -73,9 +75,14 @@ export interface BusOptions {
   readonly instanceId?: string;
   /** How long the broker keeps an instance subscription while its instance is away. Default 1 hour. */
   readonly instanceExpiresAfterMs?: number;
+  /**
+   * Spans for publishes, deliveries and handler runs: `openTelemetry()` of `courier-bus/otel`
+   * (docs/operations.md), or any {@link BusTracing}. Default none (no cost).
+   */
+  readonly tracing?: BusTracing;
 }
 
-const BUS_KEYS = new Set(['transport', 'source', 'maxMessageBytes', 'shutdownTimeoutMs', 'requestTimeoutMs', 'idempotency', 'meter', 'logger', 'asyncContext', 'instanceId', 'instanceExpiresAfterMs']);
+const BUS_KEYS = new Set(['transport', 'source', 'maxMessageBytes', 'shutdownTimeoutMs', 'requestTimeoutMs', 'idempotency', 'meter', 'logger', 'asyncContext', 'instanceId', 'instanceExpiresAfterMs', 'tracing']);
 
 /**
  * Something that runs with the bus (an outbox relay): started after the transport connected,
@@ -124,7 +131,19 @@ export class Bus extends EventEmitter {
   private readonly transport: Transport;
   /** `transport` when it is the meter's wrapper. */
   private readonly metered?: MeteredTransport;
-  private readonly meter?: Meter;
+  /** The meter this bus reports to (undefined with `meter: false`): what exporters read (courier-bus/prometheus). */
+  readonly meter?: Meter;
+  /** This service's name (the `source` option). */
+  readonly source: string;
+  private readonly tracing?: BusTracing;
+  /** Publishes handed to the transport, not yet settled; and what health() reports besides. */
+  private readonly waiting = new PublishWaiting();
+  private handlerCount = 0;
+  private down = 0;
+  private everConnected = false;
+  private disconnectedAt?: number;
+  private lastError?: HealthError;
+  private failedStart = false;
   private readonly log: Logger;
   private readonly maxBytes: number;
   private readonly dedupe?: DedupeStore;
@@ -140,9 +159,14 @@ export class Bus extends EventEmitter {
 
   constructor(private readonly options: BusOptions) {
     super();
+    this.source = options.source;
     this.meter = options.meter === false ? undefined : options.meter ?? new Meter();
-    this.metered = this.meter ? new MeteredTransport(options.transport, this.meter) : undefined;
-    this.transport = this.metered ?? options.transport;
+    this.tracing = options.tracing;
+    // The tracing wrapper is the inner one: the meter's publishThen goes through it.
+    const base = this.tracing ? this.tracing.wrap(options.transport) : options.transport;
+    this.metered = this.meter ? new MeteredTransport(base, this.meter) : undefined;
+    this.transport = this.metered ?? base;
+    this.watchTransport(options.transport);
     this.log = options.logger ?? consoleLogger;
     this.maxBytes = Math.min(options.maxMessageBytes ?? 1024 * 1024, options.transport.capabilities.maxMessageBytes);
     this.dedupe = options.idempotency ? options.idempotency.store ?? new MemoryDedupeStore() : undefined;
@@ -173,8 +197,48 @@ export class Bus extends EventEmitter {
     if (!this.starting) {
       if (this.state === 'new') this.state = 'starting';
       this.starting = this.doStart();
+      this.starting.catch(() => (this.failedStart = true));
     }
     return this.starting;
+  }
+
+  /** Follows the transport's events for health(). */
+  private watchTransport(t: Transport): void {
+    t.on('connected', () => {
+      this.everConnected = true;
+      if (this.down > 0) this.down--;
+      if (this.down === 0) this.disconnectedAt = undefined;
+    });
+    t.on('disconnected', (info) => {
+      this.down++;
+      this.disconnectedAt ??= Date.now();
+      if (info.error) this.noteError(info.error);
+    });
+    t.on('error', (err) => this.noteError(err));
+  }
+
+  private noteError(err: Error): void {
+    this.lastError = { name: err.name, message: redactSecrets(err.message).slice(0, 1000), at: new Date().toISOString() };
+  }
+
+  /**
+   * Readiness and liveness figures (lib/health.ts; `healthHandler(bus)` serves them over HTTP):
+   * connected, subscriptions attached, publishes waiting for the broker, the last transport error.
+   */
+  health(): BusHealth {
+    const state = this.failedStart ? 'failed' : this.state;
+    const connected = this.everConnected && this.down === 0 && state !== 'stopped';
+    const attached = connected && (state === 'started' || state === 'stopping') ? this.subscriptions.length : 0;
+    return {
+      state,
+      ready: state === 'started' && connected && attached === this.handlerCount,
+      live: state !== 'failed' && state !== 'stopped',
+      connected,
+      ...(this.disconnectedAt !== undefined ? { disconnectedSince: new Date(this.disconnectedAt).toISOString() } : {}),
+      subscriptions: { expected: this.handlerCount, attached },
+      publishesWaiting: this.waiting.count,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
   }
 
   /** Replaces each `@Publish` method of `instance` (the registry checks their metadata at start). */
@@ -234,6 +298,7 @@ export class Bus extends EventEmitter {
     problems.push(...registry.problems);
     if (problems.length) throw new StartupError(problems);
 
+    this.handlerCount = registry.handlers.length;
     for (const h of registry.handlers) {
       this.subscriptions.push(await this.transport.subscribe(h.spec, (d) => this.handle(h, d)));
     }
@@ -257,8 +322,10 @@ export class Bus extends EventEmitter {
       const message = this.encodeMessage(type, payload, options);
       const publishOptions = options.mandatory ? MANDATORY : NOT_MANDATORY;
       const metered = this.metered;
-      if (metered !== undefined) return metered.publishThen(message, publishOptions, message.headers[Headers.id]);
-      return this.transport.publish(message, publishOptions).then(resolveTo(message.headers[Headers.id]));
+      const waiting = this.waiting;
+      if (metered !== undefined) return metered.publishThen(message, publishOptions, message.headers[Headers.id], waiting);
+      waiting.count++;
+      return this.transport.publish(message, publishOptions).then(waiting.resolveTo(message.headers[Headers.id]), waiting.failed);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -398,6 +465,12 @@ export class Bus extends EventEmitter {
   private call(h: HandlerDefinition, d: Delivery, envelope: Envelope, payload: unknown, tx?: unknown): unknown {
     const ctx = new MessageContext(envelope, d.headers, d.redelivered, `${h.spec.group ?? ''}.${h.id}`, d, this, tx);
     const method = (h.instance as Record<string, (p: unknown, c: MessageContext) => unknown>)[h.method];
+    if (this.tracing) {
+      const tracing = this.tracing;
+      return tracing.handler(ctx.subscription, envelope, () =>
+        this.options.asyncContext === false ? method.call(h.instance, payload, ctx) : currentMessage.run(envelope, () => method.call(h.instance, payload, ctx)),
+      );
+    }
     return this.options.asyncContext === false
       ? method.call(h.instance, payload, ctx)
       : currentMessage.run(envelope, () => method.call(h.instance, payload, ctx));
@@ -538,10 +611,6 @@ function errorReply(err: unknown, envelope: { type: string; id: string; correlat
     },
   );
   return { body: m.body, headers: m.headers };
-}
-
-function resolveTo<T>(value: T): () => T {
-  return () => value;
 }
 
 function describe(err: unknown): string {

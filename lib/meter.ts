@@ -327,6 +327,25 @@ class MeteredDelivery implements Delivery {
   }
 }
 
+/**
+ * @internal A count of publishes handed to the transport and not yet settled (the bus's health()),
+ * kept without a closure per publish: `failed` is bound once.
+ */
+export class PublishWaiting {
+  count = 0;
+  readonly failed = (err: unknown): never => {
+    this.count--;
+    throw err;
+  };
+  /** A reaction that counts the publish settled and resolves to `value`. */
+  resolveTo<T>(value: T): () => T {
+    return () => {
+      this.count--;
+      return value;
+    };
+  }
+}
+
 /** A transport that reports to a {@link Meter}; everything else passes through. */
 export class MeteredTransport extends TransportWrapper {
   constructor(inner: Transport, readonly meter: Meter) {
@@ -341,13 +360,21 @@ export class MeteredTransport extends TransportWrapper {
    * @internal publish() resolving to `value` once the transport accepted the message: the bus's
    * publish with one reaction (and one closure) held until the broker confirms, not two.
    */
-  publishThen<T>(message: OutgoingMessage, options: PublishOptions | undefined, value: T): Promise<T> {
+  publishThen<T>(message: OutgoingMessage, options: PublishOptions | undefined, value: T, waiting?: PublishWaiting): Promise<T> {
     const topic = message.topic;
     const meter = this.meter;
+    if (waiting === undefined) {
+      return this.inner.publish(message, options).then(() => {
+        meter.published(topic);
+        return value;
+      });
+    }
+    waiting.count++;
     return this.inner.publish(message, options).then(() => {
+      waiting.count--;
       meter.published(topic);
       return value;
-    });
+    }, waiting.failed);
   }
   override subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     const name = spec.group ? `${spec.group}.${spec.name}` : spec.name;
