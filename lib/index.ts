@@ -18,5 +18,8 @@ export type { SigningOptions } from './signing';
 export { stopOnSignals } from './shutdown';
 export type { StopOnSignalsOptions } from './shutdown';
 export { TransportWrapper, withDelivery } from './transport-wrapper';
+export { healthHandler } from './health';
+export type { BusHealth, HasHealth, HealthError, HealthHandlerOptions } from './health';
+export type { BusTracing } from './tracing';
 export { Outbox, createOutbox, OutboxRelay, runRelay, outboxScope } from './outbox';
 export type { OutboxOptions, OutboxPublishOptions, RelayOptions, RelayTarget, OutboxRoute, OutboxStore, InboxStore, OutboxEntry, ClaimedRow, FailedRow, BatchOutcome, OutboxStats } from './outbox';
