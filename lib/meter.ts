@@ -7,7 +7,8 @@
  *   - time to drain: backlog / (Pd - Ps) when consumption outpaces publishing, else null (never).
  * The clock is injectable so that tests are exact.
  */
-import { DeadLetterInfo, Delivery, DeliveryHandler, OutgoingMessage, PublishOptions, ReceivedMessage, ReplyMessage, Subscription, SubscriptionSpec, Transport } from './transport';
+import { RequestTimeoutError } from './errors';
+import { DeadLetterInfo, Headers, Delivery, DeliveryHandler, OutgoingMessage, PublishOptions, ReceivedMessage, ReplyMessage, Subscription, SubscriptionSpec, Transport } from './transport';
 import { TransportWrapper } from './transport-wrapper';
 
 export type Clock = () => number;
@@ -129,14 +130,29 @@ export interface MetricsSnapshot {
   readonly inbox: Record<string, InboxMetrics>;
 }
 
+/**
+ * Told of each event the meter counts, as it happens: what an exporter that keeps its own
+ * counters and histograms (courier-bus/prometheus) listens to. Listeners must not throw.
+ */
+export interface MeterListener {
+  /** The transport accepted (with confirms: stored) a message of `topic`, `durationMs` after publish() was called. */
+  published?(topic: string, durationMs: number): void;
+  /** A delivery of `topic` to `handler` was settled with `outcome`, `durationMs` after it arrived. */
+  settled?(topic: string, handler: string, durationMs: number, outcome: Outcome): void;
+  /** A request of `topic` ended: a reply (`ok`), an error reply (`error`), a timeout or another failure (`failed`). */
+  requested?(topic: string, durationMs: number, outcome: 'ok' | 'error' | 'timeout' | 'failed'): void;
+}
+
 /** @internal */
 export interface TopicState {
+  readonly name: string;
   published: Series;
   consumed: Series;
   inFlight: number;
 }
 /** @internal */
 export interface HandlerState {
+  readonly name: string;
   consumed: Series;
   failed: number;
   deadLettered: number;
@@ -148,16 +164,27 @@ export class Meter {
   private readonly handlers = new Map<string, HandlerState>();
   private readonly outboxes = new Map<string, { waiting: number; oldestAgeMs: number | null; dead: number; published: Series }>();
   private readonly inboxes = new Map<string, { applied: number; skippedDuplicates: number }>();
+  /** @internal Read by MeteredTransport on each publish: empty unless an exporter listens. */
+  readonly listeners: MeterListener[] = [];
   constructor(readonly clock: Clock = Date.now) {}
+
+  /** Adds a listener of every counted event; returns a function that removes it. */
+  listen(listener: MeterListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
 
   private topic(t: string): TopicState {
     let s = this.topics.get(t);
-    if (!s) this.topics.set(t, (s = { published: new Series(), consumed: new Series(), inFlight: 0 }));
+    if (!s) this.topics.set(t, (s = { name: t, published: new Series(), consumed: new Series(), inFlight: 0 }));
     return s;
   }
   private handler(h: string): HandlerState {
     let s = this.handlers.get(h);
-    if (!s) this.handlers.set(h, (s = { consumed: new Series(), failed: 0, deadLettered: 0, inFlight: 0 }));
+    if (!s) this.handlers.set(h, (s = { name: h, consumed: new Series(), failed: 0, deadLettered: 0, inFlight: 0 }));
     return s;
   }
 
@@ -185,8 +212,11 @@ export class Meter {
     else i.skippedDuplicates++;
   }
 
-  published(topic: string): void {
-    this.topic(topic).published.add(this.clock());
+  /** A message of `topic` was published; `startedAt` (the clock when publish() was called) times it for listeners. */
+  published(topic: string, startedAt?: number): void {
+    const now = this.clock();
+    this.topic(topic).published.add(now);
+    if (this.listeners.length) for (const l of this.listeners) l.published?.(topic, startedAt === undefined ? 0 : now - startedAt);
   }
 
   /** Call when a delivery reaches a handler; call the returned function when it is settled. */
@@ -228,6 +258,7 @@ export class Meter {
     }
     if (outcome !== 'ack') h.failed++;
     if (outcome === 'dead') h.deadLettered++;
+    if (this.listeners.length) for (const l of this.listeners) l.settled?.(t.name, h.name, now - start, outcome);
   }
 
   snapshot(): MetricsSnapshot {
@@ -354,7 +385,8 @@ export class MeteredTransport extends TransportWrapper {
   override publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
     // Only the topic is held until the transport resolves, not the message.
     const topic = message.topic;
-    return this.inner.publish(message, options).then(() => this.meter.published(topic));
+    const start = this.meter.listeners.length ? this.meter.clock() : undefined;
+    return this.inner.publish(message, options).then(() => this.meter.published(topic, start));
   }
   /**
    * @internal publish() resolving to `value` once the transport accepted the message: the bus's
@@ -363,16 +395,17 @@ export class MeteredTransport extends TransportWrapper {
   publishThen<T>(message: OutgoingMessage, options: PublishOptions | undefined, value: T, waiting?: PublishWaiting): Promise<T> {
     const topic = message.topic;
     const meter = this.meter;
+    const start = meter.listeners.length ? meter.clock() : undefined;
     if (waiting === undefined) {
       return this.inner.publish(message, options).then(() => {
-        meter.published(topic);
+        meter.published(topic, start);
         return value;
       });
     }
     waiting.count++;
     return this.inner.publish(message, options).then(() => {
       waiting.count--;
-      meter.published(topic);
+      meter.published(topic, start);
       return value;
     }, waiting.failed);
   }
@@ -383,7 +416,23 @@ export class MeteredTransport extends TransportWrapper {
     return this.inner.subscribe(spec, (d: Delivery) => handler(new MeteredDelivery(d, meter, h)));
   }
   override request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
-    this.meter.published(message.topic);
-    return this.inner.request(message, options);
+    const meter = this.meter;
+    meter.published(message.topic);
+    if (!meter.listeners.length) return this.inner.request(message, options);
+    const topic = message.topic;
+    const start = meter.clock();
+    const tell = (outcome: 'ok' | 'error' | 'timeout' | 'failed') => {
+      for (const l of meter.listeners) l.requested?.(topic, meter.clock() - start, outcome);
+    };
+    return this.inner.request(message, options).then(
+      (reply) => {
+        tell(reply.headers[Headers.replyError] ? 'error' : 'ok');
+        return reply;
+      },
+      (err: unknown) => {
+        tell(err instanceof RequestTimeoutError ? 'timeout' : 'failed');
+        throw err;
+      },
+    );
   }
 }
