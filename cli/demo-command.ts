@@ -4,6 +4,7 @@
  */
 import { parseArgs as parseNodeArgs } from 'node:util';
 import type { DemoOptions, DemoSummary } from '../samples/demo/run-demo';
+import type { Bus } from 'courier-bus';
 import { CommandIO, UsageError } from './command';
 
 export const USAGE = `Usage: courier demo [options]
@@ -23,6 +24,8 @@ Options:
   --faults                       duplicate 20 % of the messages and inject poison messages
   --json                         print the summary as one JSON object on stdout
   --verbose                      log the services' warnings (retries, dead letters) on stderr
+  --metrics-port P               serve the buses' Prometheus metrics on http://127.0.0.1:P/metrics
+                                 (and /ready, /live) while the demo runs (needs prom-client)
   --help, -h                     this text
 
 Exit status: 0 when every invariant holds, 1 when one fails or the run fails, 2 for bad usage.
@@ -40,11 +43,12 @@ const OPTIONS = {
   json: { type: 'boolean' },
   faults: { type: 'boolean' },
   verbose: { type: 'boolean' },
+  'metrics-port': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 /** `courier demo`'s arguments (after the command name) as options, or `'help'`; throws {@link UsageError} for bad usage. */
-export function parseArgs(rest: readonly string[]): DemoOptions | 'help' {
+export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly metricsPort?: number }) | 'help' {
   let values: ReturnType<typeof parseNodeArgs<{ options: typeof OPTIONS; args: string[] }>>['values'];
   try {
     ({ values } = parseNodeArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }));
@@ -73,6 +77,7 @@ export function parseArgs(rest: readonly string[]): DemoOptions | 'help' {
     json: values.json === true,
     faults: values.faults === true,
     verbose: values.verbose === true,
+    metricsPort: values['metrics-port'] === undefined ? undefined : integer(values['metrics-port'], 'metrics-port', 0, 1, 65535),
   };
 }
 
@@ -84,7 +89,7 @@ function integer(raw: string | undefined, name: string, fallback: number, min: n
 
 /** Runs `courier demo` with its arguments; resolves to the exit status. */
 export async function run(args: readonly string[], io: CommandIO): Promise<number> {
-  let options: DemoOptions | 'help';
+  let options: (DemoOptions & { readonly metricsPort?: number }) | 'help';
   try {
     options = parseArgs(args);
   } catch (err) {
@@ -103,15 +108,49 @@ export async function run(args: readonly string[], io: CommandIO): Promise<numbe
     process.once('SIGTERM', resolve);
   });
   let summary: DemoSummary | null;
+  let metrics: { onBuses: (buses: readonly Bus[]) => void; close: () => Promise<void> } | undefined;
   try {
-    summary = await runDemo(options, { ...io, stopSignal });
+    if (options.metricsPort !== undefined) metrics = await serveMetrics(options.metricsPort, io);
+    summary = await runDemo(options, { ...io, stopSignal, onBuses: metrics?.onBuses });
   } catch (err) {
     const e = err as Error;
     io.stderr.write(`courier demo failed: ${e instanceof AdapterMissingError ? e.message : e.stack ?? e.message}\n`);
     if (options.json) io.stdout.write(JSON.stringify({ ok: false, error: e.message }) + '\n');
     return 1;
+  } finally {
+    await metrics?.close();
   }
   if (!summary) return 0;
   io.stdout.write(options.json ? JSON.stringify(summary) + '\n' : formatSummary(summary));
   return summary.ok ? 0 : 1;
+}
+
+/** `--metrics-port`: /metrics (courier-bus/prometheus) and /ready, /live of the demo's buses on 127.0.0.1. */
+async function serveMetrics(port: number, io: CommandIO): Promise<{ onBuses: (buses: readonly Bus[]) => void; close: () => Promise<void> }> {
+  const http = await import('node:http');
+  const { healthHandler } = await import('courier-bus');
+  const { prometheusMetrics } = await import('courier-bus/prometheus');
+  const metrics = prometheusMetrics();
+  const all: Bus[] = [];
+  const metricsHandler = metrics.handler();
+  const health = healthHandler(all);
+  const server = http.createServer((req, res) => {
+    if ((req.url ?? '').startsWith('/metrics')) metricsHandler(req, res);
+    else health(req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  io.stderr.write(`metrics on http://127.0.0.1:${port}/metrics\n`);
+  return {
+    onBuses: (buses) => {
+      for (const b of buses) {
+        if (all.includes(b)) continue;
+        all.push(b);
+        metrics.addBus(b);
+      }
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }

@@ -42,6 +42,8 @@ export interface DemoIo {
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
   /** Resolves when a long-running role should stop (SIGINT / SIGTERM). */
   readonly stopSignal?: Promise<void>;
+  /** Told of the buses this run started, once they run (the CLI's `--metrics-port` reports them). */
+  readonly onBuses?: (buses: readonly Bus[]) => void;
 }
 
 const DUPLICATED_TYPES = new Set([
@@ -75,10 +77,12 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
       if (o.role === 'product') {
         const product = await startProductService({ env, logger, wrap });
         running.push(product);
+        io.onBuses?.(product.buses);
         await seedCatalog(product.service, o.products, random);
         say(io, `product service ready on ${o.transport}: ${o.products} products (group ${env.group('product-service')}). Ctrl-C stops it.`);
       } else {
         running.push(await startOrderInstances({ env, logger, wrap, instances: o.instances, bootstrapTimeoutMs: 3000 }));
+        io.onBuses?.(running[running.length - 1].buses);
         say(io, `${o.instances} order-service instance(s) ready on ${o.transport} (group ${env.group('order-service')}). Ctrl-C stops them.`);
       }
       await (io.stopSignal ?? new Promise<void>(() => undefined));
@@ -100,6 +104,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
     running.push({ buses: [bus], stop: () => bus.stop() });
     let poison = 0;
     const buses = running.flatMap((r) => r.buses);
+    io.onBuses?.(buses);
     const bar = io.stderr.isTTY ? progressBar(io.stderr, o.orders, buses) : undefined;
     const started = performance.now();
     const result = await drive(bus, observer, runId, {

@@ -101,7 +101,7 @@ describe('Prometheus metrics (courier-bus/prometheus)', function () {
         }
         const n = 40;
         for (let i = 1; i <= n; i++) await client.publish(PromJob, { id: `job-${i}`, n: i });
-        for (let i = 1; i <= 3; i++) assert.equal((await client.request(PromSquareRequest, { n: i })).n, i * i);
+        for (let i = 1; i <= 3; i++) assert.equal((await client.request<PromSquareRequest, PromSquare>(PromSquareRequest, { n: i })).n, i * i);
         const poison = n / 4;
         await waitFor(() => handledBy.size === n - poison, 15_000, 'every good job handled');
         // Settles are counted when they happen: wait until both meters saw all n settled.
