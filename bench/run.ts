@@ -227,6 +227,26 @@ function memoryCase(kind: 'events' | 'rpc'): CaseDef {
   };
 }
 
+/**
+ * Cases g: what tracing costs per message on the memory transport (no broker to hide it): the
+ * bus with `tracing: openTelemetry()` against the same bus without tracing (the "raw" column).
+ * `g-otel-off`: no SDK registered (non-recording spans); `g-otel-on`: the SDK records every span.
+ */
+function tracingCase(mode: 'off' | 'on'): CaseDef {
+  return {
+    id: `g-otel-${mode}`,
+    title: mode === 'off' ? 'g memory events, openTelemetry() with no SDK (raw = no tracing)' : 'g memory events, openTelemetry() with the SDK recording (raw = no tracing)',
+    unit: 'msg/s',
+    raw: true,
+    async run(ctx, side, tag) {
+      const n = ctx.sizes.memEvents;
+      const params = { transport: 'memory', source: tag, n, window: WINDOW, prefetch: PREFETCH, warmup: Math.min(500, n / 10), tracing: side === 'raw' ? undefined : mode === 'off' ? 'api' : 'sdk' };
+      const r = await runSingle(ctx, 'courier-memory-events', params);
+      return { rate: rate(r.count, r.first, r.last), p50: r.p50, p99: r.p99, rssMb: r.peakRssMb, detail: {} };
+    },
+  };
+}
+
 const backPressure: CaseDef = {
   id: 'e',
   title: 'e back-pressure, 16 KiB into a slow consumer',
@@ -299,6 +319,8 @@ const CASES: CaseDef[] = [
   eventsCase('c', 'c MQTT events, QoS 1', 'mqtt'),
   memoryCase('events'),
   memoryCase('rpc'),
+  tracingCase('off'),
+  tracingCase('on'),
   backPressure,
   outboxCaseDef('plain'),
   outboxCaseDef('postgres'),

@@ -24,7 +24,24 @@ function transport(p: ChildIo['params'], shared?: MemoryTransport): Transport {
 }
 
 function bus(p: ChildIo['params'], t: Transport = transport(p)): Bus {
-  return createBus({ transport: t, source: p.source, logger: silentLogger, requestTimeoutMs: 60_000 });
+  return createBus({ transport: t, source: p.source, logger: silentLogger, requestTimeoutMs: 60_000, tracing: tracing(p.tracing) });
+}
+
+/**
+ * Case g: `api` is `tracing: openTelemetry()` with no SDK registered (what an app that installed
+ * the API but exports nothing pays); `sdk` registers the Node SDK with a batch processor whose
+ * exporter drops the spans (every span recorded, nothing sent).
+ */
+function tracing(mode: 'api' | 'sdk' | undefined) {
+  if (!mode) return undefined;
+  const { openTelemetry } = require('../../adapters/otel') as typeof import('../../adapters/otel');
+  if (mode === 'sdk') {
+    const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node') as typeof import('@opentelemetry/sdk-trace-node');
+    const { BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
+    const drop = { export: (_spans: unknown[], done: (r: { code: number }) => void) => done({ code: 0 }), shutdown: async () => undefined };
+    new NodeTracerProvider({ spanProcessors: [new BatchSpanProcessor(drop, { maxQueueSize: 100_000, maxExportBatchSize: 4096 })] }).register();
+  }
+  return openTelemetry();
 }
 
 interface Sink {
