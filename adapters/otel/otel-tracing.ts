@@ -67,7 +67,9 @@ export function openTelemetry(options: OpenTelemetryOptions = {}): BusTracing {
     handler(subscription, envelope, run) {
       const parent = context.active();
       const span = getTracer().startSpan(`process ${envelope.type}`, { kind: SpanKind.CONSUMER }, parent);
-      if (span.isRecording()) {
+      // Not recording (no SDK, or sampled out): nothing to end or note; the context still flows.
+      if (!span.isRecording()) return isSpanContextValid(span.spanContext()) ? context.with(trace.setSpan(parent, span), run) : run();
+      {
         span.setAttributes({
           ...messageAttributes(system, envelope.type, envelope.id, envelope.correlationId),
           'messaging.operation.type': 'process',
@@ -184,7 +186,9 @@ export class OtelTracingTransport extends TransportWrapper {
 
   override publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
     const span = this.tracer().startSpan(`publish ${message.topic}`, { kind: SpanKind.PRODUCER }, publishParent(message.headers));
-    if (span.isRecording()) {
+    // Not recording: no span to end, the context (a sampled-out one, or the incoming one) goes on the wire as is.
+    if (!span.isRecording()) return this.inner.publish(inject(message, span), options);
+    {
       span.setAttributes({
         ...messageAttributes(this.system, message.topic, message.headers[Headers.id], message.headers[Headers.correlationid]),
         'messaging.operation.type': 'send',
@@ -237,7 +241,8 @@ export class OtelTracingTransport extends TransportWrapper {
       const type = d.headers[Headers.type] ?? d.topic;
       const parent = extract(ROOT_CONTEXT, d.headers);
       const span = tracer().startSpan(`receive ${type}`, { kind: SpanKind.CONSUMER }, parent);
-      if (span.isRecording()) {
+      if (!span.isRecording()) return isSpanContextValid(span.spanContext()) ? context.with(trace.setSpan(parent, span), () => handler(d)) : handler(d);
+      {
         span.setAttributes({
           ...messageAttributes(system, type, d.headers[Headers.id], d.headers[Headers.correlationid]),
           'messaging.operation.type': 'receive',
