@@ -15,6 +15,7 @@ import {
   context,
   createTraceState,
   isSpanContextValid,
+  ProxyTracerProvider,
   ROOT_CONTEXT,
   Span,
   SpanContext,
@@ -52,19 +53,54 @@ export interface OpenTelemetryOptions {
   readonly system?: string;
 }
 
+/** The provider the API's global proxy hands out while no SDK registered one. */
+const NO_SDK = new ProxyTracerProvider().getDelegate();
+/** How often (in calls) the tracer source checks whether an SDK was registered meanwhile. */
+const CHECK_EVERY = 64;
+
+/** @internal Where the spans come from, and whether any SDK is there to record them. */
+export interface TracerSource {
+  tracer(): Tracer;
+  /**
+   * False while no SDK is registered (the API's proxy has no delegate): then Courier makes no
+   * span at all and the envelope's trace context passes through as the bus copies it. Checked
+   * again every {@link CHECK_EVERY} calls, so an SDK registered later is seen within as many messages.
+   */
+  enabled(): boolean;
+}
+
+function tracerSource(options: OpenTelemetryOptions, name: string): TracerSource {
+  let provider: TracerProvider | undefined;
+  let tracer: Tracer | undefined;
+  let calls = 0;
+  let on = false;
+  return {
+    tracer: () => (tracer ??= (provider ?? options.tracerProvider ?? trace.getTracerProvider()).getTracer(name)),
+    enabled() {
+      if (calls++ % CHECK_EVERY !== 0) return on;
+      const p = options.tracerProvider ?? trace.getTracerProvider();
+      if (p !== provider) {
+        provider = p;
+        tracer = undefined;
+      }
+      on = !(p instanceof ProxyTracerProvider && p.getDelegate() === NO_SDK);
+      return on;
+    },
+  };
+}
+
 /** The bus's tracing with OpenTelemetry: `createBus({ ..., tracing: openTelemetry() })`. */
 export function openTelemetry(options: OpenTelemetryOptions = {}): BusTracing {
-  const name = options.tracerName ?? 'courier-bus';
-  // Looked up lazily: an SDK registered after the bus was created still gets the spans.
-  let tracer: Tracer | undefined;
-  const getTracer = () => (tracer ??= (options.tracerProvider ?? trace.getTracerProvider()).getTracer(name));
+  const source = tracerSource(options, options.tracerName ?? 'courier-bus');
+  const getTracer = source.tracer;
   let system = options.system ?? 'courier';
   return {
     wrap(transport) {
       system = options.system ?? (transport.name === 'amqp' ? 'rabbitmq' : transport.name);
-      return new OtelTracingTransport(transport, getTracer, system);
+      return new OtelTracingTransport(transport, source, system);
     },
     handler(subscription, envelope, run) {
+      if (!source.enabled()) return run();
       const parent = context.active();
       const span = getTracer().startSpan(`process ${envelope.type}`, { kind: SpanKind.CONSUMER }, parent);
       // Not recording (no SDK, or sampled out): nothing to end or note; the context still flows.
@@ -178,14 +214,15 @@ function publishParent(headers: Readonly<Record<string, string>>): Context {
 export class OtelTracingTransport extends TransportWrapper {
   constructor(
     inner: Transport,
-    private readonly tracer: () => Tracer,
+    private readonly source: TracerSource,
     private readonly system: string,
   ) {
     super(inner);
   }
 
   override publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
-    const span = this.tracer().startSpan(`publish ${message.topic}`, { kind: SpanKind.PRODUCER }, publishParent(message.headers));
+    if (!this.source.enabled()) return this.inner.publish(message, options);
+    const span = this.source.tracer().startSpan(`publish ${message.topic}`, { kind: SpanKind.PRODUCER }, publishParent(message.headers));
     // Not recording: no span to end, the context (a sampled-out one, or the incoming one) goes on the wire as is.
     if (!span.isRecording()) return this.inner.publish(inject(message, span), options);
     {
@@ -213,7 +250,8 @@ export class OtelTracingTransport extends TransportWrapper {
   }
 
   override async request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
-    const span = this.tracer().startSpan(`send ${message.topic}`, { kind: SpanKind.PRODUCER }, publishParent(message.headers));
+    if (!this.source.enabled()) return this.inner.request(message, options);
+    const span = this.source.tracer().startSpan(`send ${message.topic}`, { kind: SpanKind.PRODUCER }, publishParent(message.headers));
     if (span.isRecording()) {
       span.setAttributes({
         ...messageAttributes(this.system, message.topic, message.headers[Headers.id], message.headers[Headers.correlationid]),
@@ -235,12 +273,13 @@ export class OtelTracingTransport extends TransportWrapper {
 
   override subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     const subscription = spec.group ? `${spec.group}.${spec.name}` : spec.name;
-    const tracer = this.tracer;
+    const source = this.source;
     const system = this.system;
     return this.inner.subscribe(spec, (d: Delivery) => {
+      if (!source.enabled()) return handler(d);
       const type = d.headers[Headers.type] ?? d.topic;
       const parent = extract(ROOT_CONTEXT, d.headers);
-      const span = tracer().startSpan(`receive ${type}`, { kind: SpanKind.CONSUMER }, parent);
+      const span = source.tracer().startSpan(`receive ${type}`, { kind: SpanKind.CONSUMER }, parent);
       if (!span.isRecording()) return isSpanContextValid(span.spanContext()) ? context.with(trace.setSpan(parent, span), () => handler(d)) : handler(d);
       {
         span.setAttributes({
