@@ -6,5 +6,5 @@ import { assertPeerInstalled } from '../../lib/peer-dependency';
 
 assertPeerInstalled('@opentelemetry/api', 'courier-bus/otel');
 
-export { openTelemetry, OtelTracingTransport, parseTraceparent, formatTraceparent } from './otel-tracing';
+export { openTelemetry, parseTraceparent, formatTraceparent } from './otel-tracing';
 export type { OpenTelemetryOptions } from './otel-tracing';
