@@ -47,7 +47,7 @@ export function verdicts(rows: readonly Row[]): Verdict[] {
       const p99 = r.courier.p99! / r.raw.p99!;
       out.push({ id: r.id, target: 'p99 <= 1.5x raw', value: fmt(p99), holds: p99 <= 1.5 });
     }
-    if (r.id === 'g-otel-off') out.push({ id: r.id, target: 'rate >= 0.95x no tracing (within noise)', value: fmt(ratio), holds: ratio >= 0.95 });
+    if (r.id === 'h-otel-off') out.push({ id: r.id, target: 'rate >= 0.95x no tracing (within noise)', value: fmt(ratio), holds: ratio >= 0.95 });
     if (r.id === 'e') {
       for (const who of ['producer', 'consumer'] as const) {
         const g = r.courier.rounds[0].detail[`${who}Growth`];

@@ -228,14 +228,14 @@ function memoryCase(kind: 'events' | 'rpc'): CaseDef {
 }
 
 /**
- * Cases g: what tracing costs per message on the memory transport (no broker to hide it): the
+ * Cases h: what tracing costs per message on the memory transport (no broker to hide it): the
  * bus with `tracing: openTelemetry()` against the same bus without tracing (the "raw" column).
- * `g-otel-off`: no SDK registered (non-recording spans); `g-otel-on`: the SDK records every span.
+ * `h-otel-off`: no SDK registered (no span is made); `h-otel-on`: the SDK records every span.
  */
 function tracingCase(mode: 'off' | 'on'): CaseDef {
   return {
-    id: `g-otel-${mode}`,
-    title: mode === 'off' ? 'g memory events, openTelemetry() with no SDK (raw = no tracing)' : 'g memory events, openTelemetry() with the SDK recording (raw = no tracing)',
+    id: `h-otel-${mode}`,
+    title: mode === 'off' ? 'h memory events, openTelemetry() with no SDK (raw = no tracing)' : 'h memory events, openTelemetry() with the SDK recording (raw = no tracing)',
     unit: 'msg/s',
     raw: true,
     async run(ctx, side, tag) {

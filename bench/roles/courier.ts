@@ -28,7 +28,7 @@ function bus(p: ChildIo['params'], t: Transport = transport(p)): Bus {
 }
 
 /**
- * Case g: `api` is `tracing: openTelemetry()` with no SDK registered (what an app that installed
+ * Case h: `api` is `tracing: openTelemetry()` with no SDK registered (what an app that installed
  * the API but exports nothing pays); `sdk` registers the Node SDK with a batch processor whose
  * exporter drops the spans (every span recorded, nothing sent).
  */
