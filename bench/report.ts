@@ -1,3 +1,5 @@
+import { median } from './window';
+
 /** The tables run.ts prints, and the targets of issues 8 and 19 checked against them. */
 export interface Side {
   readonly rate: number;
@@ -136,6 +138,12 @@ export function renderTable(report: Report): string {
     const pw = ph.map((_, i) => Math.max(...pl.map((l) => l[i].length)));
     const pf = (l: string[]) => `| ${l.map((cell, i) => (i < 2 ? cell.padEnd(pw[i]) : cell.padStart(pw[i]))).join(' | ')} |`;
     out.push(pf(pl[0]), `|${pw.map((w, i) => (i < 2 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...pl.slice(1).map(pf));
+  }
+  const cpuRows = report.rows.filter((r) => r.courier.rounds.some((x) => x.detail.brokerCpuMsPer1k !== undefined));
+  if (cpuRows.length) {
+    const cpu = (side?: Side) => (side ? num(median(side.rounds.map((x) => x.detail.brokerCpuMsPer1k ?? NaN)), 0) : '-');
+    out.push('', 'RabbitMQ CPU ms per 1,000 messages (beam.smp user + system from /proc; medians) Courier / raw / plain:');
+    for (const r of cpuRows) out.push(`  ${r.title}: ${cpu(r.courier)} / ${cpu(r.raw)} / ${cpu(r.plain)}`);
   }
   const e = report.rows.find((r) => r.id === 'e');
   if (e) {

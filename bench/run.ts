@@ -21,6 +21,7 @@ import { Child, ChildResult, withTimeout } from './processes';
 import { median } from './window';
 import { renderTable, Row, Side } from './report';
 import { outboxCase } from './outbox-cases';
+import { brokerCpuDelta, brokerCpuMs } from './broker-cpu';
 
 interface Options {
   readonly smoke: boolean;
@@ -101,6 +102,8 @@ interface CaseDef {
   readonly raw: boolean;
   /** Also measured against the plain raw client a user would write (issue 19: bench/roles/plain-*.ts). */
   readonly plain?: boolean;
+  /** Reports RabbitMQ's CPU per 1,000 messages (bench/broker-cpu.ts); the sample's detail holds `count`. */
+  readonly brokerCpu?: boolean;
   /** Rounds it runs (the back-pressure case runs once: it compares sizes, not sides). */
   rounds?(ctx: Ctx): number;
   run(ctx: Ctx, side: SideName, tag: string): Promise<Sample>;
@@ -162,6 +165,7 @@ function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt'): Case
     unit: 'msg/s',
     raw: true,
     plain: true,
+    brokerCpu: transport === 'amqp',
     async run(ctx, side, tag) {
       const n = transport === 'amqp' ? ctx.sizes.events : ctx.sizes.mqtt;
       const base = { n, window: WINDOW, prefetch: PREFETCH };
@@ -197,6 +201,7 @@ function rpcCase(inflight: 1 | 100): CaseDef {
     unit: 'req/s',
     raw: true,
     plain: true,
+    brokerCpu: true,
     async run(ctx, side, tag) {
       const n = inflight === 1 ? ctx.sizes.rpc1 : ctx.sizes.rpc100;
       const common = {
@@ -213,7 +218,7 @@ function rpcCase(inflight: 1 | 100): CaseDef {
           p50: c.p50,
           p99: c.p99,
           rssMb: rssOf(r.consumer, r.producer),
-          detail: { serverRssMb: r.consumer.peakRssMb, clientRssMb: r.producer.peakRssMb },
+          detail: { serverRssMb: r.consumer.peakRssMb, clientRssMb: r.producer.peakRssMb, count: c.count },
         };
       } finally {
         await cleanAmqp(ctx.amqpUrl, [`${tag}.raw`, `${tag}.RpcServer.handle`, `${tag}.RpcServer.handle.dead`], [tag]);
@@ -375,7 +380,10 @@ async function main(): Promise<void> {
           const order = sides.map((_, i) => sides[(i + round) % sides.length]);
           for (const side of order) {
             const tag = `${ctx.runId}-${c.id}-${side[0]}${round}`;
+            const cpu0 = c.brokerCpu ? brokerCpuMs() : undefined;
             const s = await c.run(ctx, side, tag);
+            const cpu1 = c.brokerCpu ? brokerCpuMs() : undefined;
+            if (cpu0 !== undefined && cpu1 !== undefined && s.detail.count) s.detail.brokerCpuMsPer1k = (brokerCpuDelta(cpu0, cpu1) * 1000) / s.detail.count;
             samples[side].push(s);
             ctx.log(`${c.id} round ${round + 1}/${rounds} ${side}: ${Math.round(s.rate)} ${c.unit}` +
               (s.p99 !== undefined ? `, p50 ${s.p50!.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms` : '') + `, peak RSS ${s.rssMb.toFixed(0)} MB`);
