@@ -12,6 +12,7 @@ import {
   TransportCapabilities,
   DeadLetterInfo,
   TransportEvents,
+  restoreImpliedHeaders,
 } from '../../lib/transport';
 import { PublishRejectedError, TransportClosedError, UnroutableError } from '../../lib/errors';
 import { deadLetterHeaders, InFlight, LinkedList, SafeEmitter, SettleOnce, Wakeup } from '../../lib/adapter-kit';
@@ -350,6 +351,9 @@ export class MemoryTransport extends SafeEmitter<TransportEvents> implements Tra
       replyTo,
       expiresAt,
     };
+    // What the broker adapters restore on receipt (an attempt of 1, the correlation id): handlers
+    // see the same headers on every transport.
+    restoreImpliedHeaders(stored.headers);
     const queues = await this.publishing.track(this.broker.route(stored));
     if (queues === 0 && options.mandatory) throw new UnroutableError(message.topic);
   }
