@@ -1,10 +1,10 @@
 /**
  * Reads the decorators' metadata once, at start-up, checks it against the transport's
- * capabilities and returns either the handler and publisher definitions or every problem found.
+ * capabilities and returns either the handler definitions or every problem found (the @Publish
+ * methods are checked here; the bus wraps them itself at register()).
  */
 import {
   PayloadClass,
-  PublishMethodOptions,
   RetryOptions,
   SubscribeOptions,
   messageMetadata,
@@ -32,14 +32,6 @@ export interface HandlerDefinition {
   readonly inbox?: InboxStore;
 }
 
-export interface PublisherDefinition {
-  readonly instance: object;
-  readonly method: string;
-  readonly payload: PayloadClass;
-  readonly type: string;
-  readonly options: PublishMethodOptions;
-}
-
 export interface RegistryInput {
   readonly instances: readonly object[];
   readonly capabilities: TransportCapabilities;
@@ -60,12 +52,10 @@ const PUBLISH_KEYS = new Set(['mandatory']);
 
 export function buildRegistry(input: RegistryInput): {
   handlers: HandlerDefinition[];
-  publishers: PublisherDefinition[];
   problems: string[];
 } {
   const problems: string[] = [];
   const handlers: HandlerDefinition[] = [];
-  const publishers: PublisherDefinition[] = [];
   const queues = new Map<string, string>();
   const caps = input.capabilities;
 
@@ -164,13 +154,11 @@ export function buildRegistry(input: RegistryInput): {
       const meta = messageMetadata(pub.payload);
       if (!pub.payload) problems.push(`${id}: @Publish payload class is undefined (a circular import?)`);
       else if (!meta) problems.push(`${id}: ${pub.payload.name} has no @Message decorator`);
-      else {
-        if (pub.options.mandatory && !caps.mandatory) problems.push(`${id}: mandatory needs a transport that reports unroutable messages`);
-        publishers.push({ instance, method: pub.method, payload: pub.payload, type: meta.type, options: pub.options });
-      }
+      // The bus wraps the method itself at register() (lib/bus.ts); here it is only checked.
+      else if (pub.options.mandatory && !caps.mandatory) problems.push(`${id}: mandatory needs a transport that reports unroutable messages`);
     }
   }
-  return { handlers, publishers, problems };
+  return { handlers, problems };
 }
 
 export function unknownKeys(value: object, allowed: Set<string>, where: string, problems: string[]): void {
