@@ -5,7 +5,9 @@
  */
 import {
   PayloadClass,
+  PublishMethodOptions,
   RetryOptions,
+  SubscriberOptions,
   SubscribeOptions,
   messageMetadata,
   publicationsOf,
@@ -14,6 +16,7 @@ import {
   subscriptionsOf,
 } from './decorators';
 import { backoffDelay } from './adapter-kit/backoff';
+import { optionKeys, unknownKeys } from './option-keys';
 import { checkPattern, isPattern, matchTopic } from './topic';
 import { SubscriptionSpec, TransportCapabilities } from './transport';
 import type { InboxStore } from './outbox/store';
@@ -45,10 +48,10 @@ export interface RegistryInput {
 export const DEFAULT_RETRY: Required<RetryOptions> = { attempts: 3, initialDelayMs: 200, factor: 2, maxDelayMs: 30_000 };
 export const DEFAULT_PREFETCH = 10;
 
-const SUBSCRIBE_KEYS = new Set(['pattern', 'filter', 'group', 'prefetch', 'weight', 'retry', 'idempotent', 'instance', 'inbox']);
-const RETRY_KEYS = new Set(['attempts', 'initialDelayMs', 'factor', 'maxDelayMs']);
-const SUBSCRIBER_KEYS = new Set(['group', 'prefetch']);
-const PUBLISH_KEYS = new Set(['mandatory']);
+const SUBSCRIBE_KEYS = optionKeys<SubscribeOptions>({ pattern: true, filter: true, group: true, prefetch: true, weight: true, retry: true, idempotent: true, instance: true, inbox: true });
+const RETRY_KEYS = optionKeys<RetryOptions>({ attempts: true, initialDelayMs: true, factor: true, maxDelayMs: true });
+const SUBSCRIBER_KEYS = optionKeys<SubscriberOptions>({ group: true, prefetch: true });
+const PUBLISH_KEYS = optionKeys<PublishMethodOptions>({ mandatory: true });
 
 export function buildRegistry(input: RegistryInput): {
   handlers: HandlerDefinition[];
@@ -159,12 +162,6 @@ export function buildRegistry(input: RegistryInput): {
     }
   }
   return { handlers, problems };
-}
-
-export function unknownKeys(value: object, allowed: Set<string>, where: string, problems: string[]): void {
-  for (const key of Object.keys(value)) {
-    if (!allowed.has(key)) problems.push(`${where}: unknown option "${key}" (known: ${[...allowed].join(', ')})`);
-  }
 }
 
 /** The delay before attempt `attempt + 1`: the kit's backoff with half of it random (lib/adapter-kit/backoff.ts). */
