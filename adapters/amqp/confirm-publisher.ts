@@ -18,10 +18,23 @@ import { NotConnectedError, PublishRejectedError, PublishTimeoutError, Unroutabl
 import { DeadlineTimer } from '../../lib/deadline-timer';
 import { Linked, LinkedList } from '../../lib/linked-list';
 import { isChannelRefusal } from './broker-errors';
-import { publishConfirmedOn, publishFields, PublishFields } from './direct-publish';
+import { isNack } from './amqplib-internals';
+import { ConfirmedMessage, publishConfirmedOn, publishFields, PublishFields } from './direct-publish';
 import { RETURN_TOKEN_HEADER } from './wire';
 
-class Pending implements Linked<Pending> {
+/** One publish: where it goes, its body, its options, and what errors name it. */
+export interface ConfirmPublish {
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly content: Buffer;
+  readonly options: Options.Publish;
+  /** The topic named in errors. */
+  readonly topic: string;
+  /** Overrides the publisher's publishTimeoutMs. */
+  readonly timeoutMs?: number;
+}
+
+class Pending implements Linked<Pending>, ConfirmedMessage {
   resolve!: () => void;
   reject!: (err: Error) => void;
   done = false;
@@ -33,24 +46,36 @@ class Pending implements Linked<Pending> {
   /** Neighbours in ConfirmPublisher's list of unconfirmed messages (oldest first), while in it. */
   prev: Pending | undefined = undefined;
   next: Pending | undefined = undefined;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly content: Buffer;
+  /**
+   * The basic.publish fields and properties (direct-publish.ts), built once and written again
+   * on a re-publication; amqplib's `publish` takes them as its options too.
+   */
+  readonly fields: PublishFields | undefined;
+  /** The caller's options, kept only where no fields can be built (CC, BCC): one object per message, not two. */
+  readonly options: Options.Publish | undefined;
+  readonly topic: string;
+  /** performance.now() after which it fails with PublishTimeoutError. */
+  readonly deadline: number;
+
+  /** `token` ties a mandatory publish to its basic.return (a header on the message). */
   constructor(
     readonly seq: number,
-    readonly exchange: string,
-    readonly routingKey: string,
-    readonly content: Buffer,
-    /**
-     * The basic.publish fields and properties (direct-publish.ts), built once and written again
-     * on a re-publication; amqplib's `publish` takes them as its options too.
-     */
-    readonly fields: PublishFields | undefined,
-    /** The caller's options, kept only where no fields can be built (CC, BCC): one object per message, not two. */
-    readonly options: Options.Publish | undefined,
-    readonly topic: string,
+    m: ConfirmPublish,
     readonly token: string | undefined,
     readonly timeoutMs: number,
-    /** performance.now() after which it fails with PublishTimeoutError. */
-    readonly deadline: number,
-  ) {}
+  ) {
+    const opts = token ? { ...m.options, headers: { ...(m.options.headers ?? {}), [RETURN_TOKEN_HEADER]: token } } : m.options;
+    this.exchange = m.exchange;
+    this.routingKey = m.routingKey;
+    this.content = m.content;
+    this.fields = publishFields(m.exchange, m.routingKey, opts);
+    this.options = this.fields ? undefined : opts;
+    this.topic = m.topic;
+    this.deadline = performance.now() + timeoutMs;
+  }
 }
 
 export interface ConfirmPublisherOptions {
@@ -85,40 +110,24 @@ export class ConfirmPublisher {
     return this.unsettled;
   }
 
-  publish(
-    exchange: string,
-    routingKey: string,
-    content: Buffer,
-    options: Options.Publish,
-    meta: { topic: string; timeoutMs?: number },
-  ): Promise<void> {
+  publish(m: ConfirmPublish): Promise<void> {
     if (!this.channel) {
       if (this.options.whileDisconnected === 'reject') {
-        return Promise.reject(new NotConnectedError(`Not connected: publish of ${meta.topic} refused (whileDisconnected: 'reject')`));
+        return Promise.reject(new NotConnectedError(`Not connected: publish of ${m.topic} refused (whileDisconnected: 'reject')`));
       }
       if (this.queue.length >= this.options.maxBuffered) {
-        return Promise.reject(
-          new NotConnectedError(`Not connected and ${this.options.maxBuffered} publishes already wait: publish of ${meta.topic} refused`),
-        );
+        return Promise.reject(new NotConnectedError(`Not connected and ${this.options.maxBuffered} publishes already wait: publish of ${m.topic} refused`));
       }
     }
     const seq = ++this.seq;
-    let opts = options;
-    let token: string | undefined;
-    if (options.mandatory) {
-      token = `${process.pid}-${seq}-${Math.random().toString(36).slice(2, 8)}`;
-      opts = { ...options, headers: { ...(options.headers ?? {}), [RETURN_TOKEN_HEADER]: token } };
-    }
-    const timeoutMs = meta.timeoutMs ?? this.options.publishTimeoutMs;
-    const deadline = performance.now() + timeoutMs;
-    const fields = publishFields(exchange, routingKey, opts);
-    const p = new Pending(seq, exchange, routingKey, content, fields, fields ? undefined : opts, meta.topic, token, timeoutMs, deadline);
+    const token = m.options.mandatory ? `${process.pid}-${seq}-${Math.random().toString(36).slice(2, 8)}` : undefined;
+    const p = new Pending(seq, m, token, m.timeoutMs ?? this.options.publishTimeoutMs);
     const promise = new Promise<void>((resolve, reject) => {
       p.resolve = resolve;
       p.reject = reject;
     });
     this.unsettled++;
-    this.sweepTimer.armBy(deadline);
+    this.sweepTimer.armBy(p.deadline);
     if (token) this.byToken.set(token, p);
     p.queued = true;
     this.queue.push(p);
@@ -190,7 +199,7 @@ export class ConfirmPublisher {
       let ok: boolean;
       const onConfirm = (err: unknown) => this.onConfirm(p, ch, err);
       try {
-        ok = publishConfirmedOn(ch, p.exchange, p.routingKey, p.content, p.fields, p.options, onConfirm);
+        ok = publishConfirmedOn(ch, p, onConfirm);
       } catch {
         // The channel is closing; its 'close' will detach it and put this message back in the queue.
         return;
@@ -202,9 +211,9 @@ export class ConfirmPublisher {
 
   private onConfirm(p: Pending, ch: ConfirmChannel, err: unknown): void {
     if (p.channel !== ch) return;
-    // amqplib reports a nack as "message nacked" and a closed channel as "channel closed"; the
-    // latter is handled by detach() (publish again), so only the broker's answers settle here.
-    if (err && (err as Error).message !== 'message nacked') return;
+    // A closed channel is handled by detach() (publish again), so only the broker's answers
+    // settle here; amqplib tells them apart only by the error's text (amqplib-internals.ts).
+    if (err && !isNack(err)) return;
     this.inflight.delete(p);
     p.channel = undefined;
     if (err) this.finish(p, new PublishRejectedError(p.topic, 'the broker nacked it (basic.nack)', { cause: err }));
