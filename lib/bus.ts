@@ -21,7 +21,7 @@ import {
   UnknownMessageTypeError,
 } from './errors';
 import { Meter, MeteredTransport, MetricsSnapshot } from './meter';
-import { backoffDelay, buildRegistry, HandlerDefinition, unknownKeys } from './registry';
+import { retryDelay, buildRegistry, HandlerDefinition, unknownKeys } from './registry';
 import { DeadLetterReason, Delivery, Headers, OutgoingMessage, Subscription, Transport } from './transport';
 import { outboxScope } from './outbox/scope';
 
@@ -481,7 +481,7 @@ export class Bus extends EventEmitter {
       id: envelope.id,
       error: describe(err),
     });
-    return d.retry(backoffDelay(h.retry, d.attempt));
+    return d.retry(retryDelay(h.retry, d.attempt));
   }
 
   private replyMessage(cls: PayloadClass, result: unknown, envelope: { type: string; id: string; correlationId: string }) {

@@ -13,6 +13,7 @@ import {
   subscriberMetadata,
   subscriptionsOf,
 } from './decorators';
+import { backoffDelay } from './adapter-kit/backoff';
 import { checkPattern, isPattern, matchTopic } from './topic';
 import { SubscriptionSpec, TransportCapabilities } from './transport';
 import type { InboxStore } from './outbox/store';
@@ -178,8 +179,7 @@ export function unknownKeys(value: object, allowed: Set<string>, where: string, 
   }
 }
 
-/** Exponential backoff with jitter: the delay before attempt `attempt + 1`. */
-export function backoffDelay(retry: Required<RetryOptions>, attempt: number, random = Math.random): number {
-  const base = Math.min(retry.maxDelayMs, retry.initialDelayMs * retry.factor ** (attempt - 1));
-  return Math.round(base / 2 + (random() * base) / 2);
+/** The delay before attempt `attempt + 1`: the kit's backoff with half of it random (lib/adapter-kit/backoff.ts). */
+export function retryDelay(retry: Required<RetryOptions>, attempt: number, random = Math.random): number {
+  return backoffDelay({ ...retry, jitter: 0.5 }, attempt, random);
 }
