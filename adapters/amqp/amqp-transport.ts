@@ -25,8 +25,8 @@
  * else), one for declarations made on the fly, one for request/reply (direct reply-to needs the
  * request to be published on the channel that consumes the replies), one for replies.
  */
-import { EventEmitter } from 'node:events';
 import type { ConfirmChannel } from 'amqplib';
+import { SafeEmitter } from '../../lib/adapter-kit';
 import { BrokerRefusedError, ConnectionError, NotConnectedError, PublishRejectedError, redactUrl, TransportClosedError } from '../../lib/errors';
 import {
   DeliveryHandler,
@@ -55,7 +55,8 @@ export class AmqpTransport implements Transport {
   readonly capabilities: TransportCapabilities;
 
   private readonly options: ResolvedAmqpOptions;
-  private readonly events = new EventEmitter();
+  /** Never lets a listener's exception into the connection handling; an 'error' nobody listens to is dropped. */
+  private readonly events = new SafeEmitter<TransportEvents>();
   private readonly publisher: ConfirmPublisher;
   private readonly connector: Connector;
   private readonly subscriptions: Subscriptions;
@@ -117,23 +118,17 @@ export class AmqpTransport implements Transport {
   // ---- events ---------------------------------------------------------------------------------
 
   on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
-    this.events.on(event, listener as (...args: unknown[]) => void);
+    this.events.on(event, listener);
     return this;
   }
 
   off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
-    this.events.off(event, listener as (...args: unknown[]) => void);
+    this.events.off(event, listener);
     return this;
   }
 
   private emit<E extends TransportEvent>(event: E, ...args: TransportEvents[E]): void {
-    // An 'error' nobody listens to must not crash the process (EventEmitter would throw it).
-    if (event === 'error' && this.events.listenerCount('error') === 0) return;
-    try {
-      this.events.emit(event, ...args);
-    } catch {
-      // A listener's exception is its own; it must not break the connection handling.
-    }
+    this.events.emit(event, ...args);
   }
 
   // ---- connection -----------------------------------------------------------------------------

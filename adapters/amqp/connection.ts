@@ -6,6 +6,7 @@
  * connection sets up is the transport's `open` hook; this module only decides when and where.
  */
 import type { ChannelModel, SocketOptions } from 'amqplib';
+import { backoffDelay } from '../../lib/adapter-kit';
 import { AuthenticationError, brokerAddress, ConnectionError, CourierError, redactUrl, StartTimeoutError, TransportClosedError } from '../../lib/errors';
 import { ResolvedAmqpOptions } from './amqp-options';
 import { loginRefusal } from './amqplib-internals';
@@ -176,9 +177,7 @@ export class Connector {
 
   /** Exponential backoff with jitter: a cluster's clients do not come back all at the same instant. */
   private backoff(attempt: number): number {
-    const { initialDelayMs, maxDelayMs, factor, jitter } = this.options.reconnect;
-    const base = Math.min(maxDelayMs, initialDelayMs * factor ** Math.max(0, attempt - 1));
-    return Math.round(base * (1 - jitter * Math.random()));
+    return backoffDelay(this.options.reconnect, attempt);
   }
 
   private loadLib(): AmqpLib {

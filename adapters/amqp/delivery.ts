@@ -3,7 +3,8 @@
  * dead letter), on the channel it came from and only while that channel is its subscription's.
  */
 import type { ConsumeMessage, Options } from 'amqplib';
-import { CourierError, redactSecrets } from '../../lib/errors';
+import { deadLetterHeaders, SettleOnce } from '../../lib/adapter-kit';
+import { CourierError } from '../../lib/errors';
 import { DeadLetterInfo, Delivery, Headers, ReplyMessage } from '../../lib/transport';
 import type { ConfirmPublisher } from './confirm-publisher';
 import type { Consumer } from './subscriptions';
@@ -23,16 +24,12 @@ export interface DeliveryHost {
   coalesceWrites(): void;
 }
 
-const OPEN = 0;
-const SETTLING = 1;
-const DONE = 2;
-const RESOLVED: Promise<void> = Promise.resolve();
-
 /**
  * A class with its methods on the prototype: per message one object, not one object and a dozen
- * closures.
+ * closures. Settled once (SettleOnce of the adapter kit): a retry or dead letter whose copy was
+ * not stored gives the message back (a nack) and stays settled.
  */
-export class AmqpDelivery implements Delivery {
+export class AmqpDelivery extends SettleOnce implements Delivery {
   readonly topic: string;
   readonly body: Buffer;
   readonly headers: Record<string, string>;
@@ -43,9 +40,9 @@ export class AmqpDelivery implements Delivery {
   readonly #host: DeliveryHost;
   /** The consumer (one channel of one subscription) that delivered it. */
   readonly #consumer: Consumer;
-  #state: number = OPEN;
 
   constructor(host: DeliveryHost, consumer: Consumer, msg: ConsumeMessage) {
+    super();
     const props = msg.properties;
     const headers = decodeHeaders(props);
     if (consumer.sub.deadLetters) addBrokerDeathReason(headers, props);
@@ -61,42 +58,31 @@ export class AmqpDelivery implements Delivery {
   }
 
   ack(): Promise<void> {
-    if (this.#state === OPEN) this.#settle(true);
-    return RESOLVED;
+    return this.settle(() => this.#ack());
   }
 
   requeue(): Promise<void> {
-    if (this.#state === OPEN) this.#settle(false);
-    return RESOLVED;
+    return this.settle(() => this.#nack());
   }
 
-  async retry(delayMs: number): Promise<void> {
-    if (this.#state !== OPEN) return;
-    const queue = delayQueue(this.#consumer.sub.queue!, delayMs);
-    if (!(await this.#declare(queue))) return;
-    await this.#moveTo(queue.name, { ...this.headers, [Headers.attempt]: String(this.attempt + 1) });
+  retry(delayMs: number): Promise<void> {
+    return this.settle(async () => {
+      const queue = delayQueue(this.#consumer.sub.queue!, delayMs);
+      await this.#orGiveBack(this.#host.ensureQueue(queue));
+      await this.#moveTo(queue.name, { ...this.headers, [Headers.attempt]: String(this.attempt + 1) });
+    });
   }
 
-  async deadLetter(info: DeadLetterInfo): Promise<void> {
-    if (this.#state !== OPEN) return;
-    const sub = this.#consumer.sub;
-    const target = deadLetterTarget(sub.spec, sub.deadLetters, sub.queue!, this.#host.topology);
-    if (target.declare && !(await this.#declare(target.declare))) return;
-    const { group, name } = sub.spec;
-    const dead: Record<string, string> = {
-      ...this.headers,
-      [Headers.deadReason]: info.reason,
-      [Headers.deadQueue]: group ? `${group}/${name}` : name,
-      [Headers.deadTime]: new Date().toISOString(),
+  deadLetter(info: DeadLetterInfo): Promise<void> {
+    return this.settle(async () => {
+      const sub = this.#consumer.sub;
+      const target = deadLetterTarget(sub.spec, sub.deadLetters, sub.queue!, this.#host.topology);
+      if (target.declare) await this.#orGiveBack(this.#host.ensureQueue(target.declare));
       // The count this delivery was handled with: a message from a plain AMQP client has no
       // attempt header of its own, and its dead letter must still say how often it was tried.
-      [Headers.attempt]: String(this.attempt),
-    };
-    if (info.errorName !== undefined) dead[Headers.deadError] = info.errorName;
-    else delete dead[Headers.deadError];
-    if (info.errorMessage !== undefined) dead[Headers.deadMessage] = redactSecrets(info.errorMessage);
-    else delete dead[Headers.deadMessage];
-    await this.#moveTo(target.queue, dead);
+      const { group, name } = sub.spec;
+      await this.#moveTo(target.queue, deadLetterHeaders(this.headers, { ...info, group, name, attempt: this.attempt }));
+    });
   }
 
   async reply(message: ReplyMessage): Promise<void> {
@@ -109,55 +95,56 @@ export class AmqpDelivery implements Delivery {
     await this.#host.sendReply(replyTo, message.body, props, this.topic);
   }
 
-  /** Declares `queue` while settling; a refusal gives the delivery back and is thrown. True when declared. */
-  async #declare(queue: QueueDeclaration): Promise<boolean> {
-    this.#state = SETTLING;
-    try {
-      await this.#host.ensureQueue(queue);
-    } catch (err) {
-      this.#settle(false);
-      throw err;
-    }
-    this.#state = OPEN;
-    return true;
+  /** The consumer frees its slot; a close() waiting for in-flight deliveries looks again. */
+  protected override onSettled(): void {
+    // A consumer no longer its subscription's counts nothing in flight any more: harmless.
+    this.#consumer.inflight--;
+    this.#host.notifySettled();
   }
 
   /**
    * Acks go to the channel the delivery came from, and only while it is its subscription's: after
    * a reconnect the broker has given the message back already ("unknown delivery tag" otherwise).
-   * They leave at the end of the turn, coalesced by the channel's AckBatcher; a nack leaves at once.
+   * They leave at the end of the turn, coalesced by the channel's AckBatcher.
    */
-  #settle(ack: boolean): void {
+  #ack(): void {
     const c = this.#consumer;
-    if (c.sub.consumer === c) {
-      try {
-        if (ack) c.acks.ack(this.raw);
-        else {
-          this.#host.coalesceWrites();
-          c.channel.nack(this.raw, false, true);
-          c.acks.settledOtherwise(this.raw);
-        }
-      } catch {
-        // The channel closed under us: the broker redelivers it.
-      }
+    if (c.sub.consumer !== c) return;
+    try {
+      c.acks.ack(this.raw);
+    } catch {
+      // The channel closed under us: the broker redelivers it.
     }
-    this.#state = DONE;
-    // A consumer no longer its subscription's counts nothing in flight any more: harmless.
-    c.inflight--;
-    this.#host.notifySettled();
+  }
+
+  /** Gives the message back to the broker (a nack with requeue), at once. */
+  #nack(): void {
+    const c = this.#consumer;
+    if (c.sub.consumer !== c) return;
+    try {
+      this.#host.coalesceWrites();
+      c.channel.nack(this.raw, false, true);
+      c.acks.settledOtherwise(this.raw);
+    } catch {
+      // The channel closed under us: the broker redelivers it.
+    }
+  }
+
+  /** Awaits `step`; when it fails the message is given back and the delivery stays settled. */
+  async #orGiveBack(step: Promise<void>): Promise<void> {
+    try {
+      await step;
+    } catch (err) {
+      this.#nack();
+      this.markSettled();
+      throw err;
+    }
   }
 
   /** Stores a copy (confirmed) in `queue`, then acks the original: never lost in between. */
   async #moveTo(queue: string, copyHeaders: Record<string, string>): Promise<void> {
-    if (this.#state !== OPEN) return;
-    this.#state = SETTLING;
-    try {
-      const options = encodeProperties(copyHeaders, { [TOPIC_HEADER]: this.topic });
-      await this.#host.publisher.publish({ exchange: '', routingKey: queue, content: this.raw.content, options, topic: this.topic });
-    } catch (err) {
-      this.#settle(false);
-      throw err;
-    }
-    this.#settle(true);
+    const options = encodeProperties(copyHeaders, { [TOPIC_HEADER]: this.topic });
+    await this.#orGiveBack(this.#host.publisher.publish({ exchange: '', routingKey: queue, content: this.raw.content, options, topic: this.topic }));
+    this.#ack();
   }
 }

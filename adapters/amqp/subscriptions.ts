@@ -6,6 +6,7 @@
  * was not settled).
  */
 import type { Channel, ConsumeMessage } from 'amqplib';
+import { Wakeup } from '../../lib/adapter-kit';
 import { ResourceNotFoundError, TransportClosedError } from '../../lib/errors';
 import type { Delivery, DeliveryHandler, Subscription, SubscriptionSpec } from '../../lib/transport';
 import { AckBatcher } from './ack-batcher';
@@ -51,7 +52,8 @@ const REATTACH_AFTER_MS = 1000;
 
 export class Subscriptions {
   private readonly subs = new Set<SubState>();
-  private settledWaiters: Array<() => void> = [];
+  /** Woken by every settle and every consumer that goes: close() waits on it for what its handler holds. */
+  private readonly settled = new Wakeup();
 
   constructor(private readonly host: SubscriptionsHost) {}
 
@@ -92,10 +94,7 @@ export class Subscriptions {
 
   /** A delivery settled: wakes the closes waiting for their in-flight deliveries. */
   notifySettled(): void {
-    if (this.settledWaiters.length === 0) return;
-    const waiters = this.settledWaiters;
-    this.settledWaiters = [];
-    for (const w of waiters) w();
+    this.settled.notify();
   }
 
   private async attach(sub: SubState, session: AmqpSession): Promise<void> {
@@ -192,7 +191,7 @@ export class Subscriptions {
         sub.closed = true;
         const consumer = sub.consumer;
         if (consumer?.consumerTag) await consumer.channel.cancel(consumer.consumerTag).catch(() => undefined);
-        await this.waitSettled(() => (sub.consumer?.inflight ?? 0) === 0, timeoutMs);
+        await this.settled.until(() => (sub.consumer?.inflight ?? 0) === 0, timeoutMs);
         if (consumer) {
           if (sub.consumer === consumer) sub.consumer = undefined;
           consumer.acks.flush(); // the acks of the last turn, before the channel goes
@@ -204,20 +203,5 @@ export class Subscriptions {
       })();
     }
     return sub.closing;
-  }
-
-  private async waitSettled(done: () => boolean, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!done()) {
-      const left = deadline - Date.now();
-      if (left <= 0) return;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 50));
-        this.settledWaiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
   }
 }
