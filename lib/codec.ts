@@ -4,11 +4,9 @@
  * Structured mode (`application/cloudevents+json`): accepted on input, body is the whole event.
  */
 import { isUtf8 } from 'node:buffer';
-import { plainToInstance, TransformationType } from 'class-transformer';
-// class-transformer's own metadata store (the package exports no path to it; cjs/ is what it runs).
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { defaultMetadataStorage } = require('class-transformer/cjs/storage') as typeof import('class-transformer/types/storage');
+import { plainToInstance } from 'class-transformer';
 import { getMetadataStorage, ValidationError, validateSync } from 'class-validator';
+import { hasTransformerMetadata } from './class-transformer-internals';
 import type { Envelope } from './envelope';
 import { isoNow } from './iso-time';
 import { newUuid } from './uuid';
@@ -46,15 +44,8 @@ const transformerNeeded = new WeakMap<Function, boolean>();
 function needsTransformer(cls: Function): boolean {
   let needed = transformerNeeded.get(cls);
   if (needed === undefined) {
-    const s = defaultMetadataStorage;
     const properties = new Set(getMetadataStorage().getTargetValidationMetadatas(cls, '', true, false).map((m) => m.propertyName));
-    needed =
-      s.getStrategy(cls) !== 'none' ||
-      s.getExposedMetadatas(cls).length > 0 ||
-      s.getExcludedMetadatas(cls).length > 0 ||
-      [...properties].some(
-        (p) => !!s.findTypeMetadata(cls, p) || s.findTransformMetadatas(cls, p, TransformationType.PLAIN_TO_CLASS).length > 0,
-      );
+    needed = hasTransformerMetadata(cls, properties);
     transformerNeeded.set(cls, needed);
   }
   return needed;
