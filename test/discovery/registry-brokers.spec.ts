@@ -5,42 +5,16 @@
  * answered, or failed with a typed error; none lost, none answered twice.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { ChildProcess, spawn } from 'node:child_process';
 import { Bus, createBus, InstanceGoneError, ServiceInstance, silentLogger } from '../../lib';
 import { amqpBroker, mqttBroker } from '../helpers/brokers';
 import { sleep, uniq, waitFor } from '../helpers/wait';
 import { makeTransport, pingKit, TransportKind } from './fixtures/ping';
+import { Child, spawnInstance } from './fixtures/spawn';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const HEARTBEAT_MS = 200;
 const TTL_MS = 1000;
 /** The observer sweeps every TTL / 4. */
 const GONE_BOUND_MS = TTL_MS + TTL_MS / 4;
-
-interface Child {
-  readonly proc: ChildProcess;
-  readonly ready: Promise<void>;
-  readonly exited: Promise<void>;
-}
-
-function spawnInstance(env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'fixtures', 'instance.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  proc.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
-  const ready = new Promise<void>((resolve, reject) => {
-    proc.stdout!.on('data', (b: Buffer) => b.toString().includes('ready') && resolve());
-    void exited.then(() => reject(new Error(`instance exited before ready: ${stderr}`)));
-    setTimeout(() => reject(new Error(`instance not ready after 30 s: ${stderr}`)), 30_000).unref();
-  });
-  ready.catch(() => undefined);
-  return { proc, ready, exited };
-}
 
 for (const kind of ['amqp', 'mqtt'] as TransportKind[]) {
   describe(`discovery across processes (${kind})`, function () {
