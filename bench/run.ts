@@ -21,6 +21,7 @@ import { Child, ChildResult, withTimeout } from './processes';
 import { median } from './window';
 import { renderTable, Row, Side } from './report';
 import { outboxCase } from './outbox-cases';
+import { serviceCase } from './service-cases';
 
 interface Options {
   readonly smoke: boolean;
@@ -62,8 +63,8 @@ function parseArgs(argv: string[]): Options {
   };
 }
 
-const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000], outbox: 10_000 };
-const SMOKE = { events: 2_000, rpc1: 200, rpc100: 2_000, mqtt: 2_000, memEvents: 5_000, memRpc: 2_000, bulk: [1_000, 4_000], outbox: 500 };
+const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000], outbox: 10_000, service: 20_000 };
+const SMOKE = { events: 2_000, rpc1: 200, rpc100: 2_000, mqtt: 2_000, memEvents: 5_000, memRpc: 2_000, bulk: [1_000, 4_000], outbox: 500, service: 500 };
 const WINDOW = 1000;
 const PREFETCH = 1000;
 /** Case e: a slow consumer, 5 ms per message, 10 at a time (at most ~2,000 messages/s). */
@@ -292,6 +293,22 @@ function outboxCaseDef(kind: 'plain' | 'postgres' | 'sqlite'): CaseDef {
   };
 }
 
+/** Cases g (bench/service-cases.ts): balanced requests and the HTTP gateway against a bare bus.request loop. */
+function serviceCaseDef(kind: 'request' | 'balanced' | 'gateway'): CaseDef {
+  const titles = {
+    request: 'g AMQP bus.request, 2 instances, 50 in flight (baseline of g)',
+    balanced: "g the same with balance: 'round-robin'",
+    gateway: 'g HTTP gateway (autocannon, 50 connections) to the same request',
+  };
+  return {
+    id: `g-${kind}`,
+    title: titles[kind],
+    unit: 'req/s',
+    raw: false,
+    run: (ctx, _side, tag) => serviceCase(kind, { amqpUrl: ctx.amqpUrl, n: ctx.sizes.service, inflight: 50, tag }),
+  };
+}
+
 const CASES: CaseDef[] = [
   eventsCase('a', 'a AMQP events, persistent + confirms', 'amqp'),
   rpcCase(1),
@@ -303,6 +320,9 @@ const CASES: CaseDef[] = [
   outboxCaseDef('plain'),
   outboxCaseDef('postgres'),
   outboxCaseDef('sqlite'),
+  serviceCaseDef('request'),
+  serviceCaseDef('balanced'),
+  serviceCaseDef('gateway'),
 ];
 
 function selected(o: Options): CaseDef[] {
