@@ -333,6 +333,15 @@ export class Bus extends EventEmitter {
     return this.discovery.services();
   }
 
+  /**
+   * Resolves to the live instances of `service` once one is known (at once when one is); rejects
+   * with NoInstanceError after `timeoutMs` (default 5 s). Needs `discovery`.
+   */
+  waitForService(service: string, timeoutMs = 5000): Promise<ServiceInstance[]> {
+    if (!this.discovery) return Promise.reject(new CourierError('waitForService() needs createBus({ discovery })'));
+    return this.discovery.waitForService(service, timeoutMs);
+  }
+
   /** The meter's snapshot: rates, backlog, in-flight and latency per message type and handler. */
   metrics(): MetricsSnapshot {
     if (!this.meter) throw new CourierError('This bus was created with meter: false');

@@ -166,6 +166,31 @@ export class Discovery {
       .sort((a, b) => a.service.localeCompare(b.service) || a.instanceId.localeCompare(b.instanceId));
   }
 
+  /**
+   * Resolves to the live instances of `service` once there is at least one; rejects with
+   * NoInstanceError after `timeoutMs`. For start-up ordering (a gateway that waits for its services).
+   */
+  waitForService(service: string, timeoutMs: number): Promise<ServiceInstance[]> {
+    const now = () => this.services().filter((s) => s.service === service);
+    if (now().length) return Promise.resolve(now());
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new NoInstanceError(`any message type (no instance of ${service} within ${timeoutMs} ms)`));
+      }, timeoutMs);
+      const check = () => {
+        const found = now();
+        if (!found.length) return;
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve(found);
+      };
+      this.waiters.add(check);
+    });
+  }
+
+  private readonly waiters = new Set<() => void>();
+
   /** Live instances that take direct requests of `type`, in a stable order. */
   candidates(type: string): Array<{ key: string; weight: number; entry: Entry }> {
     const now = Date.now();
@@ -291,6 +316,7 @@ export class Discovery {
       if (this.running && !self) this.scheduleSweep();
     }
     this.host.emit('join', this.view(key, fresh, self));
+    for (const w of [...this.waiters]) w();
   }
 
   private remove(key: string, reason: LeaveReason, emit = true): void {

@@ -115,6 +115,22 @@ describe('discovery: registry and balancing (memory)', () => {
     assert.ok(leftAt - closedAt <= TTL_MS + TTL_MS / 4 + 200, `gone ${leftAt - closedAt} ms after the crash (TTL ${TTL_MS} + sweep ${TTL_MS / 4})`);
   });
 
+  it('waitForService resolves once an instance of the service is known, and rejects with NoInstanceError after its timeout', async () => {
+    const kit = pingKit(uniq('disc.ping'));
+    const l = start('watcher', 'w', [], { announce: false });
+    await l.ready;
+    await assert.rejects(l.bus.waitForService('late', 100), NoInstanceError);
+    const waiting = l.bus.waitForService('late', 5000);
+    await sleep(50);
+    const a = start('late', 'a', [kit.service('a')]);
+    await a.ready;
+    assert.deepEqual(
+      (await waiting).map((s) => s.instanceId),
+      ['a'],
+    );
+    assert.equal((await l.bus.waitForService('late', 1)).length, 1);
+  });
+
   it('a listener (announce: false) sees the others and is not listed', async () => {
     const kit = pingKit(uniq('disc.ping'));
     const a = start('svc', 'a', [kit.service('a')]);
