@@ -294,10 +294,9 @@ function outboxCaseDef(kind: 'plain' | 'postgres' | 'sqlite'): CaseDef {
 }
 
 /** Cases g (bench/service-cases.ts): balanced requests and the HTTP gateway against a bare bus.request loop. */
-function serviceCaseDef(kind: 'request' | 'balanced' | 'gateway'): CaseDef {
+function serviceCaseDef(kind: 'balanced' | 'gateway'): CaseDef {
   const titles = {
-    request: 'g AMQP bus.request, 2 instances, 50 in flight (baseline of g)',
-    balanced: "g the same with balance: 'round-robin'",
+    balanced: "g AMQP bus.request with balance: 'round-robin', 2 instances, 50 in flight",
     gateway: 'g HTTP gateway (autocannon, 50 connections) to the same request',
   };
   return {
@@ -320,7 +319,6 @@ const CASES: CaseDef[] = [
   outboxCaseDef('plain'),
   outboxCaseDef('postgres'),
   outboxCaseDef('sqlite'),
-  serviceCaseDef('request'),
   serviceCaseDef('balanced'),
   serviceCaseDef('gateway'),
 ];

@@ -1,12 +1,12 @@
 /**
  * Cases g (issue 22): the service layer over AMQP, in this process (like cases f): two instances of
- * a product service (buses with discovery) and a client bus, in one run:
- *   g-request    bus.request loop, `inflight` at a time, the broker's competing consumers (the default):
- *                the baseline of the other two.
- *   g-balanced   the same loop with `balance: 'round-robin'` (each request on an instance's own
- *                topic): what balancing costs against the default.
- *   g-gateway    HTTP GET through createGateway to the same request, driven by autocannon with
- *                `inflight` connections: what the gateway costs against the bare loop.
+ * a product service (buses with discovery) and a client bus. Each round measures the baseline, a
+ * bare bus.request loop (`inflight` at a time, the broker's competing consumers: the default),
+ * then the case, then the baseline again, on the same buses: `detail.ratio` is the case's rate
+ * over the mean of the two baselines (the report's figure is the median of these per-round ratios).
+ *   g-balanced   the loop with `balance: 'round-robin'` (each request on an instance's own topic).
+ *   g-gateway    HTTP GET through createGateway to the same request, driven by autocannon (in
+ *                this process) with `inflight` connections.
  * Rate: requests/s; p50 / p99: round trip in ms (autocannon's histogram for g-gateway, 1 ms steps).
  */
 import 'reflect-metadata';
@@ -32,7 +32,7 @@ interface AutocannonResult {
 }
 type Autocannon = (opts: { url: string; connections: number; amount: number; pipelining?: number }) => Promise<AutocannonResult>;
 
-export async function serviceCase(kind: 'request' | 'balanced' | 'gateway', o: { amqpUrl: string; n: number; inflight: number; tag: string }): Promise<ServiceSample> {
+export async function serviceCase(kind: 'balanced' | 'gateway', o: { amqpUrl: string; n: number; inflight: number; tag: string }): Promise<ServiceSample> {
   const type = `${o.tag}.product.get`;
   @Message(`${type}.reply`)
   class Product {
@@ -69,6 +69,24 @@ export async function serviceCase(kind: 'request' | 'balanced' | 'gateway', o: {
       if (Date.now() > deadline) throw new Error('the two instances were not discovered within 10 s');
       await new Promise((r) => setTimeout(r, 20));
     }
+    const loop = async (n: number, options: { balance?: 'round-robin' }, latencies?: number[]) => {
+      let next = 0;
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: o.inflight }, async () => {
+          while (next < n) {
+            next++;
+            const t = performance.now();
+            await client.request(GetProduct, { id: 'p-1' }, options);
+            latencies?.push(performance.now() - t);
+          }
+        }),
+      );
+      return (n * 1000) / (performance.now() - started);
+    };
+    await loop(Math.min(500, o.n), {});
+    const before = await loop(o.n, {});
+    let sample: ServiceSample;
     if (kind === 'gateway') {
       const gateway = createGateway(client, { routes: [{ method: 'GET', path: /^\/products\/(?<id>[\w-]+)$/, request: GetProduct }] });
       const port = await gateway.listen(0);
@@ -78,33 +96,21 @@ export async function serviceCase(kind: 'request' | 'balanced' | 'gateway', o: {
         await autocannon({ url, connections: o.inflight, amount: Math.min(500, o.n) });
         const r = await autocannon({ url, connections: o.inflight, amount: o.n });
         if (r.non2xx || r.errors) throw new Error(`gateway: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
-        return { rate: (r.requests.total * 1000) / Math.max(1, r.duration * 1000), p50: r.latency.p50, p99: r.latency.p99, rssMb: peakRss / 2 ** 20, detail: { total: r.requests.total } };
+        sample = { rate: r.requests.total / Math.max(1e-3, r.duration), p50: r.latency.p50, p99: r.latency.p99, rssMb: 0, detail: {} };
       } finally {
         await gateway.close();
       }
+    } else {
+      const latencies: number[] = [];
+      await loop(Math.min(500, o.n), { balance: 'round-robin' });
+      const rate = await loop(o.n, { balance: 'round-robin' }, latencies);
+      latencies.sort((a, b) => a - b);
+      const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+      sample = { rate, p50: pct(0.5), p99: pct(0.99), rssMb: 0, detail: {} };
     }
-    const options = kind === 'balanced' ? ({ balance: 'round-robin' } as const) : {};
-    const latencies: number[] = [];
-    const loop = async (n: number, record: boolean) => {
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: o.inflight }, async () => {
-          while (next < n) {
-            next++;
-            const t = performance.now();
-            await client.request(GetProduct, { id: 'p-1' }, options);
-            if (record) latencies.push(performance.now() - t);
-          }
-        }),
-      );
-    };
-    await loop(Math.min(500, o.n), false);
-    const started = performance.now();
-    await loop(o.n, true);
-    const ms = performance.now() - started;
-    latencies.sort((a, b) => a - b);
-    const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
-    return { rate: (o.n * 1000) / ms, p50: pct(0.5), p99: pct(0.99), rssMb: peakRss / 2 ** 20, detail: {} };
+    const after = await loop(o.n, {});
+    const baseline = (before + after) / 2;
+    return { ...sample, rssMb: peakRss / 2 ** 20, detail: { baselineRate: baseline, ratio: sample.rate / baseline } };
   } finally {
     clearInterval(rss);
     await Promise.all(buses.map((b) => b.stop({ timeoutMs: 2000 }).catch(() => undefined)));

@@ -42,7 +42,7 @@ describe('bench (smoke mode)', function () {
     assert.deepEqual(report.failures, []);
     assert.deepEqual(
       report.rows.map((r) => r.id),
-      ['a', 'b1', 'b100', 'c', 'd-events', 'd-rpc', 'e', 'f-plain', 'f-postgres', 'f-sqlite', 'g-request', 'g-balanced', 'g-gateway'],
+      ['a', 'b1', 'b100', 'c', 'd-events', 'd-rpc', 'e', 'f-plain', 'f-postgres', 'f-sqlite', 'g-balanced', 'g-gateway'],
     );
     const positive = (x: unknown, what: string) => assert.ok(typeof x === 'number' && Number.isFinite(x) && x > 0, `${what}: ${x}`);
     for (const row of report.rows) {
