@@ -122,6 +122,7 @@ export class Discovery {
     this.transport = transport;
     this.presenceTransport = presenceTransport;
     this.subscriptions.push(await presenceTransport.subscribe({ pattern: PRESENCE_PATTERN, name: 'courier.presence', prefetch: 64 }, (d) => this.onPresence(d)));
+    presenceTransport.on('connected', this.onConnected);
     if (!this.announcing) return;
     const handles = new Set<string>();
     for (const h of handlers) {
@@ -133,6 +134,16 @@ export class Discovery {
   }
 
   private presenceTransport?: Transport;
+
+  /**
+   * After a reconnect: announce and ask again at once. What was published during the cut was not
+   * delivered to the broadcast subscription; others may have expired this instance meanwhile.
+   */
+  private readonly onConnected = (): void => {
+    if (!this.running) return;
+    if (this.announcing) void this.send(PresenceTypes.hello, this.announcement()).catch(() => undefined);
+    void this.send(PresenceTypes.query, { service: this.host.source, instanceId: this.instanceId }).catch(() => undefined);
+  };
 
   /** After the transport connected: announce, ask the others to announce, start the timers. */
   async start(): Promise<void> {
@@ -153,6 +164,7 @@ export class Discovery {
     this.running = false;
     clearInterval(this.heartbeat);
     clearTimeout(this.sweeper);
+    this.presenceTransport?.off('connected', this.onConnected);
     if (this.announcing) await this.send(PresenceTypes.bye, this.announcement()).catch((err) => this.host.warn('discovery: could not say goodbye (others drop this instance after its TTL)', { error: redactSecrets(String(err)) }));
     for (const key of [...this.table.keys()]) this.remove(key, 'stopped', false);
     // The subscriptions close with the transport.

@@ -91,6 +91,33 @@ for (const kind of ['amqp', 'mqtt'] as TransportKind[]) {
       assert.deepEqual(live(bus, service), []);
     });
 
+    it('an instance cut from the broker for longer than its TTL leaves (expired) and joins again once it reconnects', async () => {
+      const { TcpProxy } = await import('../helpers/tcp-proxy');
+      const target = new URL(url);
+      const proxy = new TcpProxy(target.hostname, Number(target.port));
+      const port = await proxy.start();
+      const proxied = new URL(url);
+      proxied.port = String(port);
+      const service = uniq('svc');
+      const cutBus = createBus({ transport: makeTransport(kind, proxied.toString(), uniq('disc-cut')), source: service, instanceId: 'cut', logger: silentLogger, discovery: { heartbeatMs: HEARTBEAT_MS, ttlMs: TTL_MS } });
+      try {
+        await cutBus.start();
+        const bus = await startClient();
+        await bus.waitForService(service, 10_000);
+        const events: string[] = [];
+        bus.on('leave', (i: ServiceInstance, reason: string) => i.service === service && events.push(`leave ${reason}`));
+        bus.on('join', (i: ServiceInstance) => i.service === service && events.push('join'));
+        proxy.cut(3 * TTL_MS);
+        await waitFor(() => events.length === 2, 3 * TTL_MS + 20_000, 'leave and join again');
+        assert.deepEqual(events, ['leave expired', 'join']);
+        // And it knows the client again.
+        await cutBus.waitForService(bus.services().find((s) => s.self)!.service, 10_000);
+      } finally {
+        await cutBus.stop({ timeoutMs: 1000 }).catch(() => undefined);
+        await proxy.stop();
+      }
+    });
+
     it('weighted over 10,000 requests to two processes (weights 1 and 3): the split matches within 5 %', async () => {
       const service = uniq('svc');
       const type = uniq('disc.w');
