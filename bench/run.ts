@@ -22,6 +22,7 @@ import { median } from './window';
 import { renderTable, Row, Side } from './report';
 import { outboxCase } from './outbox-cases';
 import { brokerCpuDelta, brokerCpuMs } from './broker-cpu';
+import { serviceCase } from './service-cases';
 
 interface Options {
   readonly smoke: boolean;
@@ -63,8 +64,8 @@ function parseArgs(argv: string[]): Options {
   };
 }
 
-const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000], outbox: 10_000 };
-const SMOKE = { events: 2_000, rpc1: 200, rpc100: 2_000, mqtt: 2_000, memEvents: 5_000, memRpc: 2_000, bulk: [1_000, 4_000], outbox: 500 };
+const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000], outbox: 10_000, service: 20_000 };
+const SMOKE = { events: 2_000, rpc1: 200, rpc100: 2_000, mqtt: 2_000, memEvents: 5_000, memRpc: 2_000, bulk: [1_000, 4_000], outbox: 500, service: 500 };
 const WINDOW = 1000;
 const PREFETCH = 1000;
 /** Case e: a slow consumer, 5 ms per message, 10 at a time (at most ~2,000 messages/s). */
@@ -307,6 +308,21 @@ function outboxCaseDef(kind: 'plain' | 'postgres' | 'sqlite'): CaseDef {
   };
 }
 
+/** Cases g (bench/service-cases.ts): balanced requests and the HTTP gateway against a bare bus.request loop. */
+function serviceCaseDef(kind: 'balanced' | 'gateway'): CaseDef {
+  const titles = {
+    balanced: "g AMQP bus.request with balance: 'round-robin', 2 instances, 50 in flight",
+    gateway: 'g HTTP gateway (autocannon, 50 connections) to the same request',
+  };
+  return {
+    id: `g-${kind}`,
+    title: titles[kind],
+    unit: 'req/s',
+    raw: false,
+    run: (ctx, _side, tag) => serviceCase(kind, { amqpUrl: ctx.amqpUrl, n: ctx.sizes.service, inflight: 50, tag }),
+  };
+}
+
 const CASES: CaseDef[] = [
   eventsCase('a', 'a AMQP events, persistent + confirms', 'amqp'),
   rpcCase(1),
@@ -318,6 +334,8 @@ const CASES: CaseDef[] = [
   outboxCaseDef('plain'),
   outboxCaseDef('postgres'),
   outboxCaseDef('sqlite'),
+  serviceCaseDef('balanced'),
+  serviceCaseDef('gateway'),
 ];
 
 function selected(o: Options): CaseDef[] {

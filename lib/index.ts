@@ -21,3 +21,5 @@ export type { StopOnSignalsOptions } from './shutdown';
 export { TransportWrapper, withDelivery } from './transport-wrapper';
 export { Outbox, createOutbox, OutboxRelay, runRelay, outboxScope } from './outbox';
 export type { OutboxOptions, OutboxPublishOptions, RelayOptions, RelayTarget, OutboxRoute, OutboxStore, InboxStore, OutboxEntry, ClaimedRow, FailedRow, BatchOutcome, OutboxStats } from './outbox';
+export { NoInstanceError, InstanceGoneError, BALANCE_STRATEGIES, PresenceTypes, directTopic } from './discovery';
+export type { DiscoveryOptions, ServiceInstance, OnInstanceGone, BalanceStrategy, LeaveReason, PresenceAnnouncement } from './discovery';

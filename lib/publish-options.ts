@@ -9,6 +9,9 @@ export interface PublishCallOptions {
   readonly correlationId?: string;
   /** The message that caused this one. Default: the message being handled (with asyncContext). */
   readonly causedBy?: Envelope;
+  /** W3C trace context (default: that of the message being handled). */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
 }
 
 /** Publishes a message; resolves to its id. What {@link MessageContext} is given instead of the whole bus. */
