@@ -6,7 +6,11 @@
  */
 import { EventEmitter } from 'node:events';
 import { decode, encode, EnvelopeInput, parseJson, validatePayload } from './codec';
-import { currentMessage, Envelope, MessageContext } from './context';
+import { currentMessage, MessageContext } from './context';
+import type { Envelope } from './envelope';
+import type { PublishCallOptions, PublishFunction } from './publish-options';
+
+export type { PublishCallOptions } from './publish-options';
 import { DedupeStore, MemoryDedupeStore } from './dedupe';
 import { messageMetadata, PayloadClass, PayloadShape, publicationsOf } from './decorators';
 import {
@@ -21,7 +25,8 @@ import {
   UnknownMessageTypeError,
 } from './errors';
 import { Meter, MeteredTransport, MetricsSnapshot } from './meter';
-import { backoffDelay, buildRegistry, HandlerDefinition, unknownKeys } from './registry';
+import { optionKeys, unknownKeys } from './option-keys';
+import { retryDelay, buildRegistry, HandlerDefinition } from './registry';
 import { DeadLetterReason, Delivery, Headers, OutgoingMessage, Subscription, Transport } from './transport';
 import { outboxScope } from './outbox/scope';
 
@@ -75,7 +80,19 @@ export interface BusOptions {
   readonly instanceExpiresAfterMs?: number;
 }
 
-const BUS_KEYS = new Set(['transport', 'source', 'maxMessageBytes', 'shutdownTimeoutMs', 'requestTimeoutMs', 'idempotency', 'meter', 'logger', 'asyncContext', 'instanceId', 'instanceExpiresAfterMs']);
+const BUS_KEYS = optionKeys<BusOptions>({
+  transport: true,
+  source: true,
+  maxMessageBytes: true,
+  shutdownTimeoutMs: true,
+  requestTimeoutMs: true,
+  idempotency: true,
+  meter: true,
+  logger: true,
+  asyncContext: true,
+  instanceId: true,
+  instanceExpiresAfterMs: true,
+});
 
 /**
  * Something that runs with the bus (an outbox relay): started after the transport connected,
@@ -84,15 +101,6 @@ const BUS_KEYS = new Set(['transport', 'source', 'maxMessageBytes', 'shutdownTim
 export interface BusComponent {
   start(host: { readonly transport: Transport; readonly meter?: Meter; readonly logger: Logger }): Promise<void>;
   stop(): Promise<void>;
-}
-
-export interface PublishCallOptions {
-  readonly mandatory?: boolean;
-  /** Extra headers (CloudEvents extensions); the envelope's own attributes cannot be overridden. */
-  readonly headers?: Readonly<Record<string, string>>;
-  readonly correlationId?: string;
-  /** The message that caused this one. Default: the message being handled (with asyncContext). */
-  readonly causedBy?: Envelope;
 }
 
 export interface RequestOptions<R> {
@@ -121,6 +129,8 @@ const MANDATORY = Object.freeze({ mandatory: true });
 const NOT_MANDATORY = Object.freeze({ mandatory: undefined });
 
 export class Bus extends EventEmitter {
+  /** What a handler's MessageContext publishes with: the bus's publish, not the bus. */
+  private readonly publishFromHandler: PublishFunction = (type, payload, options) => this.publish(type, payload, options);
   private readonly transport: Transport;
   /** `transport` when it is the meter's wrapper. */
   private readonly metered?: MeteredTransport;
@@ -396,7 +406,7 @@ export class Bus extends EventEmitter {
 
   /** Calls the handler method (inside the message's async context unless that is off). */
   private call(h: HandlerDefinition, d: Delivery, envelope: Envelope, payload: unknown, tx?: unknown): unknown {
-    const ctx = new MessageContext(envelope, d.headers, d.redelivered, `${h.spec.group ?? ''}.${h.id}`, d, this, tx);
+    const ctx = new MessageContext(envelope, d.headers, d.redelivered, `${h.spec.group ?? ''}.${h.id}`, d, this.publishFromHandler, tx);
     const method = (h.instance as Record<string, (p: unknown, c: MessageContext) => unknown>)[h.method];
     return this.options.asyncContext === false
       ? method.call(h.instance, payload, ctx)
@@ -481,7 +491,7 @@ export class Bus extends EventEmitter {
       id: envelope.id,
       error: describe(err),
     });
-    return d.retry(backoffDelay(h.retry, d.attempt));
+    return d.retry(retryDelay(h.retry, d.attempt));
   }
 
   private replyMessage(cls: PayloadClass, result: unknown, envelope: { type: string; id: string; correlationId: string }) {

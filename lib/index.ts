@@ -1,10 +1,11 @@
 /** Courier's public API. Adapters live in adapters/<name> and are imported from there. */
 export { Bus, createBus, consoleLogger, silentLogger } from './bus';
 export type { BusOptions, BusComponent, Logger, PublishCallOptions, RequestOptions, DeadLetterEvent } from './bus';
+export type { PublishFunction } from './publish-options';
 export { Message, Subscriber, Subscribe, Publisher, Publish, isCourierClass } from './decorators';
 export type { Handler, PayloadClass, PayloadShape, MessageOptions, SubscribeOptions, SubscriberOptions, RetryOptions, PublishMethodOptions } from './decorators';
 export { MessageContext } from './context';
-export type { Envelope } from './context';
+export type { Envelope } from './envelope';
 export * from './errors';
 export { Meter, MeteredTransport, WINDOWS_S } from './meter';
 export type { MetricsSnapshot, TopicMetrics, HandlerMetrics, OutboxMetrics, InboxMetrics, Rates, Clock, Outcome } from './meter';

@@ -5,7 +5,8 @@
  * subscriptions whose pattern matches the message's topic. It never sees a payload class, never
  * validates and never decides a failure policy: the bus does. What it must do is keep the promises
  * written on each member below, and state in {@link TransportCapabilities} which ones it keeps.
- * `test/conformance/` checks them; an adapter is ready when it passes that suite.
+ * The conformance suite (`courier-bus/conformance`, lib/conformance/) checks them; an adapter is
+ * ready when it passes that suite.
  */
 
 /** Header names the core and every adapter agree on. CloudEvents attribute names (lowercase). */

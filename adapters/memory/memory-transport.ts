@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import {
   Delivery,
   DeliveryHandler,
@@ -12,11 +11,12 @@ import {
   Transport,
   TransportCapabilities,
   DeadLetterInfo,
-  TransportEvent,
   TransportEvents,
+  restoreImpliedHeaders,
 } from '../../lib/transport';
 import { PublishRejectedError, TransportClosedError, UnroutableError } from '../../lib/errors';
-import { Linked, LinkedList } from '../../lib/linked-list';
+import { deadLetterHeaders, InFlight, LinkedList, SafeEmitter, SettleOnce, Wakeup } from '../../lib/adapter-kit';
+import type { Linked } from '../../lib/adapter-kit';
 import { PendingRequest, RequestTable } from '../../lib/pending-table';
 import { topicMatcher } from '../../lib/topic';
 
@@ -55,6 +55,10 @@ interface Held extends Linked<Held> {
 
 interface Consumer {
   readonly queue: Queue;
+  /** The subscription: its group and name go into a dead letter's `courierdeadqueue`. */
+  readonly spec: SubscriptionSpec;
+  /** Told of each settle (the transport's close() waits for them). */
+  readonly settled: Wakeup;
   readonly prefetch: number;
   readonly weight: number;
   readonly handler: DeliveryHandler;
@@ -107,6 +111,8 @@ export class MemoryBroker {
     if (!q) {
       q = new Queue(name, topicMatcher(spec.pattern), !owner);
       q.dead = new Queue(`${name}.dead`, () => false, false);
+      // A dead letter dead-lettered again (by a dead-letter consumer) stays in the dead queue, as on AMQP.
+      q.dead.dead = q.dead;
       if (!spec.group && spec.instance) q.expiresAfterMs = spec.expiresAfterMs ?? 60 * 60_000;
       this.queues.set(name, q);
     }
@@ -202,39 +208,7 @@ export class MemoryBroker {
   }
 
   private deliver(c: Consumer, held: Held): void {
-    const broker = this;
-    const m = held.m;
-    let settled = false;
-    const settle = (action: () => void): Promise<void> => {
-      // Not held any more: its consumer was detached and the message went back to the queue.
-      if (settled || !c.unacked.delete(held)) return Promise.resolve();
-      settled = true;
-      action();
-      broker.dispatch(c.queue);
-      return Promise.resolve();
-    };
-    const attempt = Number(m.headers[Headers.attempt]) || 1;
-    const delivery: Delivery = {
-      topic: m.topic,
-      body: m.body,
-      headers: m.headers,
-      attempt,
-      redelivered: m.redelivered,
-      replyExpected: !!m.replyTo,
-      raw: m,
-      ack: () => settle(() => undefined),
-      requeue: () => settle(() => broker.enqueue(c.queue, { ...m, redelivered: true }, true)),
-      retry: (delayMs: number) =>
-        settle(() => {
-          const copy = { ...m, redelivered: false, headers: { ...m.headers, [Headers.attempt]: String(attempt + 1) } };
-          setTimeout(() => broker.enqueue(c.queue, copy), Math.max(0, delayMs)).unref();
-        }),
-      deadLetter: (info: DeadLetterInfo) =>
-        settle(() => broker.enqueue(c.queue.dead!, { ...m, redelivered: false, headers: deadHeaders(m.headers, info, c.queue.name) })),
-      reply: async (reply: ReplyMessage) => {
-        m.replyTo?.({ body: Buffer.from(reply.body), headers: { ...reply.headers } });
-      },
-    };
+    const delivery = new MemoryDelivery(this, c, held);
     Promise.resolve()
       .then(() => c.handler(delivery))
       .catch(() => {
@@ -244,23 +218,90 @@ export class MemoryBroker {
   }
 }
 
-function deadHeaders(headers: Record<string, string>, info: DeadLetterInfo, queue: string): Record<string, string> {
-  const out: Record<string, string> = { ...headers, [Headers.deadReason]: info.reason, [Headers.deadQueue]: queue };
-  out[Headers.deadTime] = new Date().toISOString();
-  if (info.errorName) out[Headers.deadError] = info.errorName;
-  if (info.errorMessage) out[Headers.deadMessage] = info.errorMessage;
-  return out;
+/**
+ * One delivery of a memory queue: settled once (lib/adapter-kit/settle-once.ts), and only while
+ * its consumer still holds it (a detached consumer's messages went back to the queue already).
+ */
+class MemoryDelivery extends SettleOnce implements Delivery {
+  readonly topic: string;
+  readonly body: Buffer;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly attempt: number;
+  readonly redelivered: boolean;
+  readonly replyExpected: boolean;
+  readonly raw: StoredMessage;
+
+  constructor(
+    private readonly broker: MemoryBroker,
+    private readonly consumer: Consumer,
+    private readonly held: Held,
+  ) {
+    super();
+    const m = held.m;
+    this.topic = m.topic;
+    this.body = m.body;
+    this.headers = m.headers;
+    this.attempt = Number(m.headers[Headers.attempt]) || 1;
+    this.redelivered = m.redelivered;
+    this.replyExpected = !!m.replyTo;
+    this.raw = m;
+  }
+
+  ack(): Promise<void> {
+    return this.settle(() => this.release(undefined));
+  }
+
+  requeue(): Promise<void> {
+    return this.settle(() => this.release(() => this.broker.enqueue(this.consumer.queue, { ...this.raw, redelivered: true }, true)));
+  }
+
+  retry(delayMs: number): Promise<void> {
+    return this.settle(() =>
+      this.release(() => {
+        const m = this.raw;
+        const copy = { ...m, redelivered: false, headers: { ...m.headers, [Headers.attempt]: String(this.attempt + 1) } };
+        setTimeout(() => this.broker.enqueue(this.consumer.queue, copy), Math.max(0, delayMs)).unref();
+      }),
+    );
+  }
+
+  deadLetter(info: DeadLetterInfo): Promise<void> {
+    return this.settle(() =>
+      this.release(() => {
+        const { group, name } = this.consumer.spec;
+        const headers = deadLetterHeaders(this.raw.headers, { ...info, group, name, attempt: this.attempt });
+        this.broker.enqueue(this.consumer.queue.dead!, { ...this.raw, redelivered: false, headers });
+      }),
+    );
+  }
+
+  async reply(reply: ReplyMessage): Promise<void> {
+    this.raw.replyTo?.({ body: Buffer.from(reply.body), headers: { ...reply.headers } });
+  }
+
+  protected override onSettled(): void {
+    this.consumer.settled.notify();
+  }
+
+  /** Frees the consumer's slot and runs `then`, if the consumer still holds this message. */
+  private release(then: (() => void) | undefined): void {
+    // Not held any more: its consumer was detached and the message went back to the queue.
+    if (!this.consumer.unacked.delete(this.held)) return;
+    then?.();
+    this.broker.dispatch(this.consumer.queue);
+  }
 }
 
 /** Transport over a {@link MemoryBroker}: no network, the same contract as the broker adapters. */
-export class MemoryTransport extends EventEmitter implements Transport {
+export class MemoryTransport extends SafeEmitter<TransportEvents> implements Transport {
   readonly name = 'memory';
   readonly capabilities: TransportCapabilities;
   private readonly broker: MemoryBroker;
   private readonly consumers = new Set<Consumer>();
   /** Publishes routing now (waiting for room, or for the broker's turn). */
-  private publishing = 0;
-  private publishingDone?: () => void;
+  private readonly publishing = new InFlight();
+  /** Notified on each settle of a delivery of this transport's consumers. */
+  private readonly settled = new Wakeup();
   /** Requests awaiting their reply (the reply comes back through a closure: the ids go unused); one timer for all their timeouts. */
   private readonly pendingRequests = new RequestTable<PendingRequest<ReceivedMessage>>('memory.');
   private closing?: Promise<void>;
@@ -310,13 +351,11 @@ export class MemoryTransport extends EventEmitter implements Transport {
       replyTo,
       expiresAt,
     };
-    this.publishing++;
-    try {
-      const queues = await this.broker.route(stored);
-      if (queues === 0 && options.mandatory) throw new UnroutableError(message.topic);
-    } finally {
-      if (--this.publishing === 0) this.publishingDone?.();
-    }
+    // What the broker adapters restore on receipt (an attempt of 1, the correlation id): handlers
+    // see the same headers on every transport.
+    restoreImpliedHeaders(stored.headers);
+    const queues = await this.publishing.track(this.broker.route(stored));
+    if (queues === 0 && options.mandatory) throw new UnroutableError(message.topic);
   }
 
   async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
@@ -331,6 +370,8 @@ export class MemoryTransport extends EventEmitter implements Transport {
     if (this.closing) throw new TransportClosedError('subscribe');
     const consumer: Consumer = {
       queue,
+      spec,
+      settled: this.settled,
       prefetch: Math.max(1, spec.prefetch),
       weight: Math.max(1, spec.weight ?? 1),
       handler,
@@ -371,23 +412,16 @@ export class MemoryTransport extends EventEmitter implements Transport {
 
   private async shutdown(timeoutMs: number): Promise<void> {
     for (const c of this.consumers) c.active = false;
-    const deadline = Date.now() + timeoutMs;
-    while ([...this.consumers].some((c) => c.unacked.size > 0) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    const consumers = [...this.consumers];
+    await this.settled.until(() => consumers.every((c) => c.unacked.size === 0), timeoutMs);
     for (const c of this.consumers) this.broker.detach(c);
     this.consumers.clear();
-    if (this.publishing > 0) await new Promise<void>((resolve) => (this.publishingDone = resolve));
+    // Bounded too: a publish waiting for room in a full queue that nobody consumes any more would
+    // otherwise hold close() for ever.
+    await this.publishing.idle(timeoutMs);
     this.pendingRequests.rejectAll(() => new TransportClosedError('wait for a reply'));
     this.connected = false;
     this.emit('disconnected', { url: 'memory://' });
-  }
-
-  override on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
-    return super.on(event, listener as (...args: unknown[]) => void);
-  }
-  override off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
-    return super.off(event, listener as (...args: unknown[]) => void);
   }
 }
 
