@@ -6,6 +6,7 @@
  * size) dies with it instead of being reset field by field.
  */
 import type { IClientOptions, IConnackPacket, MqttClient } from 'mqtt';
+import { backoffDelay } from '../../lib/adapter-kit';
 import { ConnectionError, SessionTakenOverError, redactSecrets, redactUrl } from '../../lib/errors';
 import type { MqttContext } from './mqtt-context';
 import { coalesceSocketWrites, encodePacketsOf } from './mqtt-internals';
@@ -47,7 +48,8 @@ const SHORT_LIVED_MS = 2_000;
 const SHORT_LIVED_LIMIT = 4;
 
 /**
- * The reconnect back-off: from `minMs` doubling to `maxMs` with +-50 % jitter, reset only by a
+ * The reconnect back-off: the kit's backoff (lib/adapter-kit/backoff.ts) from `minMs` doubling to
+ * `maxMs`, each delay 50-100 % of that, reset only by a
  * connection that stayed up. A connection the broker keeps closing right after CONNACK (another
  * client taking the same session over, when the broker closes without a DISCONNECT 0x8E, as
  * Mosquitto 2.0 does) slows down like a refused one, and is reported after a few in a row.
@@ -60,7 +62,7 @@ class ReconnectPolicy {
 
   delay(): number {
     const { minMs, maxMs } = this.range;
-    return Math.round(Math.min(maxMs, minMs * 2 ** Math.min(this.failures, 20)) * (0.5 + Math.random()));
+    return backoffDelay({ initialDelayMs: minMs, maxDelayMs: maxMs, factor: 2, jitter: 0.5 }, this.failures + 1);
   }
 
   /** A connection closed after `upFor` ms (0: it never connected). True when it looks taken over. */

@@ -6,7 +6,8 @@
  * broker) before the original is acked, so the message is never lost in between.
  */
 import type { IPublishPacket } from 'mqtt';
-import { CourierError, redactSecrets } from '../../lib/errors';
+import { deadLetterHeaders, SettleOnce } from '../../lib/adapter-kit';
+import { CourierError } from '../../lib/errors';
 import { DeadLetterInfo, Delivery, Headers, ReplyMessage } from '../../lib/transport';
 import { Decoded, InternalHeaders } from './mqtt-mapping';
 import type { MqttPublisher } from './mqtt-publisher';
@@ -19,7 +20,7 @@ export interface DeliveryOwner {
   readonly ctx: MqttContext;
   readonly publisher: MqttPublisher;
   readonly requests: MqttRequests;
-  readonly queueName: string;
+  readonly spec: { readonly group?: string; readonly name: string };
   readonly retryTopic: string;
   /** Its prefetch slot is free. */
   settled(d: MqttDelivery): void;
@@ -40,9 +41,8 @@ export interface Received {
   readonly feed: object;
 }
 
-const SETTLED: Promise<void> = Promise.resolve();
-
-export class MqttDelivery implements Delivery {
+/** Settled once (the kit's SettleOnce): a settle that fails (a copy the broker did not confirm) leaves it open. */
+export class MqttDelivery extends SettleOnce implements Delivery {
   readonly topic: string;
   readonly body: Buffer;
   readonly headers: Readonly<Record<string, string>>;
@@ -51,7 +51,6 @@ export class MqttDelivery implements Delivery {
   readonly replyExpected: boolean;
   /** The PUBLISH packet as mqtt.js parsed it. */
   readonly raw: IPublishPacket;
-  settled = false;
   /** Counted in its subscription's prefetch (handed to the handler, not yet settled). */
   dispatched = false;
 
@@ -60,6 +59,7 @@ export class MqttDelivery implements Delivery {
     readonly received: Received,
     redelivered?: boolean,
   ) {
+    super();
     const decoded = received.decoded;
     this.topic = received.type;
     this.raw = received.packet;
@@ -73,16 +73,7 @@ export class MqttDelivery implements Delivery {
 
   /** Settled at once (the PUBACK is written, or queued by mqtt.js): no promise of its own. */
   ack(): Promise<void> {
-    if (this.settled) return SETTLED;
-    this.settled = true;
-    try {
-      this.received.ack();
-    } catch (err) {
-      this.settled = false;
-      return Promise.reject(err);
-    }
-    this.owner.settled(this);
-    return SETTLED;
+    return this.settle(this.received.ack);
   }
 
   requeue(): Promise<void> {
@@ -130,7 +121,7 @@ export class MqttDelivery implements Delivery {
     return this.settle(async () => {
       const o = this.owner;
       // The attempt count goes with the dead letter even when the sender did not set the header.
-      const headers = deadHeaders({ ...this.headers, [Headers.attempt]: String(this.attempt) }, o.queueName, info);
+      const headers = deadLetterHeaders(this.headers, { ...info, group: o.spec.group, name: o.spec.name, attempt: this.attempt });
       await o.publisher.send({ topic: deadLetterTopic(o.ctx.options.prefix, this.topic), label: this.topic, body: this.body, headers, whileClosing: true });
       this.received.ack();
     });
@@ -142,16 +133,7 @@ export class MqttDelivery implements Delivery {
     await this.owner.requests.sendReply(route, message);
   }
 
-  /** Settle once; a failed settle (a copy the broker did not confirm) leaves it unsettled. */
-  private async settle(fn: () => Promise<void> | void): Promise<void> {
-    if (this.settled) return;
-    this.settled = true;
-    try {
-      await fn();
-    } catch (err) {
-      this.settled = false;
-      throw err;
-    }
+  protected override onSettled(): void {
     this.owner.settled(this);
   }
 
@@ -161,16 +143,4 @@ export class MqttDelivery implements Delivery {
     const decoded = { ...d, headers: { ...d.headers, [Headers.attempt]: String(attempt) } };
     return new MqttDelivery(this.owner, { ...this.received, decoded }, redelivered);
   }
-}
-
-/** The dead-letter headers (docs/wire-format.md): the reason, the error, the subscription, the time. */
-export function deadHeaders(headers: Readonly<Record<string, string>>, queue: string, info: DeadLetterInfo): Record<string, string> {
-  return {
-    ...headers,
-    [Headers.deadReason]: info.reason,
-    ...(info.errorName ? { [Headers.deadError]: info.errorName } : {}),
-    ...(info.errorMessage ? { [Headers.deadMessage]: redactSecrets(info.errorMessage) } : {}),
-    [Headers.deadQueue]: queue,
-    [Headers.deadTime]: new Date().toISOString(),
-  };
 }

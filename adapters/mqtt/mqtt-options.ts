@@ -51,7 +51,7 @@ export interface MqttTransportOptions {
   readonly maxOffline?: number;
   /** How long the broker keeps a group member's session while it is away. Default 7 days. */
   readonly sessionExpirySeconds?: number;
-  /** Reconnect back-off: from `minMs` doubling up to `maxMs`, with +-50 % jitter. Default 250 / 15,000. */
+  /** Reconnect back-off: from `minMs` doubling up to `maxMs`, each delay 50-100 % of that (jitter). Default 250 / 15,000. */
   readonly reconnect?: { readonly minMs?: number; readonly maxMs?: number };
   /** How long one connection attempt waits for the broker's CONNACK. Default 15,000 ms. */
   readonly connectTimeoutMs?: number;

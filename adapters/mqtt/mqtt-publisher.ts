@@ -1,7 +1,7 @@
 /**
  * The publisher: the transport's one client for publishes, retry and dead-letter copies, and
  * request replies (a clean session, or a persistent one under QoS 2). Each publish resolves on its
- * PUBACK / PUBCOMP, through the publish window (publish-window.ts). A publish the broker answers
+ * PUBACK / PUBCOMP, through the kit's publish window (lib/adapter-kit/publish-window.ts). A publish the broker answers
  * with 0x10 ("no matching subscribers") shortly after a reconnect is sent again (see
  * `MqttTransportOptions.noSubscribersRetry`).
  */
@@ -17,7 +17,7 @@ import { MqttConnection } from './mqtt-connection';
 import type { MqttContext } from './mqtt-context';
 import { EncodedPublish, ReplyRoute, encode } from './mqtt-mapping';
 import { publisherTopology } from './mqtt-topology';
-import { PublishWindow, WindowEntry } from './publish-window';
+import { PublishWindow, WindowEntry } from '../../lib/adapter-kit';
 
 /** One publish, as the adapter's parts ask for it. */
 export interface SendRequest {
@@ -42,12 +42,7 @@ const NO_MATCHING_SUBSCRIBERS = 0x10;
 const NO_SUBSCRIBERS_MAX_INTERVAL_MS = 1000;
 
 /** One publish until it is settled: the window's entry and mqtt.js's callback. */
-class PendingPublish implements WindowEntry<PendingPublish> {
-  readonly deadline: number;
-  prev: PendingPublish | undefined = undefined;
-  next: PendingPublish | undefined = undefined;
-  sent = false;
-  done = false;
+class PendingPublish extends WindowEntry {
   /** Set while waiting to be sent again after a 0x10 answer. */
   resendTimer?: NodeJS.Timeout;
   /** The next wait before sending again after a 0x10 (0: the configured first interval). */
@@ -57,11 +52,10 @@ class PendingPublish implements WindowEntry<PendingPublish> {
 
   constructor(
     readonly req: SendRequest,
-    readonly timeoutMs: number,
-    readonly settle: { resolve(): void; reject(e: Error): void },
+    timeoutMs: number,
     acked: (p: PendingPublish, err: Error | undefined, packet: { messageId?: number } | undefined) => void,
   ) {
-    this.deadline = Date.now() + timeoutMs;
+    super(req.label, timeoutMs);
     this.onAck = (err, packet) => acked(this, err, packet);
   }
 }
@@ -87,10 +81,8 @@ export class MqttPublisher {
     private readonly onReply: (packet: IPublishPacket) => void,
   ) {
     this.topology = publisherTopology(ctx.options, ctx.clientIds);
-    this.window = new PublishWindow<PendingPublish>(ctx.options.maxInFlight, {
-      dispatch: (p) => this.dispatch(p),
-      expired: (p) => this.finish(p, new PublishTimeoutError(p.req.label, p.timeoutMs)),
-    });
+    // Deadlines on Date.now, as the 0x10 grace they are compared with.
+    this.window = new PublishWindow<PendingPublish>({ limit: ctx.options.maxInFlight, send: (p) => this.dispatch(p), now: Date.now, unref: true });
   }
 
   /** The mqtt.js client, once connect() created it. */
@@ -110,7 +102,7 @@ export class MqttPublisher {
     // Publishes handed to mqtt.js at once: maxInFlight, but never above the Receive Maximum the
     // broker announced in its CONNACK (MQTT 5 flow control; Mosquitto announces its
     // max_inflight_messages and disconnects a client with more unreleased QoS 2 publishes, 0x93).
-    client.on('connect', () => this.window.resize(Math.max(1, Math.min(this.ctx.options.maxInFlight, conn.session!.receiveMaximum))));
+    client.on('connect', () => this.window.setLimit(Math.max(1, Math.min(this.ctx.options.maxInFlight, conn.session!.receiveMaximum))));
     // The grace starts at the CONNACK, not at 'connect': mqtt.js emits 'connect' only after it has
     // re-sent its stored publishes one by one and each was acked, 0x10 answers included.
     client.on('packetreceive', (packet) => {
@@ -155,14 +147,12 @@ export class MqttPublisher {
     if (req.body.length > o.maxMessageBytes) {
       return Promise.reject(new PublishRejectedError(req.label, `body of ${req.body.length} bytes exceeds maxMessageBytes ${o.maxMessageBytes}`));
     }
-    if (!this.connection.session && this.window.count >= o.maxOffline) {
+    if (!this.connection.session && this.window.size >= o.maxOffline) {
       return Promise.reject(
-        new NotConnectedError(`MQTT not connected and ${this.window.count} publishes are already waiting (maxOffline ${o.maxOffline})`),
+        new NotConnectedError(`MQTT not connected and ${this.window.size} publishes are already waiting (maxOffline ${o.maxOffline})`),
       );
     }
-    return new Promise<void>((resolve, reject) => {
-      this.window.add(new PendingPublish(req, req.timeoutMs ?? o.publishTimeoutMs, { resolve, reject }, this.ackedBy));
-    });
+    return this.window.submit(new PendingPublish(req, req.timeoutMs ?? o.publishTimeoutMs, this.ackedBy));
   }
 
   /** Publishes at once, outside the window (a reply), resolving on its PUBACK within publishTimeoutMs. */
@@ -182,10 +172,13 @@ export class MqttPublisher {
 
   /** At close: waits (until `deadline`) for unconfirmed publishes and settles those waiting to be sent again. */
   async settleAll(deadline: number): Promise<void> {
-    await this.window.whenDrained(deadline - Date.now());
-    this.window.stop();
+    if (this.window.size) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.window.whenIdle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now())).unref()))]);
+      clearTimeout(timer);
+    }
     // Publishes still waiting to be sent again after a 0x10: the broker accepted them for nobody.
-    for (const p of this.window.entries()) if (p.resendTimer) this.finish(p, p.req.mandatory ? new UnroutableError(p.req.label) : undefined);
+    for (const p of [...this.window.entries()]) if (p.resendTimer) this.finish(p, p.req.mandatory ? new UnroutableError(p.req.label) : undefined);
   }
 
   /** Ends the client, gracefully and bounded. */
@@ -217,10 +210,10 @@ export class MqttPublisher {
     // meanwhile; it comes back ahead of the publishes waiting for one.
     this.noSubscribersStats.resent++;
     p.resendDelay = delay * 2;
-    this.window.release(p);
+    this.window.release(p, false);
     p.resendTimer = setTimeout(() => {
       p.resendTimer = undefined;
-      if (!p.done) this.window.resend(p);
+      this.window.resubmit(p);
     }, delay);
   }
 
@@ -237,15 +230,11 @@ export class MqttPublisher {
 
   /** Settles a publish once (ack, error or timeout) and frees its slot. */
   private finish(p: PendingPublish, err: Error | undefined): void {
-    if (p.done) return;
-    p.done = true;
     if (p.resendTimer) {
       clearTimeout(p.resendTimer);
       p.resendTimer = undefined;
     }
-    this.window.remove(p);
-    if (err) p.settle.reject(err);
-    else p.settle.resolve();
+    this.window.finish(p, err);
   }
 
   /** The error for an mqtt.js publish callback error. */

@@ -6,12 +6,13 @@
  * what cannot be decoded.
  */
 import type { IPublishPacket } from 'mqtt';
+import { deadLetterHeaders, InFlight } from '../../lib/adapter-kit';
 import { CourierError } from '../../lib/errors';
 import { matchTopic } from '../../lib/topic';
 import { DeliveryHandler, Headers, SubscriptionSpec } from '../../lib/transport';
 import { MqttConnection } from './mqtt-connection';
 import type { MqttContext } from './mqtt-context';
-import { deadHeaders, DeliveryOwner, MqttDelivery } from './mqtt-delivery';
+import { DeliveryOwner, MqttDelivery } from './mqtt-delivery';
 import { Feed } from './mqtt-feed';
 import { Decoded, decode, topicToType } from './mqtt-mapping';
 import type { MqttPublisher } from './mqtt-publisher';
@@ -37,11 +38,10 @@ export class MqttSubscription implements DeliveryOwner {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly matcher?: (type: string) => boolean;
   /** Deliveries handed to the handler and not yet settled (each marks itself `dispatched`). */
-  private active = 0;
+  private readonly active = new InFlight();
   private pumping = false;
   private stopped = false;
   private started?: Promise<void>;
-  private idle?: () => void;
 
   constructor(
     private readonly deps: SubscriptionDeps,
@@ -121,8 +121,7 @@ export class MqttSubscription implements DeliveryOwner {
   settled(d: MqttDelivery): void {
     if (!d.dispatched) return;
     d.dispatched = false;
-    this.active--;
-    if (this.active === 0) this.idle?.();
+    this.active.end();
     this.pump();
   }
 
@@ -138,15 +137,7 @@ export class MqttSubscription implements DeliveryOwner {
   async close(timeoutMs: number): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.active) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
-        this.idle = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
+    await this.active.idle(timeoutMs);
     this.stop(false);
     await Promise.all(this.feeds.map((f) => f.end()));
   }
@@ -165,14 +156,14 @@ export class MqttSubscription implements DeliveryOwner {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (!this.stopped && this.active < this.spec.prefetch && this.queue.length) {
+      while (!this.stopped && this.active.size < this.spec.prefetch && this.queue.length) {
         const d = this.queue.shift()!;
-        this.active++;
+        this.active.begin();
         d.dispatched = true;
         this.handler(d).catch((err) => {
           // The bus settles deliveries itself; a handler that throws anyway gets its message back.
           this.ctx.events.emit('error', new CourierError(`Handler of ${this.queueName} threw: ${(err as Error)?.message}`, { cause: err }));
-          if (!d.settled) void d.requeue();
+          if (d.isOpen) void d.requeue();
         });
       }
     } finally {
@@ -202,12 +193,12 @@ export class MqttSubscription implements DeliveryOwner {
   /** Dead-letter a message whose bytes could not be decoded. */
   private async deadLetterRaw(packet: IPublishPacket, type: string, err: Error): Promise<void> {
     const body = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-    const info = { reason: 'malformed', errorName: err.name, errorMessage: err.message } as const;
+    const { group, name } = this.spec;
     await this.publisher.send({
       topic: deadLetterTopic(this.ctx.options.prefix, type),
       label: type,
       body,
-      headers: deadHeaders({ [Headers.attempt]: '1' }, this.queueName, info),
+      headers: deadLetterHeaders({}, { reason: 'malformed', errorName: err.name, errorMessage: err.message, group, name, attempt: 1 }),
       whileClosing: true,
     });
   }

@@ -26,7 +26,8 @@ import {
   TransportEvents,
 } from '../../lib/transport';
 import { ClientIdPolicy } from './client-id-policy';
-import { MqttContext, TransportEmitter } from './mqtt-context';
+import { SafeEmitter } from '../../lib/adapter-kit';
+import type { MqttContext } from './mqtt-context';
 import { typeToTopic } from './mqtt-mapping';
 import { MqttTransportOptions, resolveMqttOptions } from './mqtt-options';
 import { MqttPublisher } from './mqtt-publisher';
@@ -49,7 +50,7 @@ export class MqttTransport implements Transport {
   /** Throws StartupError (every problem at once) when an option is invalid. */
   constructor(options: MqttTransportOptions) {
     const resolved = resolveMqttOptions(options);
-    this.ctx = { options: resolved, clientIds: new ClientIdPolicy(options), events: new TransportEmitter() };
+    this.ctx = { options: resolved, clientIds: new ClientIdPolicy(options), events: new SafeEmitter<TransportEvents>() };
     this.requests = new MqttRequests(this.ctx, (this.publishing = new MqttPublisher(this.ctx, (packet) => this.requests.onReply(packet))));
     this.deps = {
       ctx: this.ctx,
@@ -85,11 +86,6 @@ export class MqttTransport implements Transport {
   /** 0x10 answers received, and how many of them were sent again. For tests and diagnostics. */
   get noSubscribersStats(): { readonly answered: number; readonly resent: number } {
     return this.publishing.noSubscribersStats;
-  }
-
-  /** @internal Every client id this transport uses. */
-  get clientIds(): ClientIdPolicy {
-    return this.ctx.clientIds;
   }
 
   on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
