@@ -21,8 +21,9 @@ export class Wakeup {
 
   /**
    * Resolves `true` once `done()` returns true (checked now and after each {@link notify}), or
-   * `false` once `timeoutMs` passed first. Never rejects. The timer is unref'd: it does not keep
-   * the process alive on its own.
+   * `false` once `timeoutMs` passed first. Never rejects. Its timer keeps the process alive: a
+   * caller awaits it (a close() waiting for a handler that never settles must still resolve, not
+   * end with the process because nothing else is left to run).
    */
   until(done: () => boolean, timeoutMs: number): Promise<boolean> {
     if (done()) return Promise.resolve(true);
@@ -41,7 +42,6 @@ export class Wakeup {
         if (i >= 0) this.#waiters.splice(i, 1);
         resolve(done());
       }, timeoutMs);
-      timer.unref();
       this.#waiters.push(waiter);
     });
   }

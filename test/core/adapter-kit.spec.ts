@@ -213,6 +213,16 @@ describe('adapter kit', () => {
       assert.equal(await done, true);
       assert.equal(await w.until(() => false, 15), false);
     });
+
+    it('a wait keeps the process alive until its timeout (a close() awaiting a handler that never settles resolves)', async function () {
+      this.timeout(20_000);
+      // A process with nothing else to do: it must print the wait's outcome, not exit before it.
+      const { execFileSync } = await import('node:child_process');
+      const kit = require.resolve('../../lib/adapter-kit');
+      const script = `const { InFlight } = require(${JSON.stringify(kit)}); const f = new InFlight(); f.begin(); f.idle(200).then((idle) => console.log('idle:' + idle));`;
+      const out = execFileSync(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+      assert.equal(out.trim(), 'idle:false');
+    });
   });
 
   describe('backoffDelay', () => {

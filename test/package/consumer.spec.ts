@@ -8,6 +8,8 @@
  *         TypeScript blocks are type-checked and run here too.
  *   js    plain JavaScript with require() and the decorators called as functions; its node_modules
  *         (the tarball, the peers and amqplib) is the install size the package promises (<= 30 MB).
+ *         Also a third-party adapter written on courier-bus/adapter-kit, run through
+ *         courier-bus/conformance under node:test (no mocha in the project).
  *   bare  the peers only: importing an adapter whose client is missing names the package.
  * Installs go through npm's own cache (`--prefer-offline`, the versions this repository locks), so
  * only the newest TypeScript may come from the network, once per run.
@@ -171,6 +173,13 @@ describe('the npm package, installed by a consumer', function () {
   it('plain JavaScript with require() and decorators called as functions runs on memory and RabbitMQ', async () => {
     const r = await run(process.execPath, ['plain.js'], js, appEnv);
     assertRoundTrips(r.stdout, ['memory', 'amqp']);
+  });
+
+  it('a third-party adapter on courier-bus/adapter-kit passes courier-bus/conformance under node:test, with no mocha installed', async () => {
+    const r = await run(process.execPath, ['--test-reporter=tap', 'third-party-adapter.js'], js, appEnv, 120_000);
+    assert.match(r.stdout, /^# fail 0$/m, r.stdout);
+    assert.match(r.stdout, /^# pass 26$/m, r.stdout);
+    assert.match(r.stdout, /conformance: third-party/);
   });
 
   it('with its peers and amqplib, Courier adds at most 30 MB to a project', async () => {
