@@ -20,3 +20,4 @@ export type { StopOnSignalsOptions } from './shutdown';
 export { TransportWrapper, withDelivery } from './transport-wrapper';
 export { Outbox, createOutbox, OutboxRelay, runRelay, outboxScope } from './outbox';
 export type { OutboxOptions, OutboxPublishOptions, RelayOptions, RelayTarget, OutboxRoute, OutboxStore, InboxStore, OutboxEntry, ClaimedRow, FailedRow, BatchOutcome, OutboxStats } from './outbox';
+export * from './ops';

@@ -50,6 +50,8 @@ import {
 } from '../../lib/transport';
 import { PendingRequest, RequestTable } from '../../lib/pending-table';
 import { AckBatcher } from './ack-batcher';
+import { checkQueueDepth, sendToSubscriptionQueue } from './amqp-admin';
+import type { QueueDepth, QueueKind } from '../../lib/ops/admin';
 import { AmqpTransportOptions, resolveOptions, ResolvedAmqpOptions } from './amqp-options';
 import { isChannelRefusal, toBrokerError } from './broker-errors';
 import { ConfirmPublisher } from './confirm-publisher';
@@ -583,6 +585,17 @@ export class AmqpTransport implements Transport {
 
   subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     return this.addSubscription(of, handler, true);
+  }
+
+  /** SubscriptionAdmin (lib/ops/admin.ts): `message` to the work queue of `of` alone, confirmed (adapters/amqp/amqp-admin.ts). */
+  sendToSubscription(of: SubscriptionSpec, message: OutgoingMessage): Promise<void> {
+    if (this.closing) return Promise.reject(new TransportClosedError('publish'));
+    return sendToSubscriptionQueue(this.publisher, of, message);
+  }
+
+  /** SubscriptionAdmin (lib/ops/admin.ts): the broker's count of a queue of `of` (a passive declare, one round trip). */
+  queueDepth(of: SubscriptionSpec, kind?: QueueKind): Promise<QueueDepth | undefined> {
+    return checkQueueDepth(this.connected ? this.conn : undefined, of, kind);
   }
 
   private async addSubscription(spec: SubscriptionSpec, handler: DeliveryHandler, deadLetters: boolean): Promise<Subscription> {

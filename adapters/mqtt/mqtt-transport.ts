@@ -55,6 +55,7 @@ import {
   redactSecrets,
   redactUrl,
 } from '../../lib/errors';
+import { sendToSubscriptionTopic } from './mqtt-admin';
 import { DeadlineTimer } from '../../lib/deadline-timer';
 import { Linked, LinkedList } from '../../lib/linked-list';
 import { PendingRequest, RequestTable } from '../../lib/pending-table';
@@ -619,6 +620,11 @@ export class MqttTransport implements Transport {
 
   async subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     return this.addConsumer(of, handler, true);
+  }
+
+  /** SubscriptionAdmin (lib/ops/admin.ts): `message` to the retry topic of `of` alone, PUBACKed (adapters/mqtt/mqtt-admin.ts). */
+  sendToSubscription(of: SubscriptionSpec, message: OutgoingMessage): Promise<void> {
+    return sendToSubscriptionTopic(this, of, message);
   }
 
   private async addConsumer(spec: SubscriptionSpec, handler: DeliveryHandler, dead: boolean): Promise<Subscription> {
