@@ -20,6 +20,7 @@ export const BROKER_OPTIONS = {
   prefix: { type: 'string' },
   exchange: { type: 'string' },
   'queue-type': { type: 'string' },
+  'session-expiry': { type: 'string' },
   'timeout-ms': { type: 'string' },
 } as const;
 
@@ -30,6 +31,7 @@ export const BROKER_USAGE = `Broker options:
                                  line is visible to every user of the host; it is never printed)
   --client-id ID                 MQTT: the base of the client ids (a member's \`clientId\` to reach its sessions)
   --prefix P                     MQTT: the topic prefix (default courier)
+  --session-expiry S             MQTT: expiry of a persistent session it resumes, s (default 604800: 7 days)
   --exchange X                   AMQP: the events exchange (default courier.events)
   --queue-type classic|quorum    AMQP: the type of the subscription's queues (default classic)
   --timeout-ms N                 how long connecting may take (default 15000)
@@ -45,6 +47,7 @@ export interface BrokerChoice {
   readonly prefix?: string;
   readonly exchange?: string;
   readonly queueType?: 'classic' | 'quorum';
+  readonly sessionExpirySeconds?: number;
   readonly timeoutMs: number;
 }
 
@@ -80,6 +83,7 @@ export function brokerChoice(values: Values, env: NodeJS.ProcessEnv = process.en
     prefix: values.prefix as string | undefined,
     exchange: values.exchange as string | undefined,
     queueType,
+    sessionExpirySeconds: values['session-expiry'] === undefined ? undefined : integerOption(values['session-expiry'], 'session-expiry', 0, 1, 2 ** 32 - 1),
     timeoutMs: integerOption(values['timeout-ms'], 'timeout-ms', 15_000, 100, 600_000),
   };
 }
@@ -138,6 +142,7 @@ export async function makeTransport(choice: BrokerChoice, role: string): Promise
     url: choice.url!,
     prefix: choice.prefix,
     clientId: choice.clientId,
+    sessionExpirySeconds: choice.sessionExpirySeconds,
     // Without --client-id the command makes no group session of its own except a dead-letter
     // reader's, which must then name the member (checked by the dead-letters command).
     allowGeneratedClientId: choice.clientId === undefined,
