@@ -26,8 +26,8 @@ export interface Running {
 }
 
 /** Starts `node <script> args` (default: the courier command). */
-export function start(args: readonly string[], options: { env?: NodeJS.ProcessEnv; script?: string; timeoutMs?: number } = {}): Running {
-  const proc = spawn(process.execPath, [options.script ?? BIN, ...args], {
+export function start(args: readonly string[], options: { env?: NodeJS.ProcessEnv; script?: string; nodeArgs?: string[]; timeoutMs?: number } = {}): Running {
+  const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), options.script ?? BIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, COURIER_URL: '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -41,7 +41,7 @@ export async function makeKit(broker: Broker): Promise<Kit> {
         const conn = await amqplib.connect(url);
         const ch = await conn.createChannel();
         ch.on('error', () => undefined);
-        for (const q of [`${group}.Service.on`, `${group}.Service.on.dead`]) await ch.deleteQueue(q).catch(() => undefined);
+        for (const q of ['Service.on', 'Fast.on', 'Stuck.on'].flatMap((h) => [`${group}.${h}`, `${group}.${h}.dead`])) await ch.deleteQueue(q).catch(() => undefined);
         await ch.deleteExchange(exchange).catch(() => undefined);
         await conn.close().catch(() => undefined);
       },
