@@ -7,7 +7,7 @@ export { MessageContext } from './context';
 export type { Envelope } from './context';
 export * from './errors';
 export { Meter, MeteredTransport, WINDOWS_S } from './meter';
-export type { MetricsSnapshot, TopicMetrics, HandlerMetrics, OutboxMetrics, InboxMetrics, Rates, Clock, Outcome } from './meter';
+export type { MetricsSnapshot, TopicMetrics, HandlerMetrics, BrokerQueueMetrics, MeterOptions, OutboxMetrics, InboxMetrics, Rates, Clock, Outcome } from './meter';
 export { MemoryDedupeStore, RedisDedupeStore } from './dedupe';
 export type { ClaimResult, DedupeStore, RedisLike } from './dedupe';
 export { Headers } from './transport';
