@@ -8,7 +8,7 @@ export { MessageContext } from './context';
 export type { Envelope } from './envelope';
 export * from './errors';
 export { Meter, MeteredTransport, WINDOWS_S } from './meter';
-export type { MetricsSnapshot, TopicMetrics, HandlerMetrics, OutboxMetrics, InboxMetrics, Rates, Clock, Outcome } from './meter';
+export type { MetricsSnapshot, TopicMetrics, HandlerMetrics, BrokerQueueMetrics, MeterOptions, OutboxMetrics, InboxMetrics, Rates, Clock, Outcome } from './meter';
 export { MemoryDedupeStore, RedisDedupeStore } from './dedupe';
 export type { ClaimResult, DedupeStore, RedisLike } from './dedupe';
 export { Headers } from './transport';
@@ -23,3 +23,4 @@ export { Outbox, createOutbox, OutboxRelay, runRelay, outboxScope } from './outb
 export type { OutboxOptions, OutboxPublishOptions, RelayOptions, RelayTarget, OutboxRoute, OutboxStore, InboxStore, OutboxEntry, ClaimedRow, FailedRow, BatchOutcome, OutboxStats } from './outbox';
 export { NoInstanceError, InstanceGoneError, BALANCE_STRATEGIES, PresenceTypes, directTopic } from './discovery';
 export type { DiscoveryOptions, ServiceInstance, OnInstanceGone, BalanceStrategy, LeaveReason, PresenceAnnouncement } from './discovery';
+export * from './ops';

@@ -33,6 +33,8 @@ export const Headers = {
   deadQueue: 'courierdeadqueue',
   /** Set when a message is dead-lettered: ISO time. */
   deadTime: 'courierdeadtime',
+  /** Set on a dead letter sent back to its subscription (lib/ops/dead-letters.ts): ISO time of the replay. */
+  replayed: 'courierreplayed',
   /** On a reply: the remote handler failed; the body is `{ name, message }`. */
   replyError: 'courierreplyerror',
   /** Optional message signature (see lib/signing.ts). */

@@ -40,6 +40,8 @@ import {
   TransportEvent,
   TransportEvents,
 } from '../../lib/transport';
+import { checkQueueDepth, sendToSubscriptionQueue } from './amqp-admin';
+import type { QueueDepth, QueueKind } from '../../lib/ops/admin';
 import { AmqpTransportOptions, resolveOptions, ResolvedAmqpOptions } from './amqp-options';
 import { isChannelRefusal, toBrokerError } from './broker-errors';
 import { ConfirmPublisher } from './confirm-publisher';
@@ -247,6 +249,17 @@ export class AmqpTransport implements Transport {
 
   subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     return this.subscriptions.add(of, handler, true);
+  }
+
+  /** SubscriptionAdmin (lib/ops/admin.ts): `message` to the work queue of `of` alone, confirmed (adapters/amqp/amqp-admin.ts). */
+  sendToSubscription(of: SubscriptionSpec, message: OutgoingMessage): Promise<void> {
+    if (this.closing) return Promise.reject(new TransportClosedError('publish'));
+    return sendToSubscriptionQueue(this.publisher, of, message);
+  }
+
+  /** SubscriptionAdmin (lib/ops/admin.ts): the broker's count of a queue of `of` (a passive declare, one round trip). */
+  queueDepth(of: SubscriptionSpec, kind?: QueueKind): Promise<QueueDepth | undefined> {
+    return checkQueueDepth(this.session?.ready ? this.session.conn : undefined, of, kind);
   }
 
   // ---- request / reply ------------------------------------------------------------------------

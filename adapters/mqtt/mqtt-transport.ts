@@ -25,6 +25,7 @@ import {
   TransportEvent,
   TransportEvents,
 } from '../../lib/transport';
+import { sendToSubscriptionTopic } from './mqtt-admin';
 import { ClientIdPolicy } from './client-id-policy';
 import { SafeEmitter } from '../../lib/adapter-kit';
 import type { MqttContext } from './mqtt-context';
@@ -121,6 +122,11 @@ export class MqttTransport implements Transport {
 
   subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     return this.addSubscription(of, handler, true);
+  }
+
+  /** SubscriptionAdmin (lib/ops/admin.ts): `message` to the retry topic of `of` alone, PUBACKed (adapters/mqtt/mqtt-admin.ts). */
+  sendToSubscription(of: SubscriptionSpec, message: OutgoingMessage): Promise<void> {
+    return sendToSubscriptionTopic(this.ctx.options.prefix, this.publishing, of, message);
   }
 
   request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {

@@ -173,8 +173,11 @@ describe('the npm package, installed by a consumer', function () {
     const bin = path.join(js, 'node_modules', '.bin', 'courier');
     const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
     assert.equal((await run(bin, ['--version'], js)).stdout, `${version}\n`);
-    assert.match((await run(bin, ['--help'], js)).stdout, /^Usage: courier <command>[^]*\n  demo /);
+    const help = (await run(bin, ['--help'], js)).stdout;
+    assert.match(help, /^Usage: courier <command>/);
+    for (const c of ['demo', 'tail', 'publish', 'dead-letters', 'metrics', 'services']) assert.match(help, new RegExp(`^  ${c} `, 'm'), c);
     assert.match((await run(bin, ['demo', '--help'], js)).stdout, /^Usage: courier demo/);
+    assert.match((await run(bin, ['dead-letters', '--help'], js)).stdout, /^Usage: courier dead-letters list/);
     const demo = JSON.parse((await run(bin, ['demo', '--orders', '50', '--products', '4', '--json'], js)).stdout) as { ok: boolean; orders: number };
     assert.deepEqual([demo.ok, demo.orders], [true, 50]);
   });
