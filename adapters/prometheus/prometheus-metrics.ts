@@ -124,12 +124,16 @@ export class CourierPrometheus {
     const watched = this.watched;
     new Gauge({
       name: `${p}queue_depth_messages`,
-      help: "The broker's own count of messages waiting in a queue (for the buses given a queueDepth source)",
+      help: "The broker's own count of messages ready in a queue: the meter's reading (AMQP) or a queueDepth source",
       labelNames: ['service', 'queue'],
       registers,
       async collect(this: Gauge<string>) {
         this.reset();
         for (const w of watched) {
+          // The meter's own reading of each handler's queue (AMQP: a passive declare every queueDepthEveryMs).
+          for (const h of Object.values(w.meter.snapshot().handlers)) {
+            if (h.brokerQueue) this.set({ service: w.service, queue: h.brokerQueue.queue }, h.brokerQueue.messages);
+          }
           if (!w.queueDepth) continue;
           const depths = await w.queueDepth();
           for (const [queue, depth] of Object.entries(depths)) this.set({ service: w.service, queue }, depth);
