@@ -350,14 +350,14 @@ const CASES: CaseDef[] = [
   eventsCase('c', 'c MQTT events, QoS 1', 'mqtt'),
   memoryCase('events'),
   memoryCase('rpc'),
-  tracingCase('off'),
-  tracingCase('on'),
   backPressure,
   outboxCaseDef('plain'),
   outboxCaseDef('postgres'),
   outboxCaseDef('sqlite'),
   serviceCaseDef('balanced'),
   serviceCaseDef('gateway'),
+  tracingCase('off'),
+  tracingCase('on'),
 ];
 
 function selected(o: Options): CaseDef[] {

@@ -42,13 +42,14 @@ describe('bench (smoke mode)', function () {
     assert.deepEqual(report.failures, []);
     assert.deepEqual(
       report.rows.map((r) => r.id),
-      ['a', 'b1', 'b100', 'c', 'd-events', 'd-rpc', 'e', 'f-plain', 'f-postgres', 'f-sqlite', 'g-balanced', 'g-gateway'],
+      ['a', 'b1', 'b100', 'c', 'd-events', 'd-rpc', 'e', 'f-plain', 'f-postgres', 'f-sqlite', 'g-balanced', 'g-gateway', 'h-otel-off', 'h-otel-on'],
     );
     const positive = (x: unknown, what: string) => assert.ok(typeof x === 'number' && Number.isFinite(x) && x > 0, `${what}: ${x}`);
     for (const row of report.rows) {
       const courierOnly = row.id.startsWith('d') || row.id.startsWith('f') || row.id.startsWith('g');
       const sides = courierOnly ? [row.courier] : [row.courier, row.raw];
       assert.equal(row.raw === undefined, courierOnly, `${row.id}: raw side present only where there is a raw client`);
+      // Cases h: the "raw" side is the same bus without tracing.
       // The plain raw client a user would write (issue 19) beside a, b and c.
       const plainToo = ['a', 'b1', 'b100', 'c'].includes(row.id);
       assert.equal(row.plain !== undefined, plainToo, `${row.id}: plain side present only on a, b and c`);
