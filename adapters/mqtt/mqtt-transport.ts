@@ -5,7 +5,7 @@
  *
  * A facade over parts with one role each: options and their validation (mqtt-options.ts); one
  * client with its reconnect policy and a session per connection (mqtt-connection.ts,
- * mqtt-startup.ts); the publisher and its publish window (mqtt-publisher.ts, publish-window.ts);
+ * mqtt-startup.ts); the publisher on the kit's publish window (mqtt-publisher.ts);
  * subscriptions with their feeds and deliveries (mqtt-subscription.ts, mqtt-feed.ts,
  * mqtt-delivery.ts); request/reply (mqtt-requests.ts); topology as data (mqtt-topology.ts); the
  * wire mapping (mqtt-mapping.ts); client ids (client-id-policy.ts); and every reach into mqtt.js's
