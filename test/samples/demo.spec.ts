@@ -4,7 +4,9 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { DemoOptions, DemoSummary, runDemo } from '../../samples/demo/run-demo';
 import { main } from '../../cli';
+import { Pool } from 'pg';
 import { amqpBroker, mqttBroker } from '../helpers/brokers';
+import { PG_URL } from '../outbox/db-kit';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'courier.js');
 
@@ -68,6 +70,29 @@ describe('courier demo', function () {
       const s = await demo({ faults: true, instances: 3 });
       assertInvariants(s);
       assertPoisonDeadLettered(s);
+    });
+
+    it('the services keep their state in SQLite (:memory:) by default, in memory with --db memory; both hold the invariants', async () => {
+      const sqlite = await demo({});
+      assert.match(sqlite.product?.store ?? '', /^sqlite :memory:/);
+      assert.match(sqlite.orderStore ?? '', /^sqlite :memory:/);
+      const memory = await demo({ db: 'memory' });
+      assert.match(memory.product?.store ?? '', /^memory/);
+      assertInvariants(memory);
+    });
+
+    it('--db postgres://: state in a schema per service, the invariants hold, the run drops the schemas it created', async () => {
+      const s = await demo({ db: PG_URL, faults: true });
+      assertInvariants(s);
+      assert.match(s.product?.store ?? '', /^postgres .* schema demo_product_run[a-z0-9]+$/);
+      const schema = s.product!.store.split(' schema ')[1];
+      const pool = new Pool({ connectionString: PG_URL });
+      try {
+        const left = await pool.query("SELECT schema_name FROM information_schema.schemata WHERE schema_name IN ($1, $2)", [schema, schema.replace('product', 'order')]);
+        assert.deepEqual(left.rows, []);
+      } finally {
+        await pool.end();
+      }
     });
 
     it('the command prints one JSON object with --json and exits 0', () => {
