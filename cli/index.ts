@@ -8,6 +8,7 @@ import type { Command, CommandIO } from './command';
 /** The commands: name, one line for the overview, and how to load the module. */
 export const COMMANDS: Readonly<Record<string, { readonly summary: string; readonly load: () => Promise<Command> }>> = {
   demo: { summary: 'run the order and product services and check the invariants', load: () => import('./demo-command') },
+  relay: { summary: 'publish the rows of an outbox table (PostgreSQL or SQLite) until stopped', load: () => import('./relay-command') },
 };
 
 export const USAGE = `Usage: courier <command> [options]
