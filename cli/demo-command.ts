@@ -26,6 +26,8 @@ Options:
   --data-dir DIR                 the SQLite files' folder with --role (default <tmp>/courier-demo/<ns>)
   --namespace NAME               isolate this run's groups and topics (default: a new one per run on a
                                  broker; none with --role, so that the processes meet)
+  --remove-namespace             remove the --namespace's shared topology (AMQP: its exchange, its
+                                 groups' queues with their messages) and exit; stop its processes first
   --seed S                       seed of the random orders (default 1)
   --faults                       duplicate 20 % of the messages and inject poison messages
   --json                         print the summary as one JSON object on stdout
@@ -45,6 +47,7 @@ const OPTIONS = {
   'instance-id': { type: 'string' },
   db: { type: 'string' },
   'data-dir': { type: 'string' },
+  'remove-namespace': { type: 'boolean' },
   namespace: { type: 'string' },
   seed: { type: 'string' },
   json: { type: 'boolean' },
@@ -75,6 +78,8 @@ export function parseArgs(rest: readonly string[]): DemoOptions | 'help' {
   if (instanceId !== undefined && !/^[A-Za-z0-9_.-]{1,60}$/.test(instanceId)) throw new UsageError('--instance-id may hold 1 to 60 letters, digits, "_", "." and "-"');
   const db = values.db;
   if (db !== undefined && db !== 'memory' && !/^postgres(ql)?:\/\//.test(db)) throw new UsageError(`--db must be postgres://... or memory, not "${db}"`);
+  if (values['remove-namespace'] && (values.namespace === undefined || transport === 'memory')) throw new UsageError('--remove-namespace needs --namespace and --transport amqp or mqtt');
+  if (values['remove-namespace'] && role) throw new UsageError('--remove-namespace runs no role');
   if (values['data-dir'] !== undefined && !role) throw new UsageError('--data-dir needs --role (in one process, SQLite is in memory)');
   return {
     transport,
@@ -91,6 +96,7 @@ export function parseArgs(rest: readonly string[]): DemoOptions | 'help' {
     json: values.json === true,
     faults: values.faults === true,
     verbose: values.verbose === true,
+    removeNamespace: values['remove-namespace'] === true,
   };
 }
 

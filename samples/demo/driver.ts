@@ -212,7 +212,7 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
   const ctx = { placed, startStock, duplicateFinals: observer.duplicateFinals, observer };
   let reports = await collectReports(bus, observer, prefix, instances, interrupted() ? 1000 : 5000, false, () => false);
   let invariants = check(reports, ctx);
-  while (!interrupted() && !Object.values(invariants).every((i) => i.ok) && performance.now() - convergeStart < 10_000) {
+  while (!interrupted() && !Object.values(invariants).every((i) => i.ok) && performance.now() - convergeStart < 15_000) {
     await observer.changed(250);
     reports = await collectReports(bus, observer, prefix, instances, 5000, false, interrupted);
     invariants = check(reports, ctx);
@@ -338,15 +338,29 @@ function orderRecords(reports: Reports): OrderSummary | undefined {
   const first = reports.orders[0]?.state;
   if (!first) return undefined;
   if (first.shared) return first.orders;
-  const byProcess = new Map(reports.orders.map((r) => [r.state.process, r.state.orders]));
+  // Stores of their own (in memory): an order placed by one process may have ended in another's
+  // (adopted from the event). Per order, a final state wins over `placed`; two finals that differ
+  // are both counted (everyOrderEndedOnce then fails).
+  const merged = new Map<string, { state: string; productId: string; quantity: number; reason?: string; finals: Set<string> }>();
+  for (const r of reports.orders) {
+    for (const [id, [state, productId, quantity, reason]] of Object.entries(r.state.orders.states ?? {})) {
+      let m = merged.get(id);
+      if (!m) merged.set(id, (m = { state, productId, quantity, reason, finals: new Set() }));
+      if (state !== 'placed') {
+        m.finals.add(state);
+        if (m.state === 'placed') Object.assign(m, { state, reason });
+      }
+    }
+  }
   const out: OrderSummary = { placed: 0, confirmed: 0, rejected: 0, notFinal: [], confirmedQuantity: {}, rejectedBy: {} };
-  for (const s of byProcess.values()) {
-    out.placed += s.placed;
-    out.confirmed += s.confirmed;
-    out.rejected += s.rejected;
-    out.notFinal.push(...s.notFinal);
-    for (const [k, v] of Object.entries(s.confirmedQuantity)) out.confirmedQuantity[k] = (out.confirmedQuantity[k] ?? 0) + v;
-    for (const [k, v] of Object.entries(s.rejectedBy)) out.rejectedBy[k] = (out.rejectedBy[k] ?? 0) + v;
+  for (const [id, m] of merged) {
+    const states = m.state === 'placed' ? ['placed'] : [...m.finals];
+    for (const state of states as Array<'placed' | 'confirmed' | 'rejected'>) {
+      out[state]++;
+      if (state === 'placed' && out.notFinal.length < 20) out.notFinal.push(id);
+      if (state === 'confirmed') out.confirmedQuantity[m.productId] = (out.confirmedQuantity[m.productId] ?? 0) + m.quantity;
+      if (state === 'rejected') out.rejectedBy[m.reason ?? 'unknown'] = (out.rejectedBy[m.reason ?? 'unknown'] ?? 0) + 1;
+    }
   }
   return out;
 }

@@ -32,6 +32,8 @@ export interface DemoOptions {
   /** Duplicate published messages and inject poison messages. */
   readonly faults: boolean;
   readonly verbose: boolean;
+  /** Remove the namespace's shared topology and return (no run). */
+  readonly removeNamespace?: boolean;
 }
 
 export interface DemoSummary extends DriverResult {
@@ -72,6 +74,11 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
   const owned = o.namespace === undefined && o.transport !== 'memory' && !o.role;
   const namespace = o.namespace ?? (owned ? `run${Date.now().toString(36)}${randomBytes(2).toString('hex')}` : undefined);
   const env = demoEnvironment(o.transport, o.url, namespace);
+  if (o.removeNamespace) {
+    await env.removeNamespace();
+    say(io, `removed the shared topology of namespace ${namespace} on ${o.transport}`);
+    return null;
+  }
   const logger: Logger = o.verbose ? stderrLogger(io.stderr) : silentLogger;
   const random = mulberry32(o.seed);
   // An in-process run on memory has no namespace, but its PostgreSQL schemas need one of their own.

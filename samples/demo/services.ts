@@ -22,8 +22,12 @@ export interface StartOptions {
   readonly db?: ServiceDatabase;
 }
 
-/** How fast an idle relay looks for rows it was not told of (commits in other processes): 20 ms, up to 500 ms. */
-const RELAY = { minPollMs: 20, maxPollMs: 500 };
+/**
+ * The demo's relays: an idle one looks for rows it was not told of (commits in other processes)
+ * after 20 ms, up to 500 ms; a killed one's claimed rows are taken over after 6 s (its lease, well
+ * above the transports' 2 s publish timeout), at most 20 of them published again.
+ */
+const RELAY = { minPollMs: 20, maxPollMs: 500, leaseMs: 6000, batchSize: 20 };
 
 /**
  * The product service. With a database, the catalog is created (when the database has none) in

@@ -40,13 +40,25 @@ export interface DemoEnvironment {
    * called by a service role: its group's queues are shared, its instance queues outlive a restart.
    */
   cleanup(scope: 'own' | 'namespace'): Promise<void>;
+  /**
+   * Removes the namespace's shared topology (`courier demo --remove-namespace`): on AMQP its
+   * exchange and its groups' work and dead-letter queues, messages included; on MQTT nothing is
+   * shared but sessions, which expire by themselves. Only when no process of the namespace runs.
+   */
+  removeNamespace(): Promise<void>;
 }
+
+/** The demo's group subscriptions: each service's handlers (what `removeNamespace()` deletes the queues of). */
+export const GROUP_HANDLERS: Readonly<Record<'product-service' | 'order-service', readonly string[]>> = {
+  'product-service': ['ProductService.onCreateProduct', 'ProductService.onChangePrice', 'ProductService.onOrderPlaced', 'ProductService.getProduct', 'ProductService.listProducts'],
+  'order-service': ['OrderService.onPlaceOrder', 'OrderService.onStockReserved', 'OrderService.onStockRejected'],
+};
 
 export function demoEnvironment(transport: TransportName, url: string | undefined, namespace: string | undefined): DemoEnvironment {
   const group = (service: string) => (namespace ? `${service}-${namespace}` : service);
   if (transport === 'memory') {
     const broker = new MemoryBroker();
-    return { transport, group, makeTransport: () => memoryTransport({ broker }), cleanup: async () => undefined };
+    return { transport, group, makeTransport: () => memoryTransport({ broker }), cleanup: async () => undefined, removeNamespace: async () => undefined };
   }
   const brokerUrl = url ?? DEFAULT_URLS[transport];
   if (transport === 'mqtt') {
@@ -62,8 +74,11 @@ export function demoEnvironment(transport: TransportName, url: string | undefine
           // never sees what its old session queued): `who` is the instance id (or `product`).
           clientId: `courier-demo-${namespace ?? 'shared'}-${who}`,
           sessionExpirySeconds: namespace ? 30 : 3600,
+          // Below the outbox relay's lease (services.ts), so a publish never outlives its claim.
+          publishTimeoutMs: 2000,
         }),
       cleanup: async () => undefined,
+      removeNamespace: async () => undefined,
     };
   }
   const amqp = load(transport) as typeof import('courier-bus/amqp');
@@ -78,10 +93,18 @@ export function demoEnvironment(transport: TransportName, url: string | undefine
   return {
     transport,
     group,
-    makeTransport: (who) => new QueueRecorder(amqp.amqpTransport({ url: brokerUrl, exchange, connectionName: `courier demo ${who}` }), record),
+    makeTransport: (who) => new QueueRecorder(amqp.amqpTransport({ url: brokerUrl, exchange, connectionName: `courier demo ${who}`, publishTimeoutMs: 2000 }), record),
     cleanup: async (scope) => {
       if (scope === 'own') await deleteAmqp(brokerUrl, undefined, [...ownQueues]);
       else if (namespace) await deleteAmqp(brokerUrl, exchange, [...groupQueues, ...ownQueues]);
+    },
+    removeNamespace: async () => {
+      if (!namespace) throw new Error('removeNamespace needs a namespace (the shared default topology is never removed)');
+      const names: string[] = [];
+      for (const [service, handlers] of Object.entries(GROUP_HANDLERS)) {
+        for (const h of handlers) names.push(amqp.workQueueName(group(service), h), amqp.deadQueueName(group(service), h));
+      }
+      await deleteAmqp(brokerUrl, exchange, names);
     },
   };
 }

@@ -33,6 +33,8 @@ export interface OrderSummary {
   confirmedQuantity: Record<string, number>;
   /** Rejected orders per reason. */
   rejectedBy: Record<string, number>;
+  /** Every order (state, productId, quantity, reason), from a store that is not shared, so that a driver can merge the processes' stores. */
+  states?: Record<string, [OrderState, string, number, string | undefined]>;
 }
 
 export interface OrderStore {
@@ -153,9 +155,10 @@ export class MemoryOrderStore implements OrderStore {
   }
 
   async summary(prefix: string): Promise<OrderSummary> {
-    const out: OrderSummary = { placed: 0, confirmed: 0, rejected: 0, notFinal: [], confirmedQuantity: {}, rejectedBy: {} };
+    const out: OrderSummary = { placed: 0, confirmed: 0, rejected: 0, notFinal: [], confirmedQuantity: {}, rejectedBy: {}, states: {} };
     for (const o of this.orders.values()) {
       if (!o.orderId.startsWith(prefix)) continue;
+      out.states![o.orderId] = [o.state, o.productId, o.quantity, o.reason];
       out[o.state]++;
       if (o.state === 'placed' && out.notFinal.length < 20) out.notFinal.push(o.orderId);
       if (o.state === 'confirmed') out.confirmedQuantity[o.productId] = (out.confirmedQuantity[o.productId] ?? 0) + o.quantity;

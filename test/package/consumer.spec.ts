@@ -196,8 +196,13 @@ describe('the npm package, installed by a consumer', function () {
     const bin = path.join(js, 'node_modules', '.bin', 'courier');
     const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
     assert.equal((await run(bin, ['--version'], js)).stdout, `${version}\n`);
-    assert.match((await run(bin, ['--help'], js)).stdout, /^Usage: courier demo/);
-    const demo = JSON.parse((await run(bin, ['demo', '--orders', '50', '--products', '4', '--json'], js)).stdout) as { ok: boolean; orders: number };
+    assert.match((await run(bin, ['--help'], js)).stdout, /^Usage: courier <command>[^]*\n  demo [^]*\n  relay /);
+    assert.match((await run(bin, ['demo', '--help'], js)).stdout, /^Usage: courier demo/);
+    // better-sqlite3 is an optional peer, not installed here: the demo keeps the services' state in
+    // memory and says so (with it, SQLite; test/samples/demo.spec.ts).
+    const demo = JSON.parse((await run(bin, ['demo', '--orders', '50', '--products', '4', '--json'], js)).stdout) as { ok: boolean; orders: number; notices: string[]; product: { store: string } };
     assert.deepEqual([demo.ok, demo.orders], [true, 50]);
+    assert.match(demo.notices.join('\n'), /better-sqlite3 is not installed: the product-service keeps its state in memory/);
+    assert.match(demo.product.store, /^memory/);
   });
 });
