@@ -29,6 +29,7 @@ Options:
   --remove-namespace             remove the --namespace's shared topology (AMQP: its exchange, its
                                  groups' queues with their messages) and exit; stop its processes first
   --seed S                       seed of the random orders (default 1)
+  --rate R                       place at most R orders per second (default: as fast as they end)
   --faults                       duplicate 20 % of the messages and inject poison messages
   --json                         print the summary as one JSON object on stdout
   --verbose                      log the services' warnings (retries, dead letters) on stderr
@@ -50,6 +51,7 @@ const OPTIONS = {
   'remove-namespace': { type: 'boolean' },
   namespace: { type: 'string' },
   seed: { type: 'string' },
+  rate: { type: 'string' },
   json: { type: 'boolean' },
   faults: { type: 'boolean' },
   verbose: { type: 'boolean' },
@@ -91,6 +93,7 @@ export function parseArgs(rest: readonly string[]): DemoOptions | 'help' {
     db,
     dataDir: values['data-dir'],
     seed: integer(values.seed, 'seed', 1, 0, 2 ** 32 - 1),
+    rate: values.rate === undefined ? undefined : integer(values.rate, 'rate', 1, 1, 100_000),
     role,
     namespace: values.namespace,
     json: values.json === true,

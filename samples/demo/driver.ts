@@ -12,7 +12,7 @@
  * Every wait has a deadline and says what it waited for; `stop` ends the run at once (with a summary).
  */
 import { randomBytes } from 'node:crypto';
-import { Bus, Subscribe, Subscriber } from 'courier-bus';
+import { Bus, PayloadClass, PayloadShape, Subscribe, Subscriber } from 'courier-bus';
 import { OrderConfirmed, OrderRejected, OrderSummary, PlaceOrder } from '../order-service';
 import { ChangePrice, CreateProduct, ListProducts, ProductCatalog } from '../product-service';
 import { ReportRequested, ServiceReport } from './messages';
@@ -25,6 +25,8 @@ export interface DriverOptions {
   readonly random: () => number;
   /** Most orders placed and not yet ended at once. */
   readonly window?: number;
+  /** Orders placed per second at most (default: as fast as the window lets). */
+  readonly rate?: number;
   /** Called once at half-way (fault injection). */
   readonly halfway?: () => Promise<void>;
   /** Called once the orders ended, before the state is checked (lets injected duplicates arrive). */
@@ -143,6 +145,18 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
     observer.wake();
   });
   const interrupted = () => stopped !== null;
+  // A publish that fails (a cut connection) is sent again: commands carry their own ids (orderId,
+  // changeId, productId), so a copy changes nothing. Up to `timeoutMs`, then the run stops.
+  const send = async <T>(type: PayloadClass<T>, payload: PayloadShape<T>, what: string): Promise<void> => {
+    for (let attempt = 1, until = Date.now() + timeoutMs; ; attempt++) {
+      try {
+        return void (await bus.publish(type, payload));
+      } catch (err) {
+        if (Date.now() > until || interrupted()) throw new DriverWaitError(`${what}: publish failed for ${timeoutMs} ms (${attempt} attempts): ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * attempt)));
+      }
+    }
+  };
   const start = await waitForCatalog(bus, timeoutMs, interrupted);
   const startStock = new Map(start.map((p) => [p.productId, p.stock]));
   const productIds = start.map((p) => p.productId);
@@ -174,14 +188,18 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
     for (let i = 0; i < o.orders && !interrupted(); i++) {
       const open = () => placed.size - ended();
       if (!(await waitProgress(() => open() < window, () => `${open()} open orders to fall below the window of ${window}`))) break;
+      if (o.rate) {
+        const due = started + (1000 * i) / o.rate - performance.now();
+        if (due > 0) await new Promise((r) => setTimeout(r, due));
+      }
       if (i > 0 && i % 7 === 0) {
-        await bus.publish(ChangePrice, { changeId: `${prefix}c${i}`, productId: pick(productIds, o.random), priceCents: 100 + Math.floor(o.random() * 9900) });
+        await send(ChangePrice, { changeId: `${prefix}c${i}`, productId: pick(productIds, o.random), priceCents: 100 + Math.floor(o.random() * 9900) }, `ChangePrice ${i}`);
       }
       let productId = pick(productIds, o.random);
       if (o.orders >= 3 && (i === Math.floor(o.orders / 3) || i === Math.floor((2 * o.orders) / 3))) {
         // A product launched now and ordered at once: the replicas may not have it yet (fallback).
         productId = `${prefix}new${++launches}`;
-        await bus.publish(CreateProduct, { productId, name: `New product ${launches}`, priceCents: 1999, stock: 25 });
+        await send(CreateProduct, { productId, name: `New product ${launches}`, priceCents: 1999, stock: 25 }, `CreateProduct ${productId}`);
         productIds.push(productId);
         startStock.set(productId, 25);
       }
@@ -189,7 +207,7 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
       const orderId = `${prefix}o${i}`;
       const quantity = 1 + Math.floor(o.random() * 5);
       placed.set(orderId, { productId, quantity, at: performance.now() });
-      await bus.publish(PlaceOrder, { orderId, productId, quantity });
+      await send(PlaceOrder, { orderId, productId, quantity }, `PlaceOrder ${orderId}`);
       // The memory transport settles everything in microtasks: let timers (retries, the progress bar) run.
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -286,7 +304,7 @@ async function collectReports(
     const requestId = `${prefix}report-${randomBytes(4).toString('hex')}`;
     const got: ServiceReport[] = [];
     observer.reports.set(requestId, got);
-    await bus.publish(ReportRequested, { requestId, orderPrefix: prefix });
+    await bus.publish(ReportRequested, { requestId, orderPrefix: prefix }).catch(() => undefined); // asked again in a second
     const askedAt = Date.now();
     const orderInstances = () => new Set(got.filter((r) => r.role === 'order').map((r) => r.instance)).size;
     const complete = () => got.some((r) => r.role === 'product') && (instances === undefined ? orderInstances() > 0 : orderInstances() >= instances);

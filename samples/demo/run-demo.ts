@@ -29,6 +29,8 @@ export interface DemoOptions {
   /** Isolates a run's groups, exchange / topic prefix. Default: a new one per in-process run on a broker. */
   readonly namespace?: string;
   readonly seed: number;
+  /** Orders per second at most (driver). */
+  readonly rate?: number;
   /** Duplicate published messages and inject poison messages. */
   readonly faults: boolean;
   readonly verbose: boolean;
@@ -144,6 +146,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
       orders: o.orders,
       instances,
       random,
+      rate: o.rate,
       progress: bar,
       stop: io.stopSignal,
       settle: async () => void (await Promise.all(duplicating.map((d) => d.flush()))),

@@ -17,6 +17,7 @@ import { OrderConfirmed, OrderRejected } from '../../samples/order-service';
 import type { DemoSummary } from '../../samples/demo/run-demo';
 import { DemoEnvironment, demoEnvironment } from '../../samples/demo/transports';
 import { amqpBroker, mqttBroker } from '../helpers/brokers';
+import { TcpProxy } from '../helpers/tcp-proxy';
 import { sleep, uniq } from '../helpers/wait';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'courier.js');
@@ -58,12 +59,13 @@ interface Role {
   readonly exited: Promise<number | null>;
 }
 
-describe('courier demo, one process per role, the product service SIGKILLed and restarted', function () {
+describe('courier demo, one process per role: SIGKILLs, restarts and cut connections', function () {
   this.timeout(180_000);
   const roles: Role[] = [];
   const dirs: string[] = [];
   const namespaces: Array<{ transport: 'amqp' | 'mqtt'; url: string; ns: string }> = [];
   const observers: Array<{ bus: Bus; env: DemoEnvironment }> = [];
+  const proxies: TcpProxy[] = [];
 
   afterEach(async function () {
     this.timeout(60_000);
@@ -73,6 +75,7 @@ describe('courier demo, one process per role, the product service SIGKILLed and 
       await Promise.race([r.exited, sleep(10_000)]);
       if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
     }
+    for (const p of proxies.splice(0)) await p.stop().catch(() => undefined);
     for (const o of observers.splice(0)) {
       await o.bus.stop().catch(() => undefined);
       await o.env.cleanup('own').catch(() => undefined);
@@ -178,6 +181,85 @@ describe('courier demo, one process per role, the product service SIGKILLed and 
         assert.deepEqual([s.placed, s.ended], [500, 500]);
         assert.ok(!s.rejectedBy['unknown-product'] || s.rejectedBy['unknown-product'] <= 2, `no "unknown product" beyond the two launches: ${JSON.stringify(s.rejectedBy)}`);
         assert.equal(s.ok, true);
+      });
+
+      it('chaos: every role through a proxy cut every 300-800 ms for 15 s, then product, oa and ob each SIGKILLed and restarted while orders flow', async () => {
+        const ns = uniq('cx').toLowerCase().replace(/[^a-z0-9-]/g, '');
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'courier-demo-cx-'));
+        dirs.push(dir);
+        namespaces.push({ transport, url, ns });
+        const broker = new URL(url);
+        const proxied = async () => {
+          const p = new TcpProxy(broker.hostname, Number(broker.port || (transport === 'amqp' ? 5672 : 1883)));
+          proxies.push(p);
+          const port = await p.start();
+          const u = new URL(url);
+          u.port = String(port);
+          return { proxy: p, url: u.toString().replace(/\/$/, '') };
+        };
+        const via = { product: await proxied(), oa: await proxied(), ob: await proxied(), driver: await proxied() };
+        const args = (who: keyof typeof via) => ['--transport', transport, '--url', via[who].url, '--namespace', ns, '--data-dir', dir];
+        const roleArgs = {
+          product: [...args('product'), '--role', 'product', '--products', '40'],
+          oa: [...args('oa'), '--role', 'order', '--instances', '1', '--instance-id', 'oa'],
+          ob: [...args('ob'), '--role', 'order', '--instances', '1', '--instance-id', 'ob'],
+        };
+        const env = demoEnvironment(transport, url, ns);
+        const observer = new Observer();
+        const obus = createBus({ transport: env.makeTransport(`observer-${ns}`), source: 'observer', instanceId: `observer-${ns}`, instanceExpiresAfterMs: 60_000, logger: silentLogger });
+        obus.register(observer);
+        observers.push({ bus: obus, env });
+        await obus.start();
+        const running: Record<string, Role> = {};
+        for (const who of ['product', 'oa', 'ob'] as const) {
+          running[who] = start(who, roleArgs[who]);
+          await ready(running[who]);
+        }
+        const started = Date.now();
+        const driver = start('driver', [...args('driver'), '--role', 'driver', '--orders', '1400', '--rate', '40', '--instances', '2', '--instance-id', 'drv', '--json']);
+        for (const end = Date.now() + 60_000; observer.outcomes.size < 20; await sleep(20)) {
+          if (Date.now() > end || driver.child.exitCode !== null) throw new Error(`waited for orders to flow (${observer.outcomes.size} ended): ${driver.stderr}`);
+        }
+        // 15 s of cuts: each role's connections, every 300-800 ms at random.
+        let cuts = 0;
+        const cutUntil = Date.now() + 15_000;
+        await Promise.all(
+          Object.values(via).map(async ({ proxy }) => {
+            while (Date.now() < cutUntil) {
+              await sleep(300 + Math.floor(Math.random() * 500));
+              proxy.cut();
+              cuts++;
+            }
+          }),
+        );
+        const endedAfterCuts = observer.outcomes.size;
+        // Then each service role in turn: SIGKILL, restart with the same arguments.
+        const kills: string[] = [];
+        for (const who of ['product', 'oa', 'ob'] as const) {
+          if (driver.child.exitCode !== null) break;
+          const before = observer.outcomes.size;
+          running[who].child.kill('SIGKILL');
+          await running[who].exited;
+          running[who] = start(`${who} (restarted)`, roleArgs[who]);
+          await ready(running[who]);
+          kills.push(`${who} at ${before} ended`);
+          await sleep(1500);
+        }
+        const code = await Promise.race([driver.exited, sleep(150_000).then(() => 'no exit within 150 s')]);
+        await sleep(1000);
+        const sum = JSON.parse(driver.stdout || '{}') as DemoSummary;
+        const o = observer.figures();
+        const failed = Object.entries(sum.invariants ?? {}).filter(([, i]) => !i.ok);
+        console.log(
+          `      ${transport} chaos: ${cuts} cuts in 15 s (${endedAfterCuts} orders ended by then); SIGKILL + restart: ${kills.join(', ')}; driver exit ${code} after ${((Date.now() - started) / 1000).toFixed(0)} s; ` +
+            `observer: ${o.ended} orders ended, ${o.copies} final events delivered more than once, ${o.contradictory} contradictory; driver: ${sum.placed} placed, ${sum.confirmed} confirmed, ${sum.rejected} rejected, ` +
+            `${sum.duplicateFinals} duplicates seen, dead letters ${sum.deadLetters?.total}, replicas converged after ${sum.convergedAfterMs} ms, stopped: ${sum.stopped ?? 'no'}; ` +
+            (failed.length ? `FAILED ${failed.map(([k, i]) => `${k} (${i.detail.slice(0, 200)})`).join('; ')}` : 'every invariant holds'),
+        );
+        assert.equal(code, 0, driver.stderr.slice(-2000));
+        assert.equal(kills.length, 3, 'the three kills landed while the driver ran');
+        for (const [name, i] of Object.entries(sum.invariants)) assert.ok(i.ok, `${name}: ${i.detail}`);
+        assert.deepEqual([sum.placed, sum.ended, o.ended, o.contradictory], [1400, 1400, 1400, 0]);
       });
 
       it('negative control, state in memory (--db memory): the restarted product service has lost what it sold (or cannot start), the driver FAILs', async () => {
