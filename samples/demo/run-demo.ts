@@ -57,6 +57,8 @@ export interface DemoIo {
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
   /** Resolves when a long-running role should stop (SIGINT / SIGTERM). */
   readonly stopSignal?: Promise<void>;
+  /** Wraps every transport the run creates (tests: to see what it subscribes). */
+  readonly wrapTransport?: (t: Transport) => Transport;
 }
 
 const DUPLICATED_TYPES = new Set([
@@ -87,7 +89,8 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
   const dbNamespace = o.transport === 'memory' && !o.role && !o.namespace ? `run${Date.now().toString(36)}${randomBytes(2).toString('hex')}` : undefined;
   const instanceId = o.instanceId ?? `${os.hostname()}-${process.pid}`;
   const duplicating: DuplicatingTransport[] = [];
-  const wrap = (t: Transport): Transport => {
+  const wrap = (inner: Transport): Transport => {
+    const t = io.wrapTransport ? io.wrapTransport(inner) : inner;
     if (!o.faults) return t;
     const d = new DuplicatingTransport(t, 0.2, random, DUPLICATED_TYPES);
     duplicating.push(d);

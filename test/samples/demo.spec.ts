@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { DemoOptions, DemoSummary, runDemo } from '../../samples/demo/run-demo';
 import { main } from '../../cli';
 import { Pool } from 'pg';
+import { DeliveryHandler, SubscriptionSpec, Transport, TransportWrapper } from 'courier-bus';
+import { GROUP_HANDLERS } from '../../samples/demo/transports';
 import { amqpBroker, mqttBroker } from '../helpers/brokers';
 import { PG_URL } from '../outbox/db-kit';
 
@@ -102,6 +104,44 @@ describe('courier demo', function () {
       assert.equal(s.orders, 200);
       assertInvariants(s);
       assert.equal(r.stderr, '', 'no progress bar when stderr is not a terminal');
+    });
+
+    it('SIGTERM stops the driver at once: a summary of what it placed, status 1', async () => {
+      const child = spawn(process.execPath, [BIN, 'demo', '--orders', '100000', '--rate', '50', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += String(d)));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      await new Promise((r) => setTimeout(r, 2500));
+      const signalledAt = Date.now();
+      child.kill('SIGTERM');
+      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('no exit within 10 s'), 10_000))]);
+      if (code === 'no exit within 10 s') child.kill('SIGKILL');
+      const tookMs = Date.now() - signalledAt;
+      assert.equal(code, 1);
+      const s = JSON.parse(out) as DemoSummary;
+      console.log(`      SIGTERM after 2.5 s: exit ${code} ${tookMs} ms later, ${s.placed} placed, ${s.ended} ended, stopped: ${s.stopped}`);
+      assert.equal(s.stopped, 'stopped by a signal');
+      assert.ok(s.placed > 0 && s.placed < 100_000, `${s.placed} placed`);
+      assert.equal(s.ok, false);
+    });
+
+    it("the group subscriptions --remove-namespace deletes are the services' own", async () => {
+      const specs: SubscriptionSpec[] = [];
+      const record = (t: Transport) => new (class extends TransportWrapper {
+        override subscribe(spec: SubscriptionSpec, handler: DeliveryHandler) {
+          specs.push(spec);
+          return this.inner.subscribe(spec, handler);
+        }
+      })(t);
+      const summary = await runDemo(
+        { transport: 'memory', orders: 20, products: 4, instances: 2, json: true, seed: 7, faults: false, verbose: false },
+        { stdout: sink(), stderr: sink(), wrapTransport: record },
+      );
+      assert.ok(summary?.ok);
+      const groups = specs.filter((x) => x.group);
+      const byService = (g: string) => groups.filter((x) => x.group === g).map((x) => x.name).sort();
+      assert.deepEqual(byService('product-service'), [...GROUP_HANDLERS['product-service']].sort());
+      assert.deepEqual([...new Set(byService('order-service'))].sort(), [...GROUP_HANDLERS['order-service']].sort());
     });
 
     it('bad flags: the command prints the usage on stderr and exits 2', () => {
