@@ -278,7 +278,8 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
   };
 }
 
-interface Reports {
+/** The services' reports of one collection: what check() reads. */
+export interface Reports {
   product?: { instance: string; state: ProductReport };
   orders: Array<{ instance: string; state: OrderReport }>;
   raw: ServiceReport[];
@@ -383,9 +384,10 @@ function orderRecords(reports: Reports): OrderSummary | undefined {
   return out;
 }
 
-function check(
+/** The invariants, from the services' reports, the orders placed and the stock each product had when the run began. */
+export function check(
   reports: Reports,
-  c: { placed: Map<string, { productId: string; quantity: number }>; startStock: Map<string, number>; observer: DriverObserver },
+  c: { placed: Map<string, { productId: string; quantity: number }>; startStock: Map<string, number>; observer: Pick<DriverObserver, 'finals'> },
 ): DriverResult['invariants'] {
   const p = reports.product?.state;
   const orders = orderRecords(reports);

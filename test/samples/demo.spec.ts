@@ -7,6 +7,7 @@ import { main } from '../../cli';
 import { Pool } from 'pg';
 import { DeliveryHandler, SubscriptionSpec, Transport, TransportWrapper } from 'courier-bus';
 import { GROUP_HANDLERS } from '../../samples/demo/transports';
+import { check } from '../../samples/demo/driver';
 import { amqpBroker, mqttBroker } from '../helpers/brokers';
 import { PG_URL } from '../outbox/db-kit';
 
@@ -142,6 +143,25 @@ describe('courier demo', function () {
       const byService = (g: string) => groups.filter((x) => x.group === g).map((x) => x.name).sort();
       assert.deepEqual(byService('product-service'), [...GROUP_HANDLERS['product-service']].sort());
       assert.deepEqual([...new Set(byService('order-service'))].sort(), [...GROUP_HANDLERS['order-service']].sort());
+    });
+
+    it('stockNeverNegative sees overselling from the records: more confirmed than the stock at start, though the product service reports stock >= 0', () => {
+      // A product service restarted with its stock in memory: back at 20, it sold 15 more, and
+      // remembers only those; the order service's records confirm 30 of a product that had 20.
+      const placed = new Map([...Array(6).keys()].map((i) => [`r-o${i}`, { productId: 'p-1', quantity: 5 }] as const));
+      const orders = { placed: 0, confirmed: 6, rejected: 0, notFinal: [], confirmedQuantity: { 'p-1': 30 }, rejectedBy: {} };
+      const report = (stock: number, reservedAll: number, initial = 20) => ({
+        product: { instance: 'product', state: { catalog: { 'p-1': { name: 'P', priceCents: 1, stock } }, ledger: { 'p-1': { initial, stock, reservedAll, reserved: reservedAll } }, stats: { reserved: 0, rejected: 0, priceChanges: 0, duplicates: 0 }, deadLetters: {}, store: 'memory' } },
+        orders: [{ instance: 'oa-1', state: { replica: { 'p-1': { name: 'P', priceCents: 1, stock } }, replicaStats: { events: 0, stale: 0, fallbacks: 0, bootstrapped: 0, gaps: 0, resyncs: 0 }, orders, stats: { placed: 6, confirmed: 6, rejected: 0, duplicates: 0 }, deadLetters: {}, store: 'sqlite', shared: true, process: 'h:1' } }],
+        raw: [],
+      });
+      const oversold = check(report(5, 15), { placed, startStock: new Map([['p-1', 20]]), observer: { finals: new Map() } });
+      assert.equal(oversold.stockNeverNegative.ok, false);
+      assert.match(oversold.stockNeverNegative.detail, /p-1: 30 confirmed of 20 in stock \(1 oversold\)/);
+      assert.equal(oversold.stockConserved.ok, false);
+      // Control: the same records with 30 in stock at start hold.
+      const fine = check(report(0, 30, 30), { placed, startStock: new Map([['p-1', 30]]), observer: { finals: new Map() } });
+      assert.equal(fine.stockNeverNegative.ok, true, fine.stockNeverNegative.detail);
     });
 
     it('bad flags: the command prints the usage on stderr and exits 2', () => {
