@@ -21,6 +21,8 @@ import { Child, ChildResult, withTimeout } from './processes';
 import { median } from './window';
 import { renderTable, Row, Side } from './report';
 import { outboxCase } from './outbox-cases';
+import { brokerCpuDelta, brokerCpuMs } from './broker-cpu';
+import { serviceCase } from './service-cases';
 
 interface Options {
   readonly smoke: boolean;
@@ -62,8 +64,8 @@ function parseArgs(argv: string[]): Options {
   };
 }
 
-const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000], outbox: 10_000 };
-const SMOKE = { events: 2_000, rpc1: 200, rpc100: 2_000, mqtt: 2_000, memEvents: 5_000, memRpc: 2_000, bulk: [1_000, 4_000], outbox: 500 };
+const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000], outbox: 10_000, service: 20_000 };
+const SMOKE = { events: 2_000, rpc1: 200, rpc100: 2_000, mqtt: 2_000, memEvents: 5_000, memRpc: 2_000, bulk: [1_000, 4_000], outbox: 500, service: 500 };
 const WINDOW = 1000;
 const PREFETCH = 1000;
 /** Case e: a slow consumer, 5 ms per message, 10 at a time (at most ~2,000 messages/s). */
@@ -82,6 +84,9 @@ interface Ctx {
   readonly log: (line: string) => void;
 }
 
+/** Courier, the like-for-like raw client, and the plain raw client a user would write. */
+type SideName = 'courier' | 'raw' | 'plain';
+
 /** One measurement of one side in one round. */
 interface Sample {
   rate: number;
@@ -96,9 +101,13 @@ interface CaseDef {
   readonly title: string;
   readonly unit: string;
   readonly raw: boolean;
+  /** Also measured against the plain raw client a user would write (issue 19: bench/roles/plain-*.ts). */
+  readonly plain?: boolean;
+  /** Reports RabbitMQ's CPU per 1,000 messages (bench/broker-cpu.ts); the sample's detail holds `count`. */
+  readonly brokerCpu?: boolean;
   /** Rounds it runs (the back-pressure case runs once: it compares sizes, not sides). */
   rounds?(ctx: Ctx): number;
-  run(ctx: Ctx, side: 'courier' | 'raw', tag: string): Promise<Sample>;
+  run(ctx: Ctx, side: SideName, tag: string): Promise<Sample>;
 }
 
 async function runPair(ctx: Ctx, consumer: [string, object], producer: [string, object], openEnded: boolean) {
@@ -147,12 +156,17 @@ async function cleanAmqp(url: string, queues: string[], exchanges: string[]): Pr
 const rate = (count: number, first: number, last: number) => (count * 1000) / Math.max(1e-3, last - first);
 const rssOf = (...r: ChildResult[]) => Math.max(...r.map((x) => x.peakRssMb));
 
+/** A side's role for a kind of work: `courier-<kind>`, else `<side>-<transport>-<kind>`. */
+const roleOf = (side: SideName, transport: 'amqp' | 'mqtt', kind: string) => (side === 'courier' ? `courier-${kind}` : `${side}-${transport}-${kind}`);
+
 function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt'): CaseDef {
   return {
     id,
     title,
     unit: 'msg/s',
     raw: true,
+    plain: true,
+    brokerCpu: transport === 'amqp',
     async run(ctx, side, tag) {
       const n = transport === 'amqp' ? ctx.sizes.events : ctx.sizes.mqtt;
       const base = { n, window: WINDOW, prefetch: PREFETCH };
@@ -160,12 +174,12 @@ function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt'): Case
       let producer: [string, object];
       if (transport === 'amqp') {
         const common = { ...base, url: ctx.amqpUrl, exchange: tag, queue: `${tag}.raw`, routingKey: 'bench.event', source: tag, transport, keepUnconfirmed: ctx.o.rawKeepsUnconfirmed, envelope: ctx.o.rawEnvelope };
-        consumer = [`${side}-${side === 'raw' ? 'amqp-' : ''}consumer`, common];
-        producer = [`${side}-${side === 'raw' ? 'amqp-' : ''}producer`, common];
+        consumer = [roleOf(side, 'amqp', 'consumer'), common];
+        producer = [roleOf(side, 'amqp', 'producer'), common];
       } else {
         const common = { ...base, url: ctx.mqttUrl, prefix: tag, clientId: tag, source: tag, group: tag, topic: `${tag}/bench/event`, transport };
-        consumer = [`${side}-${side === 'raw' ? 'mqtt-' : ''}consumer`, common];
-        producer = [`${side}-${side === 'raw' ? 'mqtt-' : ''}producer`, common];
+        consumer = [roleOf(side, 'mqtt', 'consumer'), common];
+        producer = [roleOf(side, 'mqtt', 'producer'), common];
       }
       try {
         const r = await runPair(ctx, consumer, producer, false);
@@ -187,14 +201,16 @@ function rpcCase(inflight: 1 | 100): CaseDef {
     title: `b AMQP request/reply, ${inflight} in flight`,
     unit: 'req/s',
     raw: true,
+    plain: true,
+    brokerCpu: true,
     async run(ctx, side, tag) {
       const n = inflight === 1 ? ctx.sizes.rpc1 : ctx.sizes.rpc100;
       const common = {
         url: ctx.amqpUrl, exchange: tag, queue: `${tag}.raw`, routingKey: 'bench.request', source: tag, transport: 'amqp',
         n, inflight, warmup: Math.min(500, Math.ceil(n / 10)), prefetch: 100, envelope: ctx.o.rawEnvelope,
       };
-      const server = side === 'courier' ? 'courier-rpc-server' : 'raw-amqp-rpc-server';
-      const client = side === 'courier' ? 'courier-rpc-client' : 'raw-amqp-rpc-client';
+      const server = roleOf(side, 'amqp', 'rpc-server');
+      const client = roleOf(side, 'amqp', 'rpc-client');
       try {
         const r = await runPair(ctx, [server, common], [client, common], true);
         const c = r.producer;
@@ -203,7 +219,7 @@ function rpcCase(inflight: 1 | 100): CaseDef {
           p50: c.p50,
           p99: c.p99,
           rssMb: rssOf(r.consumer, r.producer),
-          detail: { serverRssMb: r.consumer.peakRssMb, clientRssMb: r.producer.peakRssMb },
+          detail: { serverRssMb: r.consumer.peakRssMb, clientRssMb: r.producer.peakRssMb, count: c.count },
         };
       } finally {
         await cleanAmqp(ctx.amqpUrl, [`${tag}.raw`, `${tag}.RpcServer.handle`, `${tag}.RpcServer.handle.dead`], [tag]);
@@ -292,6 +308,21 @@ function outboxCaseDef(kind: 'plain' | 'postgres' | 'sqlite'): CaseDef {
   };
 }
 
+/** Cases g (bench/service-cases.ts): balanced requests and the HTTP gateway against a bare bus.request loop. */
+function serviceCaseDef(kind: 'balanced' | 'gateway'): CaseDef {
+  const titles = {
+    balanced: "g AMQP bus.request with balance: 'round-robin', 2 instances, 50 in flight",
+    gateway: 'g HTTP gateway (autocannon, 50 connections) to the same request',
+  };
+  return {
+    id: `g-${kind}`,
+    title: titles[kind],
+    unit: 'req/s',
+    raw: false,
+    run: (ctx, _side, tag) => serviceCase(kind, { amqpUrl: ctx.amqpUrl, n: ctx.sizes.service, inflight: 50, tag }),
+  };
+}
+
 const CASES: CaseDef[] = [
   eventsCase('a', 'a AMQP events, persistent + confirms', 'amqp'),
   rpcCase(1),
@@ -303,6 +334,8 @@ const CASES: CaseDef[] = [
   outboxCaseDef('plain'),
   outboxCaseDef('postgres'),
   outboxCaseDef('sqlite'),
+  serviceCaseDef('balanced'),
+  serviceCaseDef('gateway'),
 ];
 
 function selected(o: Options): CaseDef[] {
@@ -357,20 +390,31 @@ async function main(): Promise<void> {
   try {
     for (const c of cases) {
       const rounds = c.rounds?.(ctx) ?? o.rounds;
-      const samples: Record<'courier' | 'raw', Sample[]> = { courier: [], raw: [] };
+      const samples: Record<SideName, Sample[]> = { courier: [], raw: [], plain: [] };
+      const sides: SideName[] = ['courier', ...(c.raw ? ['raw' as const] : []), ...(c.plain ? ['plain' as const] : [])];
       try {
         for (let round = 0; round < rounds; round++) {
-          // Alternate which side goes first, so drift in the machine's load hits both alike.
-          const order: Array<'courier' | 'raw'> = !c.raw ? ['courier'] : round % 2 === 0 ? ['courier', 'raw'] : ['raw', 'courier'];
+          // Rotate which side goes first, so drift in the machine's load hits every side alike.
+          const order = sides.map((_, i) => sides[(i + round) % sides.length]);
           for (const side of order) {
             const tag = `${ctx.runId}-${c.id}-${side[0]}${round}`;
+            const cpu0 = c.brokerCpu ? brokerCpuMs() : undefined;
             const s = await c.run(ctx, side, tag);
+            const cpu1 = c.brokerCpu ? brokerCpuMs() : undefined;
+            if (cpu0 !== undefined && cpu1 !== undefined && s.detail.count) s.detail.brokerCpuMsPer1k = (brokerCpuDelta(cpu0, cpu1) * 1000) / s.detail.count;
             samples[side].push(s);
             ctx.log(`${c.id} round ${round + 1}/${rounds} ${side}: ${Math.round(s.rate)} ${c.unit}` +
               (s.p99 !== undefined ? `, p50 ${s.p50!.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms` : '') + `, peak RSS ${s.rssMb.toFixed(0)} MB`);
           }
         }
-        rows.push({ id: c.id, title: c.title, unit: c.unit, courier: summarize(samples.courier), raw: c.raw ? summarize(samples.raw) : undefined });
+        rows.push({
+          id: c.id,
+          title: c.title,
+          unit: c.unit,
+          courier: summarize(samples.courier),
+          raw: c.raw ? summarize(samples.raw) : undefined,
+          plain: c.plain ? summarize(samples.plain) : undefined,
+        });
       } catch (err) {
         failures.push(`${c.id}: ${(err as Error).message}`);
         ctx.log(`case ${c.id} FAILED: ${(err as Error).stack ?? err}`);

@@ -8,6 +8,11 @@ import type { Command, CommandIO } from './command';
 /** The commands: name, one line for the overview, and how to load the module. */
 export const COMMANDS: Readonly<Record<string, { readonly summary: string; readonly load: () => Promise<Command> }>> = {
   demo: { summary: 'run the order and product services and check the invariants', load: () => import('./demo-command') },
+  services: { summary: 'list the live service instances on a broker (discovery)', load: () => import('./services-command') },
+  tail: { summary: 'print the messages of a pattern as they flow, taking work from no group', load: () => import('./tail-command') },
+  publish: { summary: 'publish one message in a valid envelope', load: () => import('./publish-command') },
+  'dead-letters': { summary: 'list, show, replay or purge the dead letters of one subscription', load: () => import('./dead-letters-command') },
+  metrics: { summary: "show running services' meter figures live, through the broker", load: () => import('./metrics-command') },
   relay: { summary: 'publish the rows of an outbox table (PostgreSQL or SQLite) until stopped', load: () => import('./relay-command') },
 };
 

@@ -6,7 +6,11 @@
  */
 import { EventEmitter } from 'node:events';
 import { decode, encode, EnvelopeInput, parseJson, validatePayload } from './codec';
-import { currentMessage, Envelope, MessageContext } from './context';
+import { currentMessage, MessageContext } from './context';
+import type { Envelope } from './envelope';
+import type { PublishCallOptions, PublishFunction } from './publish-options';
+
+export type { PublishCallOptions } from './publish-options';
 import { DedupeStore, MemoryDedupeStore } from './dedupe';
 import { messageMetadata, PayloadClass, PayloadShape, publicationsOf } from './decorators';
 import {
@@ -21,9 +25,12 @@ import {
   UnknownMessageTypeError,
 } from './errors';
 import { Meter, MeteredTransport, MetricsSnapshot } from './meter';
-import { backoffDelay, buildRegistry, HandlerDefinition, unknownKeys } from './registry';
+import { optionKeys, unknownKeys } from './option-keys';
+import { retryDelay, buildRegistry, HandlerDefinition } from './registry';
 import { DeadLetterReason, Delivery, Headers, OutgoingMessage, Subscription, Transport } from './transport';
 import { outboxScope } from './outbox/scope';
+import { Discovery, DiscoveryOptions, OnInstanceGone, ServiceInstance } from './discovery/discovery';
+import type { BalanceStrategy } from './discovery/balancer';
 
 export interface Logger {
   warn(message: string, fields?: Record<string, unknown>): void;
@@ -73,9 +80,28 @@ export interface BusOptions {
   readonly instanceId?: string;
   /** How long the broker keeps an instance subscription while its instance is away. Default 1 hour. */
   readonly instanceExpiresAfterMs?: number;
+  /**
+   * Join the registry over the bus itself (docs/discovery.md): announce this instance at start and
+   * every heartbeat, keep the table of live instances ({@link Bus.services}, events `join` and
+   * `leave`), take balanced requests on its own topic. Default off.
+   */
+  readonly discovery?: DiscoveryOptions | boolean;
 }
 
-const BUS_KEYS = new Set(['transport', 'source', 'maxMessageBytes', 'shutdownTimeoutMs', 'requestTimeoutMs', 'idempotency', 'meter', 'logger', 'asyncContext', 'instanceId', 'instanceExpiresAfterMs']);
+const BUS_KEYS = optionKeys<BusOptions>({
+  transport: true,
+  source: true,
+  maxMessageBytes: true,
+  shutdownTimeoutMs: true,
+  requestTimeoutMs: true,
+  idempotency: true,
+  meter: true,
+  logger: true,
+  asyncContext: true,
+  instanceId: true,
+  instanceExpiresAfterMs: true,
+  discovery: true,
+});
 
 /**
  * Something that runs with the bus (an outbox relay): started after the transport connected,
@@ -86,19 +112,23 @@ export interface BusComponent {
   stop(): Promise<void>;
 }
 
-export interface PublishCallOptions {
-  readonly mandatory?: boolean;
-  /** Extra headers (CloudEvents extensions); the envelope's own attributes cannot be overridden. */
-  readonly headers?: Readonly<Record<string, string>>;
-  readonly correlationId?: string;
-  /** The message that caused this one. Default: the message being handled (with asyncContext). */
-  readonly causedBy?: Envelope;
-}
-
 export interface RequestOptions<R> {
   readonly timeoutMs?: number;
   /** The reply's payload class; default: the request class's `@Message({ reply })`. */
   readonly reply?: PayloadClass<R>;
+  /**
+   * Send it to one live instance chosen by this strategy, on that instance's own topic (needs
+   * `discovery`); rejects with NoInstanceError when none handles the type. Default: none, the
+   * broker's competing consumers of each group.
+   */
+  readonly balance?: BalanceStrategy;
+  /** With `balance`: when the chosen instance leaves before it replied, fail (InstanceGoneError, default) or retry on another. */
+  readonly onInstanceGone?: OnInstanceGone;
+  /** Extra headers (CloudEvents extensions); the envelope's own attributes cannot be overridden. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** W3C trace context of the request (default: that of the message being handled). */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
 }
 
 export interface DeadLetterEvent {
@@ -121,6 +151,8 @@ const MANDATORY = Object.freeze({ mandatory: true });
 const NOT_MANDATORY = Object.freeze({ mandatory: undefined });
 
 export class Bus extends EventEmitter {
+  /** What a handler's MessageContext publishes with: the bus's publish, not the bus. */
+  private readonly publishFromHandler: PublishFunction = (type, payload, options) => this.publish(type, payload, options);
   private readonly transport: Transport;
   /** `transport` when it is the meter's wrapper. */
   private readonly metered?: MeteredTransport;
@@ -137,6 +169,7 @@ export class Bus extends EventEmitter {
   private stopping?: Promise<void>;
   /** One settle-failure logger per handler (not a closure per message). */
   private readonly settleLoggers = new Map<HandlerDefinition, (err: unknown) => void>();
+  private readonly discovery?: Discovery;
 
   constructor(private readonly options: BusOptions) {
     super();
@@ -146,6 +179,16 @@ export class Bus extends EventEmitter {
     this.log = options.logger ?? consoleLogger;
     this.maxBytes = Math.min(options.maxMessageBytes ?? 1024 * 1024, options.transport.capabilities.maxMessageBytes);
     this.dedupe = options.idempotency ? options.idempotency.store ?? new MemoryDedupeStore() : undefined;
+    if (options.discovery) {
+      this.discovery = new Discovery(options.discovery === true ? {} : options.discovery, {
+        source: options.source,
+        instanceId: options.instanceId,
+        transportName: options.transport.name,
+        instances: this.instances,
+        warn: (m, f) => this.log.warn(m, f),
+        emit: (event, instance, reason) => this.emit(event, instance, reason),
+      });
+    }
   }
 
   /**
@@ -231,14 +274,16 @@ export class Bus extends EventEmitter {
         ? { id: `${this.options.source}.${this.options.instanceId}`, expiresAfterMs: this.options.instanceExpiresAfterMs ?? DEFAULT_INSTANCE_EXPIRY_MS }
         : undefined,
     });
-    problems.push(...registry.problems);
+    problems.push(...registry.problems, ...(this.discovery?.problems() ?? []));
     if (problems.length) throw new StartupError(problems);
 
     for (const h of registry.handlers) {
       this.subscriptions.push(await this.transport.subscribe(h.spec, (d) => this.handle(h, d)));
     }
+    await this.discovery?.subscribe(this.transport, this.options.transport, registry.handlers, (h, d) => this.handle(h, d));
     await this.transport.connect();
     for (const c of this.components) await c.start({ transport: this.transport, meter: this.meter, logger: this.log });
+    await this.discovery?.start();
     // Unless stop() was called meanwhile.
     if (this.state === 'starting') this.state = 'started';
   }
@@ -274,15 +319,35 @@ export class Bus extends EventEmitter {
   async request<T, R = unknown>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: RequestOptions<R> = {}): Promise<R> {
     if (this.state !== 'started') await this.whenStarted('request');
     const meta = this.meta(type);
-    const message = encode(validatePayload(type, meta.type, payload), this.envelope(meta.type, {}));
-    const reply = await this.transport.request(message, { timeoutMs: options.timeoutMs ?? this.options.requestTimeoutMs ?? 5000 });
+    const message = encode(validatePayload(type, meta.type, payload), this.envelope(meta.type, options));
+    const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs ?? 5000;
+    let reply;
+    if (options.balance) {
+      if (!this.discovery) throw new CourierError('request() with balance needs createBus({ discovery })');
+      reply = await this.discovery.request(message, meta.type, { strategy: options.balance, timeoutMs, onInstanceGone: options.onInstanceGone });
+    } else reply = await this.transport.request(message, { timeoutMs });
     if (reply.headers[Headers.replyError]) {
-      const body = safeParse(reply.body) as { name?: string; message?: string } | undefined;
-      throw new RemoteHandlerError(meta.type, String(body?.name ?? 'Error'), String(body?.message ?? ''));
+      const body = safeParse(reply.body) as { name?: string; message?: string; status?: unknown } | undefined;
+      throw new RemoteHandlerError(meta.type, String(body?.name ?? 'Error'), String(body?.message ?? ''), httpStatus(body?.status));
     }
     const { data } = decode(reply, 1, this.maxBytes);
     const replyClass = options.reply ?? (meta.reply as PayloadClass<R> | undefined);
     return (replyClass && data !== null ? validatePayload(replyClass, `${meta.type} reply`, data) : data) as R;
+  }
+
+  /** The live instances of every service on the broker, this one included (needs `discovery`). */
+  services(): ServiceInstance[] {
+    if (!this.discovery) throw new CourierError('services() needs createBus({ discovery })');
+    return this.discovery.services();
+  }
+
+  /**
+   * Resolves to the live instances of `service` once one is known (at once when one is); rejects
+   * with NoInstanceError after `timeoutMs` (default 5 s). Needs `discovery`.
+   */
+  waitForService(service: string, timeoutMs = 5000): Promise<ServiceInstance[]> {
+    if (!this.discovery) return Promise.reject(new CourierError('waitForService() needs createBus({ discovery })'));
+    return this.discovery.waitForService(service, timeoutMs);
   }
 
   /** The meter's snapshot: rates, backlog, in-flight and latency per message type and handler. */
@@ -300,6 +365,7 @@ export class Bus extends EventEmitter {
     if (this.state !== 'stopped') this.state = 'stopping';
     this.stopping ??= (async () => {
       await this.starting?.catch(() => undefined);
+      await this.discovery?.stop();
       await Promise.all(this.components.map((c) => c.stop().catch((err) => this.log.error('a component failed to stop', { error: describe(err) }))));
       await this.transport.close({ timeoutMs: options.timeoutMs ?? this.options.shutdownTimeoutMs ?? 10_000 });
       this.state = 'stopped';
@@ -320,8 +386,8 @@ export class Bus extends EventEmitter {
       source: this.options.source,
       correlationId: options.correlationId ?? parent?.correlationId,
       causationId: parent?.id,
-      traceparent: parent?.traceparent,
-      tracestate: parent?.tracestate,
+      traceparent: options.traceparent ?? parent?.traceparent,
+      tracestate: options.traceparent ? options.tracestate : parent?.tracestate,
       extraHeaders: options.headers,
     };
   }
@@ -396,7 +462,7 @@ export class Bus extends EventEmitter {
 
   /** Calls the handler method (inside the message's async context unless that is off). */
   private call(h: HandlerDefinition, d: Delivery, envelope: Envelope, payload: unknown, tx?: unknown): unknown {
-    const ctx = new MessageContext(envelope, d.headers, d.redelivered, `${h.spec.group ?? ''}.${h.id}`, d, this, tx);
+    const ctx = new MessageContext(envelope, d.headers, d.redelivered, `${h.spec.group ?? ''}.${h.id}`, d, this.publishFromHandler, tx);
     const method = (h.instance as Record<string, (p: unknown, c: MessageContext) => unknown>)[h.method];
     return this.options.asyncContext === false
       ? method.call(h.instance, payload, ctx)
@@ -481,7 +547,7 @@ export class Bus extends EventEmitter {
       id: envelope.id,
       error: describe(err),
     });
-    return d.retry(backoffDelay(h.retry, d.attempt));
+    return d.retry(retryDelay(h.retry, d.attempt));
   }
 
   private replyMessage(cls: PayloadClass, result: unknown, envelope: { type: string; id: string; correlationId: string }) {
@@ -523,12 +589,14 @@ export function createBus(options: BusOptions): Bus {
 /**
  * The reply to a request whose handler failed: a message of its own like any other (fresh id,
  * `source`, `time`, docs/wire-format.md), tied to the request by `correlationid` and `causationid`,
- * marked by `courierreplyerror`; the body is `{ name, message }` with secrets redacted.
+ * marked by `courierreplyerror`; the body is `{ name, message }` with secrets redacted, and
+ * `status` when the error carries an HTTP error status of its own (what a gateway answers).
  */
 function errorReply(err: unknown, envelope: { type: string; id: string; correlationId: string }, source: string) {
   const e = err instanceof Error ? err : new Error(String(err));
+  const status = httpStatus((e as { status?: unknown }).status);
   const m = encode(
-    { name: e.name, message: redactSecrets(e.message) },
+    status === undefined ? { name: e.name, message: redactSecrets(e.message) } : { name: e.name, message: redactSecrets(e.message), status },
     {
       type: `${envelope.type}.reply`,
       source,
@@ -538,6 +606,11 @@ function errorReply(err: unknown, envelope: { type: string; id: string; correlat
     },
   );
   return { body: m.body, headers: m.headers };
+}
+
+/** An error's own `status` when it is an HTTP error status (400-599), else undefined. */
+function httpStatus(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 400 && value <= 599 ? value : undefined;
 }
 
 function resolveTo<T>(value: T): () => T {

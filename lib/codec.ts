@@ -3,14 +3,13 @@
  * Binary mode (the default on the wire): attributes as headers, the body is the JSON data.
  * Structured mode (`application/cloudevents+json`): accepted on input, body is the whole event.
  */
-import { randomFillSync } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
-import { plainToInstance, TransformationType } from 'class-transformer';
-// class-transformer's own metadata store (the package exports no path to it; cjs/ is what it runs).
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { defaultMetadataStorage } = require('class-transformer/cjs/storage') as typeof import('class-transformer/types/storage');
+import { plainToInstance } from 'class-transformer';
 import { getMetadataStorage, ValidationError, validateSync } from 'class-validator';
-import { Envelope } from './context';
+import { hasTransformerMetadata } from './class-transformer-internals';
+import type { Envelope } from './envelope';
+import { isoNow } from './iso-time';
+import { newUuid } from './uuid';
 import { certainlyValid } from './fast-validate';
 import { PayloadClass } from './decorators';
 import { MalformedMessageError, PayloadValidationError, Violation } from './errors';
@@ -45,15 +44,8 @@ const transformerNeeded = new WeakMap<Function, boolean>();
 function needsTransformer(cls: Function): boolean {
   let needed = transformerNeeded.get(cls);
   if (needed === undefined) {
-    const s = defaultMetadataStorage;
     const properties = new Set(getMetadataStorage().getTargetValidationMetadatas(cls, '', true, false).map((m) => m.propertyName));
-    needed =
-      s.getStrategy(cls) !== 'none' ||
-      s.getExposedMetadatas(cls).length > 0 ||
-      s.getExcludedMetadatas(cls).length > 0 ||
-      [...properties].some(
-        (p) => !!s.findTypeMetadata(cls, p) || s.findTransformMetadatas(cls, p, TransformationType.PLAIN_TO_CLASS).length > 0,
-      );
+    needed = hasTransformerMetadata(cls, properties);
     transformerNeeded.set(cls, needed);
   }
   return needed;
@@ -106,64 +98,6 @@ export interface EnvelopeInput {
   readonly tracestate?: string;
   readonly id?: string;
   readonly extraHeaders?: Readonly<Record<string, string>>;
-}
-
-/** Two ASCII hex digits per byte value. */
-const HEX_PAIRS = Buffer.from(Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0')).join(''), 'latin1');
-/** Random bytes for 256 UUIDs at a time, from the CSPRNG (as crypto.randomUUID caches 128). */
-const uuidEntropy = Buffer.allocUnsafeSlow(16 * 256);
-let uuidAt = uuidEntropy.length;
-const uuidText = Buffer.from('00000000-0000-0000-0000-000000000000', 'latin1');
-/** Where the hex digits of each of the 16 bytes go in the text (the dashes stay). */
-const UUID_AT = new Uint8Array([0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34]);
-
-/**
- * A random (version 4, RFC 9562) UUID, as crypto.randomUUID() makes it, written into one
- * buffer and read as one flat string: randomUUID concatenates twenty pieces (about 600 bytes
- * of string objects per message, a tree held until the transport writes it).
- */
-export function newUuid(): string {
-  if (uuidAt === uuidEntropy.length) {
-    randomFillSync(uuidEntropy);
-    uuidAt = 0;
-  }
-  const r = uuidEntropy;
-  const at = uuidAt;
-  uuidAt += 16;
-  r[at + 6] = (r[at + 6] & 0x0f) | 0x40; // version 4
-  r[at + 8] = (r[at + 8] & 0x3f) | 0x80; // variant 10
-  const out = uuidText;
-  for (let i = 0; i < 16; i++) {
-    const b = r[at + i] << 1;
-    const o = UUID_AT[i];
-    out[o] = HEX_PAIRS[b];
-    out[o + 1] = HEX_PAIRS[b + 1];
-  }
-  return out.toString('latin1', 0, 36);
-}
-
-let isoMs = -1;
-let isoText = '';
-let isoSecond = -1;
-/** `YYYY-MM-DDTHH:MM:SS.` of `isoSecond`. */
-let isoPrefix = '';
-/**
- * `new Date().toISOString()`, made once per millisecond (at high rates many messages share one),
- * and from the second's text made once per second: at low rates every message has a millisecond
- * of its own, and `toISOString` cost ~2.5 µs of each request's round trip (bench case b1).
- */
-export function isoNow(ms: number = Date.now()): string {
-  if (ms !== isoMs) {
-    isoMs = ms;
-    const second = Math.floor(ms / 1000);
-    if (second !== isoSecond) {
-      isoSecond = second;
-      isoPrefix = new Date(second * 1000).toISOString().slice(0, 20);
-    }
-    const frac = ms - second * 1000;
-    isoText = `${isoPrefix}${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}Z`;
-  }
-  return isoText;
 }
 
 /**

@@ -1,27 +1,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Bus, PublishCallOptions } from './bus';
-import type { PayloadClass, PayloadShape } from './decorators';
+import type { Envelope } from './envelope';
+import type { PayloadClass, PayloadShape } from './payload';
+import type { PublishCallOptions, PublishFunction } from './publish-options';
 import type { Delivery } from './transport';
 
-/** The envelope of a received message, as a handler sees it. */
-export interface Envelope {
-  /** CloudEvents `id`: unique per message; the key for deduplication. */
-  readonly id: string;
-  readonly type: string;
-  readonly source: string;
-  readonly time: string;
-  readonly specversion: string;
-  readonly datacontenttype: string;
-  /** Shared by every message of one conversation (a request and its reply, a saga). */
-  readonly correlationId: string;
-  /** The id of the message whose handling caused this one, if any. */
-  readonly causationId?: string;
-  /** W3C trace context, carried through when present. */
-  readonly traceparent?: string;
-  readonly tracestate?: string;
-  /** 1-based delivery attempt. */
-  readonly attempt: number;
-}
+export type { Envelope } from './envelope';
 
 /** What a handler gets besides its payload. */
 export class MessageContext {
@@ -34,7 +17,8 @@ export class MessageContext {
     readonly subscription: string,
     /** The transport's own delivery (its `raw` is the broker's message): not portable. */
     readonly delivery: Delivery,
-    private readonly bus: Bus,
+    /** Publishes for this message (the bus's publish). */
+    private readonly publishMessage: PublishFunction,
     /**
      * The handler's transaction, with an inbox (`@Subscribe(X, { inbox })`): a `pg` client inside
      * BEGIN, or the better-sqlite3 Database inside BEGIN. Write the effect with it: it commits
@@ -44,7 +28,7 @@ export class MessageContext {
   ) {}
   /** Publishes a message caused by this one: same correlation id and trace, causation id = this id. */
   publish<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions = {}): Promise<string> {
-    return this.bus.publish(type, payload, { causedBy: this.envelope, ...options });
+    return this.publishMessage(type, payload, { causedBy: this.envelope, ...options });
   }
   get id(): string {
     return this.envelope.id;

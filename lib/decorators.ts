@@ -6,12 +6,9 @@
 import 'reflect-metadata';
 import type { MessageContext } from './context';
 import type { InboxStore } from './outbox/store';
+import type { PayloadClass, PayloadShape } from './payload';
 
-/** A class decorated with @Message. */
-export type PayloadClass<T = unknown> = new (...args: never[]) => T;
-
-/** The plain data a payload class describes (what a publisher returns): its non-function fields. */
-export type PayloadShape<T> = { [K in keyof T as T[K] extends (...args: never[]) => unknown ? never : K]: T[K] };
+export type { PayloadClass, PayloadShape } from './payload';
 
 export interface MessageOptions {
   /** The payload class of the reply, when this message is a request. */

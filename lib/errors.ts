@@ -61,7 +61,8 @@ export class RequestTimeoutError extends CourierError {
 /** The remote handler of a request threw; name and message are the remote error's. */
 export class RemoteHandlerError extends CourierError {
   override readonly code = 'REMOTE_HANDLER_FAILED';
-  constructor(readonly messageType: string, readonly remoteName: string, readonly remoteMessage: string) {
+  /** @param status the HTTP status the remote error chose (its own numeric `status`, 400-599), if any */
+  constructor(readonly messageType: string, readonly remoteName: string, readonly remoteMessage: string, readonly status?: number) {
     super(`Handler of ${messageType} failed: ${remoteName}: ${remoteMessage}`);
   }
 }

@@ -1,13 +1,14 @@
 /** Courier's public API. Adapters live in adapters/<name> and are imported from there. */
 export { Bus, createBus, consoleLogger, silentLogger } from './bus';
 export type { BusOptions, BusComponent, Logger, PublishCallOptions, RequestOptions, DeadLetterEvent } from './bus';
+export type { PublishFunction } from './publish-options';
 export { Message, Subscriber, Subscribe, Publisher, Publish, isCourierClass } from './decorators';
 export type { Handler, PayloadClass, PayloadShape, MessageOptions, SubscribeOptions, SubscriberOptions, RetryOptions, PublishMethodOptions } from './decorators';
 export { MessageContext } from './context';
-export type { Envelope } from './context';
+export type { Envelope } from './envelope';
 export * from './errors';
 export { Meter, MeteredTransport, WINDOWS_S } from './meter';
-export type { MetricsSnapshot, TopicMetrics, HandlerMetrics, OutboxMetrics, InboxMetrics, Rates, Clock, Outcome } from './meter';
+export type { MetricsSnapshot, TopicMetrics, HandlerMetrics, BrokerQueueMetrics, MeterOptions, OutboxMetrics, InboxMetrics, Rates, Clock, Outcome } from './meter';
 export { MemoryDedupeStore, RedisDedupeStore } from './dedupe';
 export type { ClaimResult, DedupeStore, RedisLike } from './dedupe';
 export { Headers } from './transport';
@@ -20,3 +21,6 @@ export type { StopOnSignalsOptions } from './shutdown';
 export { TransportWrapper, withDelivery } from './transport-wrapper';
 export { Outbox, createOutbox, OutboxRelay, runRelay, outboxScope } from './outbox';
 export type { OutboxOptions, OutboxPublishOptions, RelayOptions, RelayTarget, OutboxRoute, OutboxStore, InboxStore, OutboxEntry, ClaimedRow, FailedRow, BatchOutcome, OutboxStats } from './outbox';
+export { NoInstanceError, InstanceGoneError, BALANCE_STRATEGIES, PresenceTypes, directTopic } from './discovery';
+export type { DiscoveryOptions, ServiceInstance, OnInstanceGone, BalanceStrategy, LeaveReason, PresenceAnnouncement } from './discovery';
+export * from './ops';

@@ -9,6 +9,8 @@
  */
 import { DeadLetterInfo, Delivery, DeliveryHandler, OutgoingMessage, PublishOptions, ReceivedMessage, ReplyMessage, Subscription, SubscriptionSpec, Transport } from './transport';
 import { TransportWrapper } from './transport-wrapper';
+import { matchTopic } from './topic';
+import { subscriptionAdmin, SubscriptionAdmin } from './ops/admin';
 
 export type Clock = () => number;
 /** How a delivery was settled. */
@@ -76,24 +78,55 @@ export type Rates = Record<`${(typeof WINDOWS_S)[number]}s`, number>;
 
 export interface TopicMetrics {
   readonly published: number;
+  /** Settles of this type's deliveries, summed over this process's handlers. */
   readonly consumed: number;
   readonly publishRate: Rates;
+  /** Settles per second, summed over this process's handlers. */
   readonly consumeRate: Rates;
   /** Ps - Pd per window: positive means the backlog grows. */
   readonly backlogGrowth: Rates;
-  /** Published minus settled, as seen by this process (>= 0). */
+  /**
+   * Published minus settled, as seen by this process (>= 0): the worst of the handlers whose
+   * pattern matches the type (a stuck handler shows here however fast the others are); without
+   * such a handler, published minus consumed.
+   */
   readonly backlog: number;
+  /** Per matching handler (`<group>.<Class.method>`): published minus what that handler settled. */
+  readonly backlogByHandler: Record<string, number>;
+  /** The handler of the worst backlog, or null when no handler of this process matches. */
+  readonly worstHandler: string | null;
   readonly inFlight: number;
-  /** Over the 10 s window: backlog / (Pd - Ps), or null when it will not drain at this pace. */
+  /**
+   * Over the 10 s window: backlog / (Pd - Ps), or null when it will not drain at this pace; with
+   * matching handlers, the longest of theirs (null when one of them does not drain).
+   */
   readonly timeToDrainMs: number | null;
 }
 
+/** A subscription's queue as the broker counts it (AMQP: a passive declare, at most every `queueDepthEveryMs`). */
+export interface BrokerQueueMetrics {
+  readonly queue: string;
+  /** Messages ready in the queue (delivered and unacked ones not counted). */
+  readonly messages: number;
+  readonly consumers: number;
+  /** When it was read (the meter's clock). */
+  readonly at: number;
+}
+
 export interface HandlerMetrics {
+  /** The handler's pattern (null when unknown: a meter used through {@link Meter.started} alone). */
+  readonly pattern: string | null;
   readonly consumed: number;
   readonly failed: number;
   readonly deadLettered: number;
   readonly inFlight: number;
   readonly consumeRate: Rates;
+  /** Messages of the types it matches published in this process, minus those it settled (>= 0, per type). */
+  readonly backlog: number;
+  /** Over the 10 s window: backlog / (its Pd - the matching Ps); null when it is not draining, 0 when empty. */
+  readonly timeToDrainMs: number | null;
+  /** The broker's own count of the handler's queue, beside Courier's; null where the transport has none (MQTT, memory). */
+  readonly brokerQueue: BrokerQueueMetrics | null;
   /** Delivery to settle, over the last 60 s. */
   readonly latencyMs: { p50: number | null; p99: number | null };
 }
@@ -135,12 +168,31 @@ export interface TopicState {
   consumed: Series;
   inFlight: number;
 }
+/** @internal One handler's share of one topic: what it settled of it. */
+export interface HandlerTopicState {
+  readonly topic: TopicState;
+  consumed: number;
+}
 /** @internal */
 export interface HandlerState {
   consumed: Series;
   failed: number;
   deadLettered: number;
   inFlight: number;
+  pattern?: string;
+  /** Per topic it received. */
+  readonly topics: Map<string, HandlerTopicState>;
+  brokerQueue?: BrokerQueueMetrics;
+}
+
+/** Meter options. */
+export interface MeterOptions {
+  /**
+   * How often a metered transport asks the broker for the depth of each subscription's queue
+   * (one passive declare per group queue per interval, where the adapter can: AMQP), ms. 0: never.
+   * Default 5,000.
+   */
+  readonly queueDepthEveryMs?: number;
 }
 
 export class Meter {
@@ -148,7 +200,14 @@ export class Meter {
   private readonly handlers = new Map<string, HandlerState>();
   private readonly outboxes = new Map<string, { waiting: number; oldestAgeMs: number | null; dead: number; published: Series }>();
   private readonly inboxes = new Map<string, { applied: number; skippedDuplicates: number }>();
-  constructor(readonly clock: Clock = Date.now) {}
+  /** Resolved {@link MeterOptions}. */
+  readonly options: Required<MeterOptions>;
+  constructor(
+    readonly clock: Clock = Date.now,
+    options: MeterOptions = {},
+  ) {
+    this.options = { queueDepthEveryMs: Math.max(0, options.queueDepthEveryMs ?? 5000) };
+  }
 
   private topic(t: string): TopicState {
     let s = this.topics.get(t);
@@ -157,7 +216,7 @@ export class Meter {
   }
   private handler(h: string): HandlerState {
     let s = this.handlers.get(h);
-    if (!s) this.handlers.set(h, (s = { consumed: new Series(), failed: 0, deadLettered: 0, inFlight: 0 }));
+    if (!s) this.handlers.set(h, (s = { consumed: new Series(), failed: 0, deadLettered: 0, inFlight: 0, topics: new Map() }));
     return s;
   }
 
@@ -191,54 +250,109 @@ export class Meter {
 
   /** Call when a delivery reaches a handler; call the returned function when it is settled. */
   started(topic: string, handler: string): (outcome: Outcome) => void {
-    const t = this.topic(topic);
     const h = this.handler(handler);
+    const ht = this.begin(topic, h);
     const start = this.clock();
-    t.inFlight++;
-    h.inFlight++;
     let done = false;
     return (outcome) => {
       if (done) return;
       done = true;
-      this.ended(t, h, start, outcome);
+      this.ended(ht, h, start, outcome);
     };
   }
 
-  /** @internal The state of a handler, for {@link MeteredTransport} (looked up once per subscription). */
-  handlerState(handler: string): HandlerState {
-    return this.handler(handler);
+  /**
+   * @internal The state of a handler, for {@link MeteredTransport} (looked up once per
+   * subscription), with its pattern: the types whose backlog it is counted in.
+   */
+  handlerState(handler: string, pattern?: string): HandlerState {
+    const h = this.handler(handler);
+    if (pattern !== undefined) h.pattern = pattern;
+    return h;
   }
 
-  /** @internal started() without the closure: the caller keeps `t`, `h` and the start time. */
-  begin(topic: string, h: HandlerState): TopicState {
-    const t = this.topic(topic);
-    t.inFlight++;
+  /** @internal started() without the closure: the caller keeps the state, `h` and the start time. */
+  begin(topic: string, h: HandlerState): HandlerTopicState {
+    let ht = h.topics.get(topic);
+    if (ht === undefined) h.topics.set(topic, (ht = { topic: this.topic(topic), consumed: 0 }));
+    ht.topic.inFlight++;
     h.inFlight++;
-    return t;
+    return ht;
   }
 
   /** @internal A delivery begun with begin() (or started()) was settled. */
-  ended(t: TopicState, h: HandlerState, start: number, outcome: Outcome): void {
+  ended(ht: HandlerTopicState, h: HandlerState, start: number, outcome: Outcome): void {
+    const t = ht.topic;
     t.inFlight--;
     h.inFlight--;
     const now = this.clock();
     if (outcome === 'ack' || outcome === 'dead') {
       t.consumed.add(now);
+      ht.consumed++;
       h.consumed.add(now, now - start);
     }
     if (outcome !== 'ack') h.failed++;
     if (outcome === 'dead') h.deadLettered++;
   }
 
+  /** @internal The broker's latest count of a handler's queue. */
+  brokerQueue(handler: string, depth: Omit<BrokerQueueMetrics, 'at'>): void {
+    this.handler(handler).brokerQueue = { ...depth, at: this.clock() };
+  }
+
   snapshot(): MetricsSnapshot {
     const now = this.clock();
     const rates = (s: Series): Rates => Object.fromEntries(WINDOWS_S.map((w) => [`${w}s`, s.rate(now, w)])) as Rates;
+    const drain = (backlog: number, net: number): number | null => (backlog === 0 ? 0 : net > 0 ? Math.round((backlog / net) * 1000) : null);
+    // Per handler: the types it matches (its pattern; else those it received), its backlog of each.
+    const handlers: Record<string, HandlerMetrics> = {};
+    const byTopic = new Map<string, Array<{ handler: string; backlog: number; drainMs: number | null }>>();
+    for (const [name, h] of this.handlers) {
+      let backlog = 0;
+      let publishRate10 = 0;
+      const mine: Array<[string, number]> = [];
+      for (const [topic, t] of this.topics) {
+        const ht = h.topics.get(topic);
+        if (h.pattern !== undefined ? !matchTopic(h.pattern, topic) : ht === undefined) continue;
+        const b = Math.max(0, t.published.total - (ht?.consumed ?? 0));
+        backlog += b;
+        publishRate10 += t.published.rate(now, 10);
+        mine.push([topic, b]);
+      }
+      const consumeRate = rates(h.consumed);
+      const drainMs = drain(backlog, consumeRate['10s'] - publishRate10);
+      for (const [topic, b] of mine) {
+        let list = byTopic.get(topic);
+        if (!list) byTopic.set(topic, (list = []));
+        list.push({ handler: name, backlog: b, drainMs: b === 0 ? 0 : drainMs });
+      }
+      handlers[name] = {
+        pattern: h.pattern ?? null,
+        consumed: h.consumed.total,
+        failed: h.failed,
+        deadLettered: h.deadLettered,
+        inFlight: h.inFlight,
+        consumeRate,
+        backlog,
+        timeToDrainMs: drainMs,
+        brokerQueue: h.brokerQueue ? { ...h.brokerQueue } : null,
+        latencyMs: h.consumed.percentiles(now, 60),
+      };
+    }
     const topics: Record<string, TopicMetrics> = {};
     for (const [name, t] of this.topics) {
       const ps = rates(t.published);
       const pd = rates(t.consumed);
-      const backlog = Math.max(0, t.published.total - t.consumed.total);
-      const net = pd['10s'] - ps['10s'];
+      const matching = byTopic.get(name) ?? [];
+      const backlogByHandler: Record<string, number> = {};
+      let worst: { handler: string; backlog: number } | undefined;
+      let drainMs: number | null = 0;
+      for (const m of matching) {
+        backlogByHandler[m.handler] = m.backlog;
+        if (!worst || m.backlog > worst.backlog) worst = m;
+        if (drainMs !== null) drainMs = m.drainMs === null ? null : Math.max(drainMs, m.drainMs);
+      }
+      const backlog = worst ? worst.backlog : Math.max(0, t.published.total - t.consumed.total);
       topics[name] = {
         published: t.published.total,
         consumed: t.consumed.total,
@@ -246,19 +360,10 @@ export class Meter {
         consumeRate: pd,
         backlogGrowth: Object.fromEntries(WINDOWS_S.map((w) => [`${w}s`, ps[`${w}s`] - pd[`${w}s`]])) as Rates,
         backlog,
+        backlogByHandler,
+        worstHandler: worst ? worst.handler : null,
         inFlight: t.inFlight,
-        timeToDrainMs: backlog === 0 ? 0 : net > 0 ? Math.round((backlog / net) * 1000) : null,
-      };
-    }
-    const handlers: Record<string, HandlerMetrics> = {};
-    for (const [name, h] of this.handlers) {
-      handlers[name] = {
-        consumed: h.consumed.total,
-        failed: h.failed,
-        deadLettered: h.deadLettered,
-        inFlight: h.inFlight,
-        consumeRate: rates(h.consumed),
-        latencyMs: h.consumed.percentiles(now, 60),
+        timeToDrainMs: worst ? drainMs : drain(backlog, pd['10s'] - ps['10s']),
       };
     }
     const outbox: Record<string, OutboxMetrics> = {};
@@ -283,7 +388,7 @@ class MeteredDelivery implements Delivery {
   readonly redelivered: boolean;
   readonly replyExpected: boolean;
   readonly raw: unknown;
-  private readonly t: TopicState;
+  private readonly t: HandlerTopicState;
   private readonly start: number;
   private done = false;
   constructor(
@@ -329,8 +434,53 @@ class MeteredDelivery implements Delivery {
 
 /** A transport that reports to a {@link Meter}; everything else passes through. */
 export class MeteredTransport extends TransportWrapper {
+  /** The subscriptions whose queue depth the broker can tell, by handler name. */
+  private readonly depths = new Map<string, SubscriptionSpec>();
+  private depthTimer?: NodeJS.Timeout;
+  private polling = false;
+  private closed = false;
+  private connectedOnce = false;
+  private admin?: SubscriptionAdmin | null;
+
   constructor(inner: Transport, readonly meter: Meter) {
     super(inner);
+  }
+
+  override async connect(): Promise<void> {
+    await this.inner.connect();
+    this.connectedOnce = true;
+    this.startDepthPolls();
+  }
+
+  override close(options?: { timeoutMs?: number }): Promise<void> {
+    this.closed = true;
+    if (this.depthTimer) clearInterval(this.depthTimer);
+    this.depthTimer = undefined;
+    return this.inner.close(options);
+  }
+
+  /** Asks the broker for the depth of each group / instance queue, one at a time, every `queueDepthEveryMs` (a poll still running skips a tick). */
+  private startDepthPolls(): void {
+    const every = this.meter.options.queueDepthEveryMs;
+    if (!every || this.depthTimer || this.closed || this.depths.size === 0) return;
+    this.admin ??= subscriptionAdmin(this.inner) ?? null;
+    const admin = this.admin;
+    if (!admin?.queueDepth) return;
+    const poll = async () => {
+      if (this.polling || this.closed) return;
+      this.polling = true;
+      try {
+        for (const [name, spec] of this.depths) {
+          const d = await admin.queueDepth!(spec, 'work').catch(() => undefined);
+          if (d) this.meter.brokerQueue(name, d);
+        }
+      } finally {
+        this.polling = false;
+      }
+    };
+    void poll();
+    this.depthTimer = setInterval(() => void poll(), every);
+    this.depthTimer.unref();
   }
   override publish(message: OutgoingMessage, options?: PublishOptions): Promise<void> {
     // Only the topic is held until the transport resolves, not the message.
@@ -352,8 +502,19 @@ export class MeteredTransport extends TransportWrapper {
   override subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     const name = spec.group ? `${spec.group}.${spec.name}` : spec.name;
     const meter = this.meter;
-    const h = meter.handlerState(name);
-    return this.inner.subscribe(spec, (d: Delivery) => handler(new MeteredDelivery(d, meter, h)));
+    const h = meter.handlerState(name, spec.pattern);
+    if (spec.group || spec.instance) this.depths.set(name, spec);
+    return this.inner.subscribe(spec, (d: Delivery) => handler(new MeteredDelivery(d, meter, h))).then((sub) => {
+      // A subscription added once the transport runs: its queue exists now.
+      if (this.depthTimer === undefined && this.connectedOnce) this.startDepthPolls();
+      if (!this.depths.has(name)) return sub;
+      return {
+        close: () => {
+          this.depths.delete(name);
+          return sub.close();
+        },
+      };
+    });
   }
   override request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
     this.meter.published(message.topic);

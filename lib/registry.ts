@@ -1,11 +1,13 @@
 /**
  * Reads the decorators' metadata once, at start-up, checks it against the transport's
- * capabilities and returns either the handler and publisher definitions or every problem found.
+ * capabilities and returns either the handler definitions or every problem found (the @Publish
+ * methods are checked here; the bus wraps them itself at register()).
  */
 import {
   PayloadClass,
   PublishMethodOptions,
   RetryOptions,
+  SubscriberOptions,
   SubscribeOptions,
   messageMetadata,
   publicationsOf,
@@ -13,6 +15,8 @@ import {
   subscriberMetadata,
   subscriptionsOf,
 } from './decorators';
+import { backoffDelay } from './adapter-kit/backoff';
+import { optionKeys, unknownKeys } from './option-keys';
 import { checkPattern, isPattern, matchTopic } from './topic';
 import { SubscriptionSpec, TransportCapabilities } from './transport';
 import type { InboxStore } from './outbox/store';
@@ -31,14 +35,6 @@ export interface HandlerDefinition {
   readonly inbox?: InboxStore;
 }
 
-export interface PublisherDefinition {
-  readonly instance: object;
-  readonly method: string;
-  readonly payload: PayloadClass;
-  readonly type: string;
-  readonly options: PublishMethodOptions;
-}
-
 export interface RegistryInput {
   readonly instances: readonly object[];
   readonly capabilities: TransportCapabilities;
@@ -52,19 +48,17 @@ export interface RegistryInput {
 export const DEFAULT_RETRY: Required<RetryOptions> = { attempts: 3, initialDelayMs: 200, factor: 2, maxDelayMs: 30_000 };
 export const DEFAULT_PREFETCH = 10;
 
-const SUBSCRIBE_KEYS = new Set(['pattern', 'filter', 'group', 'prefetch', 'weight', 'retry', 'idempotent', 'instance', 'inbox']);
-const RETRY_KEYS = new Set(['attempts', 'initialDelayMs', 'factor', 'maxDelayMs']);
-const SUBSCRIBER_KEYS = new Set(['group', 'prefetch']);
-const PUBLISH_KEYS = new Set(['mandatory']);
+const SUBSCRIBE_KEYS = optionKeys<SubscribeOptions>({ pattern: true, filter: true, group: true, prefetch: true, weight: true, retry: true, idempotent: true, instance: true, inbox: true });
+const RETRY_KEYS = optionKeys<RetryOptions>({ attempts: true, initialDelayMs: true, factor: true, maxDelayMs: true });
+const SUBSCRIBER_KEYS = optionKeys<SubscriberOptions>({ group: true, prefetch: true });
+const PUBLISH_KEYS = optionKeys<PublishMethodOptions>({ mandatory: true });
 
 export function buildRegistry(input: RegistryInput): {
   handlers: HandlerDefinition[];
-  publishers: PublisherDefinition[];
   problems: string[];
 } {
   const problems: string[] = [];
   const handlers: HandlerDefinition[] = [];
-  const publishers: PublisherDefinition[] = [];
   const queues = new Map<string, string>();
   const caps = input.capabilities;
 
@@ -164,23 +158,14 @@ export function buildRegistry(input: RegistryInput): {
       const meta = messageMetadata(pub.payload);
       if (!pub.payload) problems.push(`${id}: @Publish payload class is undefined (a circular import?)`);
       else if (!meta) problems.push(`${id}: ${pub.payload.name} has no @Message decorator`);
-      else {
-        if (pub.options.mandatory && !caps.mandatory) problems.push(`${id}: mandatory needs a transport that reports unroutable messages`);
-        publishers.push({ instance, method: pub.method, payload: pub.payload, type: meta.type, options: pub.options });
-      }
+      // The bus wraps the method itself at register() (lib/bus.ts); here it is only checked.
+      else if (pub.options.mandatory && !caps.mandatory) problems.push(`${id}: mandatory needs a transport that reports unroutable messages`);
     }
   }
-  return { handlers, publishers, problems };
+  return { handlers, problems };
 }
 
-export function unknownKeys(value: object, allowed: Set<string>, where: string, problems: string[]): void {
-  for (const key of Object.keys(value)) {
-    if (!allowed.has(key)) problems.push(`${where}: unknown option "${key}" (known: ${[...allowed].join(', ')})`);
-  }
-}
-
-/** Exponential backoff with jitter: the delay before attempt `attempt + 1`. */
-export function backoffDelay(retry: Required<RetryOptions>, attempt: number, random = Math.random): number {
-  const base = Math.min(retry.maxDelayMs, retry.initialDelayMs * retry.factor ** (attempt - 1));
-  return Math.round(base / 2 + (random() * base) / 2);
+/** The delay before attempt `attempt + 1`: the kit's backoff with half of it random (lib/adapter-kit/backoff.ts). */
+export function retryDelay(retry: Required<RetryOptions>, attempt: number, random = Math.random): number {
+  return backoffDelay({ ...retry, jitter: 0.5 }, attempt, random);
 }

@@ -5,7 +5,8 @@
  * subscriptions whose pattern matches the message's topic. It never sees a payload class, never
  * validates and never decides a failure policy: the bus does. What it must do is keep the promises
  * written on each member below, and state in {@link TransportCapabilities} which ones it keeps.
- * `test/conformance/` checks them; an adapter is ready when it passes that suite.
+ * The conformance suite (`courier-bus/conformance`, lib/conformance/) checks them; an adapter is
+ * ready when it passes that suite.
  */
 
 /** Header names the core and every adapter agree on. CloudEvents attribute names (lowercase). */
@@ -32,6 +33,8 @@ export const Headers = {
   deadQueue: 'courierdeadqueue',
   /** Set when a message is dead-lettered: ISO time. */
   deadTime: 'courierdeadtime',
+  /** Set on a dead letter sent back to its subscription (lib/ops/dead-letters.ts): ISO time of the replay. */
+  replayed: 'courierreplayed',
   /** On a reply: the remote handler failed; the body is `{ name, message }`. */
   replyError: 'courierreplyerror',
   /** Optional message signature (see lib/signing.ts). */

@@ -13,7 +13,7 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const dist = path.join(root, 'dist');
-const ENTRIES = ['lib', 'adapters/memory', 'adapters/amqp', 'adapters/mqtt', 'adapters/postgres', 'adapters/sqlite', 'adapters/nest'];
+const ENTRIES = ['lib', 'lib/adapter-kit', 'lib/conformance', 'lib/gateway', 'adapters/memory', 'adapters/amqp', 'adapters/mqtt', 'adapters/postgres', 'adapters/sqlite', 'adapters/nest'];
 
 fs.rmSync(dist, { recursive: true, force: true });
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root });

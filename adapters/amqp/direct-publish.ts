@@ -9,20 +9,28 @@
  * A channel without those methods (another amqplib) is written to with `publish`.
  */
 import type { Channel, ConfirmChannel, Options } from 'amqplib';
+import { channelWriter, PublishFields } from './amqplib-internals';
 
-/** What `Args.publish` returns: basic.publish's fields and the message properties in one object. */
-export type PublishFields = Record<string, unknown>;
+export type { PublishFields } from './amqplib-internals';
 
-interface ChannelInternals {
-  sendMessage(fields: PublishFields, properties: PublishFields, content: Buffer): boolean;
-  pushConfirmCallback(cb: (err: unknown) => void): void;
+/** A message for a plain channel: where it goes, its body and its publish options. */
+export interface AmqpMessage {
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly content: Buffer;
+  readonly options: Options.Publish;
 }
 
-/** The channel's `sendMessage`, and with `confirmed` its `pushConfirmCallback`, when it has them. */
-function internals(ch: Channel, confirmed: boolean): ChannelInternals | undefined {
-  const c = ch as unknown as Partial<ChannelInternals>;
-  if (typeof c.sendMessage !== 'function') return undefined;
-  return !confirmed || typeof c.pushConfirmCallback === 'function' ? (c as ChannelInternals) : undefined;
+/**
+ * A message for a ConfirmChannel, given by its publishFields (kept by the caller to write it again
+ * after a reconnect) or, where those cannot be built, by its publish options.
+ */
+export interface ConfirmedMessage {
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly content: Buffer;
+  readonly fields: PublishFields | undefined;
+  readonly options: Options.Publish | undefined;
 }
 
 /**
@@ -55,29 +63,20 @@ export function publishFields(exchange: string, routingKey: string, o: Options.P
 }
 
 /** `ch.publish(exchange, routingKey, content, options)`, returning what it returns (false: the channel's buffer is full). */
-export function publishOn(ch: Channel, exchange: string, routingKey: string, content: Buffer, options: Options.Publish): boolean {
-  const direct = internals(ch, false);
-  const fields = direct && publishFields(exchange, routingKey, options);
-  return fields ? direct!.sendMessage(fields, fields, content) : ch.publish(exchange, routingKey, content, options);
+export function publishOn(ch: Channel, m: AmqpMessage): boolean {
+  const direct = channelWriter(ch, false);
+  const fields = direct && publishFields(m.exchange, m.routingKey, m.options);
+  return fields ? direct!.sendMessage(fields, fields, m.content) : ch.publish(m.exchange, m.routingKey, m.content, m.options);
 }
 
 /**
- * `ch.publish(...)` on a ConfirmChannel with its confirm callback. The message is given by its
- * publishFields (kept by the caller to write it again after a reconnect) or, where those cannot be
- * built, by its publish options; amqplib's `publish` accepts the fields as options as well.
+ * `ch.publish(...)` on a ConfirmChannel with its confirm callback; amqplib's `publish` accepts
+ * the fields as options as well.
  */
-export function publishConfirmedOn(
-  ch: ConfirmChannel,
-  exchange: string,
-  routingKey: string,
-  content: Buffer,
-  fields: PublishFields | undefined,
-  options: Options.Publish | undefined,
-  onConfirm: (err: unknown) => void,
-): boolean {
-  const direct = fields && internals(ch, true);
-  if (!direct) return ch.publish(exchange, routingKey, content, (fields as Options.Publish | undefined) ?? options, onConfirm);
-  const ok = direct.sendMessage(fields!, fields!, content);
+export function publishConfirmedOn(ch: ConfirmChannel, m: ConfirmedMessage, onConfirm: (err: unknown) => void): boolean {
+  const direct = m.fields && channelWriter(ch, true);
+  if (!direct) return ch.publish(m.exchange, m.routingKey, m.content, (m.fields as Options.Publish | undefined) ?? m.options, onConfirm);
+  const ok = direct.sendMessage(m.fields!, m.fields!, m.content);
   direct.pushConfirmCallback(onConfirm);
   return ok;
 }

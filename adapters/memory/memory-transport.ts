@@ -1,6 +1,4 @@
-import { EventEmitter } from 'node:events';
 import {
-  Delivery,
   DeliveryHandler,
   Headers,
   OutgoingMessage,
@@ -11,14 +9,16 @@ import {
   SubscriptionSpec,
   Transport,
   TransportCapabilities,
-  DeadLetterInfo,
-  TransportEvent,
   TransportEvents,
+  restoreImpliedHeaders,
 } from '../../lib/transport';
 import { PublishRejectedError, TransportClosedError, UnroutableError } from '../../lib/errors';
-import { Linked, LinkedList } from '../../lib/linked-list';
+import { InFlight, LinkedList, SafeEmitter, Wakeup } from '../../lib/adapter-kit';
 import { PendingRequest, RequestTable } from '../../lib/pending-table';
-import { topicMatcher } from '../../lib/topic';
+import { Consumer, Held, MemoryBroker, Queue, StoredMessage } from './memory-broker';
+
+export { MemoryBroker } from './memory-broker';
+export type { MemoryBrokerOptions } from './memory-broker';
 
 export interface MemoryTransportOptions {
   /**
@@ -30,237 +30,16 @@ export interface MemoryTransportOptions {
   readonly maxMessageBytes?: number;
 }
 
-export interface MemoryBrokerOptions {
-  /**
-   * A publish waits while a queue it routes to holds this many ready messages (back-pressure,
-   * so a fast publisher cannot exhaust memory). Default 10,000.
-   */
-  readonly maxQueueLength?: number;
-}
-
-interface StoredMessage {
-  readonly topic: string;
-  readonly body: Buffer;
-  readonly headers: Record<string, string>;
-  redelivered: boolean;
-  readonly replyTo?: (reply: ReplyMessage) => void;
-  /** A request's deadline (epoch ms): dropped unhandled after it, as AMQP's `expiration` does. */
-  readonly expiresAt?: number;
-}
-
-/** A message handed to a consumer, until settled. */
-interface Held extends Linked<Held> {
-  readonly m: StoredMessage;
-}
-
-interface Consumer {
-  readonly queue: Queue;
-  readonly prefetch: number;
-  readonly weight: number;
-  readonly handler: DeliveryHandler;
-  /** What it was handed and has not settled, oldest first (a list, not a Set: see lib/linked-list.ts). */
-  readonly unacked: LinkedList<Held>;
-  delivered: number;
-  active: boolean;
-}
-
-class Queue {
-  readonly ready: StoredMessage[] = [];
-  readonly consumers: Consumer[] = [];
-  readonly waiters: Array<() => void> = [];
-  dead?: Queue;
-  /** An instance queue: deleted when it has had no consumer this long (ms). */
-  expiresAfterMs?: number;
-  expiry?: NodeJS.Timeout;
-  constructor(
-    readonly name: string,
-    readonly matches: (topic: string) => boolean,
-    readonly exclusive: boolean,
-  ) {}
-}
-
-/**
- * An in-process broker: the embedded default. Queues per group and subscription, bound by
- * pattern, that outlive their consumers; dead-letter queues; prefetch; back-pressure. It has no
- * module-level state: two brokers share nothing.
- */
-export class MemoryBroker {
-  private readonly queues = new Map<string, Queue>();
-  private readonly maxQueueLength: number;
-  private exclusiveSeq = 0;
-  /** The next turn of the event loop, while publishers wait for it. */
-  private turn?: Promise<void>;
-  private turnStarted = performance.now();
-
-  constructor(options: MemoryBrokerOptions = {}) {
-    this.maxQueueLength = options.maxQueueLength ?? 10_000;
-  }
-
-  /**
-   * Queue name for a subscription: `<group>.<name>`, an instance's `<instance>.<name>` (kept
-   * while its instance is away, up to its expiry); other broadcasts get a private one.
-   */
-  queueFor(spec: SubscriptionSpec): Queue {
-    const owner = spec.group ?? spec.instance;
-    const name = owner ? `${owner}.${spec.name}` : `amq.gen.${spec.name}.${++this.exclusiveSeq}`;
-    let q = this.queues.get(name);
-    if (!q) {
-      q = new Queue(name, topicMatcher(spec.pattern), !owner);
-      q.dead = new Queue(`${name}.dead`, () => false, false);
-      if (!spec.group && spec.instance) q.expiresAfterMs = spec.expiresAfterMs ?? 60 * 60_000;
-      this.queues.set(name, q);
-    }
-    return q;
-  }
-
-  deleteQueue(q: Queue): void {
-    this.queues.delete(q.name);
-  }
-
-  /** Routes to every matching queue; resolves when all have room. Returns how many queues. */
-  async route(message: StoredMessage): Promise<number> {
-    // Deliveries run as microtasks; a publisher looping on `await publish()` would never let
-    // timers (retry back-offs, a progress bar) run. A broker's socket yields; so does this one:
-    // after 5 ms without a turn of the event loop, every publisher waits for the same next turn
-    // (in order, so no publish overtakes another and none waits longer than the rest).
-    if (this.turn || performance.now() - this.turnStarted > 5) {
-      this.turn ??= new Promise<void>((resolve) =>
-        setImmediate(() => {
-          this.turn = undefined;
-          this.turnStarted = performance.now();
-          resolve();
-        }),
-      );
-      await this.turn;
-    }
-    const targets: Queue[] = [];
-    for (const q of this.queues.values()) if (q.matches(message.topic)) targets.push(q);
-    for (const q of targets) {
-      while (q.ready.length >= this.maxQueueLength && this.queues.get(q.name) === q) {
-        await new Promise<void>((resolve) => q.waiters.push(resolve));
-      }
-    }
-    for (const q of targets) this.enqueue(q, { ...message, redelivered: false });
-    return targets.length;
-  }
-
-  enqueue(q: Queue, m: StoredMessage, front = false): void {
-    if (front) q.ready.unshift(m);
-    else q.ready.push(m);
-    this.dispatch(q);
-  }
-
-  attach(c: Consumer): void {
-    if (c.queue.expiry) clearTimeout(c.queue.expiry);
-    c.queue.expiry = undefined;
-    c.queue.consumers.push(c);
-    this.dispatch(c.queue);
-  }
-
-  /** Detaches a consumer; what it held unacked goes back to the front of its queue. */
-  detach(c: Consumer): void {
-    c.active = false;
-    const list = c.queue.consumers;
-    const i = list.indexOf(c);
-    if (i >= 0) list.splice(i, 1);
-    const held = c.unacked.toArray();
-    for (const h of held) c.unacked.delete(h);
-    for (let k = held.length - 1; k >= 0; k--) {
-      held[k].m.redelivered = true;
-      c.queue.ready.unshift(held[k].m);
-    }
-    if (c.queue.exclusive && list.length === 0) this.deleteQueue(c.queue);
-    else this.dispatch(c.queue);
-    const q = c.queue;
-    if (q.expiresAfterMs !== undefined && list.length === 0 && !q.expiry) {
-      q.expiry = setTimeout(() => {
-        q.expiry = undefined;
-        if (q.consumers.length === 0 && this.queues.get(q.name) === q) this.deleteQueue(q);
-      }, q.expiresAfterMs);
-      q.expiry.unref();
-    }
-  }
-
-  /** Hands ready messages to consumers with room, the least loaded relative to its weight first. */
-  dispatch(q: Queue): void {
-    while (q.ready.length > 0) {
-      let best: Consumer | undefined;
-      for (const c of q.consumers) {
-        if (!c.active || c.unacked.size >= c.prefetch) continue;
-        if (!best || c.delivered / c.weight < best.delivered / best.weight) best = c;
-      }
-      if (!best) break;
-      const m = q.ready.shift()!;
-      if (m.expiresAt !== undefined && m.expiresAt <= Date.now()) continue;
-      const held: Held = { m, prev: undefined, next: undefined };
-      best.unacked.add(held);
-      best.delivered++;
-      const consumer = best;
-      queueMicrotask(() => this.deliver(consumer, held));
-    }
-    while (q.waiters.length > 0 && q.ready.length < this.maxQueueLength) q.waiters.shift()!();
-  }
-
-  private deliver(c: Consumer, held: Held): void {
-    const broker = this;
-    const m = held.m;
-    let settled = false;
-    const settle = (action: () => void): Promise<void> => {
-      // Not held any more: its consumer was detached and the message went back to the queue.
-      if (settled || !c.unacked.delete(held)) return Promise.resolve();
-      settled = true;
-      action();
-      broker.dispatch(c.queue);
-      return Promise.resolve();
-    };
-    const attempt = Number(m.headers[Headers.attempt]) || 1;
-    const delivery: Delivery = {
-      topic: m.topic,
-      body: m.body,
-      headers: m.headers,
-      attempt,
-      redelivered: m.redelivered,
-      replyExpected: !!m.replyTo,
-      raw: m,
-      ack: () => settle(() => undefined),
-      requeue: () => settle(() => broker.enqueue(c.queue, { ...m, redelivered: true }, true)),
-      retry: (delayMs: number) =>
-        settle(() => {
-          const copy = { ...m, redelivered: false, headers: { ...m.headers, [Headers.attempt]: String(attempt + 1) } };
-          setTimeout(() => broker.enqueue(c.queue, copy), Math.max(0, delayMs)).unref();
-        }),
-      deadLetter: (info: DeadLetterInfo) =>
-        settle(() => broker.enqueue(c.queue.dead!, { ...m, redelivered: false, headers: deadHeaders(m.headers, info, c.queue.name) })),
-      reply: async (reply: ReplyMessage) => {
-        m.replyTo?.({ body: Buffer.from(reply.body), headers: { ...reply.headers } });
-      },
-    };
-    Promise.resolve()
-      .then(() => c.handler(delivery))
-      .catch(() => {
-        // A handler that rejects without settling: give the message back rather than lose it.
-        void delivery.requeue();
-      });
-  }
-}
-
-function deadHeaders(headers: Record<string, string>, info: DeadLetterInfo, queue: string): Record<string, string> {
-  const out: Record<string, string> = { ...headers, [Headers.deadReason]: info.reason, [Headers.deadQueue]: queue };
-  out[Headers.deadTime] = new Date().toISOString();
-  if (info.errorName) out[Headers.deadError] = info.errorName;
-  if (info.errorMessage) out[Headers.deadMessage] = info.errorMessage;
-  return out;
-}
-
 /** Transport over a {@link MemoryBroker}: no network, the same contract as the broker adapters. */
-export class MemoryTransport extends EventEmitter implements Transport {
+export class MemoryTransport extends SafeEmitter<TransportEvents> implements Transport {
   readonly name = 'memory';
   readonly capabilities: TransportCapabilities;
   private readonly broker: MemoryBroker;
   private readonly consumers = new Set<Consumer>();
   /** Publishes routing now (waiting for room, or for the broker's turn). */
-  private publishing = 0;
-  private publishingDone?: () => void;
+  private readonly publishing = new InFlight();
+  /** Notified on each settle of a delivery of this transport's consumers. */
+  private readonly settled = new Wakeup();
   /** Requests awaiting their reply (the reply comes back through a closure: the ids go unused); one timer for all their timeouts. */
   private readonly pendingRequests = new RequestTable<PendingRequest<ReceivedMessage>>('memory.');
   private closing?: Promise<void>;
@@ -310,13 +89,11 @@ export class MemoryTransport extends EventEmitter implements Transport {
       replyTo,
       expiresAt,
     };
-    this.publishing++;
-    try {
-      const queues = await this.broker.route(stored);
-      if (queues === 0 && options.mandatory) throw new UnroutableError(message.topic);
-    } finally {
-      if (--this.publishing === 0) this.publishingDone?.();
-    }
+    // What the broker adapters restore on receipt (an attempt of 1, the correlation id): handlers
+    // see the same headers on every transport.
+    restoreImpliedHeaders(stored.headers);
+    const queues = await this.publishing.track(this.broker.route(stored));
+    if (queues === 0 && options.mandatory) throw new UnroutableError(message.topic);
   }
 
   async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
@@ -331,6 +108,8 @@ export class MemoryTransport extends EventEmitter implements Transport {
     if (this.closing) throw new TransportClosedError('subscribe');
     const consumer: Consumer = {
       queue,
+      spec,
+      settled: this.settled,
       prefetch: Math.max(1, spec.prefetch),
       weight: Math.max(1, spec.weight ?? 1),
       handler,
@@ -371,23 +150,16 @@ export class MemoryTransport extends EventEmitter implements Transport {
 
   private async shutdown(timeoutMs: number): Promise<void> {
     for (const c of this.consumers) c.active = false;
-    const deadline = Date.now() + timeoutMs;
-    while ([...this.consumers].some((c) => c.unacked.size > 0) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    const consumers = [...this.consumers];
+    await this.settled.until(() => consumers.every((c) => c.unacked.size === 0), timeoutMs);
     for (const c of this.consumers) this.broker.detach(c);
     this.consumers.clear();
-    if (this.publishing > 0) await new Promise<void>((resolve) => (this.publishingDone = resolve));
+    // Bounded too: a publish waiting for room in a full queue that nobody consumes any more would
+    // otherwise hold close() for ever.
+    await this.publishing.idle(timeoutMs);
     this.pendingRequests.rejectAll(() => new TransportClosedError('wait for a reply'));
     this.connected = false;
     this.emit('disconnected', { url: 'memory://' });
-  }
-
-  override on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
-    return super.on(event, listener as (...args: unknown[]) => void);
-  }
-  override off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
-    return super.off(event, listener as (...args: unknown[]) => void);
   }
 }
 

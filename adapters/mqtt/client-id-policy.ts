@@ -7,6 +7,7 @@
  * under a new id never sees what the broker queued for its old session (and Mosquitto keeps
  * round-robining the group's messages to that orphan until the session expires). Measured before
  * this rule: 76-100 of 400 orders never handled, 7 of 7 runs (issue 14, point 12).
+ * An instance subscription's session id (`instanceSessionId`) is derived here too.
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -60,4 +61,14 @@ export class ClientIdPolicy {
   transient(kind: string): string {
     return `${this.base}:${kind}:${randomBytes(4).toString('hex')}`;
   }
+}
+
+/**
+ * The session (client id) of an instance subscription: `<prefix>:instance:<instance>:<name>`,
+ * where the bus makes `instance` `<source>.<instanceId>`. Derived from the instance alone (not
+ * from the transport's clientId, which defaults to a host name), so a restarted instance gets
+ * its session back. Its retry session adds `:retry`, a dead-letter consumer `:dead`.
+ */
+export function instanceSessionId(prefix: string, instance: string, name: string): string {
+  return `${prefix}:instance:${instance}:${name}`;
 }

@@ -4,6 +4,5 @@ import { assertPeerInstalled } from '../../lib/peer-dependency';
 assertPeerInstalled('mqtt', 'courier-bus/mqtt');
 
 export { MqttTransport, mqttTransport } from './mqtt-transport';
-export { instanceSessionId } from './mqtt-mapping';
-export type { MqttTransportOptions, MqttTlsOptions } from './mqtt-transport';
-export { UnstableClientIdError } from './client-id-policy';
+export { instanceSessionId, UnstableClientIdError } from './client-id-policy';
+export type { MqttTransportOptions, MqttTlsOptions } from './mqtt-options';

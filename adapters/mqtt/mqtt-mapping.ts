@@ -64,16 +64,6 @@ export function topicToType(prefix: string, topic: string): { type: string; via?
   return { type: levels.join('.') };
 }
 
-/**
- * The session (client id) of an instance subscription: `<prefix>:instance:<instance>:<name>`,
- * where the bus makes `instance` `<source>.<instanceId>`. Derived from the instance alone (not
- * from the transport's clientId, which defaults to a host name), so a restarted instance gets
- * its session back. Its retry session adds `:retry`, a dead-letter consumer `:dead`.
- */
-export function instanceSessionId(prefix: string, instance: string, name: string): string {
-  return `${prefix}:instance:${instance}:${name}`;
-}
-
 /** A share name or topic level may not hold `/`, `+`, `#` (nor, for clarity, whitespace). */
 export function safeLevel(s: string): string {
   return s.replace(/[/+#\s]/g, '_');

@@ -1,5 +1,3 @@
-import type { MqttClient } from 'mqtt';
-
 /**
  * A PUBLISH packet as one buffer, byte for byte what mqtt-packet writes for it.
  *
@@ -12,7 +10,7 @@ import type { MqttClient } from 'mqtt';
  * It writes what Courier publishes: a string topic, a Buffer payload, and (MQTT 5) the properties
  * contentType, responseTopic, correlationData, topicAlias, messageExpiryInterval and
  * userProperties with string values. For anything else it returns undefined and mqtt-packet
- * writes the packet, as before.
+ * writes the packet, as before. mqtt-internals.ts (`encodePacketsOf`) hands mqtt.js these encodings.
  */
 export function encodePublish(packet: PublishPacketLike, protocolVersion: number | undefined): Buffer | undefined {
   const { topic, payload } = packet;
@@ -186,34 +184,4 @@ function writeVarInt(out: Buffer, at: number, n: number): number {
     out[at++] = byte;
   } while (n > 0);
   return at;
-}
-
-/**
- * Has `client` write its PUBLISH and PUBACK packets with encodePublish and encodePuback, as one
- * buffer each. mqtt.js keeps
- * the method private (`_writePacket`, mqtt.js 5): when it is not there, nothing changes. What the
- * replacement does besides the encoding is what mqtt.js's own does: emit 'packetsend', write,
- * and call back at once, or on 'drain' when the stream asked for it.
- */
-export function encodePublishesOf(client: MqttClient): void {
-  const internal = client as unknown as InternalClient;
-  const original = internal._writePacket;
-  if (typeof original !== 'function') return;
-  internal._writePacket = function writePacket(this: InternalClient, packet: PublishPacketLike, cb?: () => void): void {
-    const version = this.options.protocolVersion;
-    const bytes = packet.cmd === 'publish' ? encodePublish(packet, version) : packet.cmd === 'puback' ? encodePuback(packet, version) : undefined;
-    if (bytes === undefined) return original.call(this, packet, cb);
-    this.emit('packetsend', packet);
-    const ok = this.stream.write(bytes);
-    if (!ok && cb && cb !== this.noop) this.stream.once('drain', cb);
-    else if (cb) cb();
-  };
-}
-
-interface InternalClient {
-  _writePacket(packet: PublishPacketLike, cb?: () => void): void;
-  readonly options: { protocolVersion?: number };
-  readonly stream: { write(b: Buffer): boolean; once(event: 'drain', cb: () => void): void };
-  readonly noop: unknown;
-  emit(event: string, ...args: unknown[]): boolean;
 }

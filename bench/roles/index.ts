@@ -1,5 +1,7 @@
 import type { Role } from '../child';
 import * as courier from './courier';
+import * as plainAmqp from './plain-amqp';
+import * as plainMqtt from './plain-mqtt';
 import * as rawAmqp from './raw-amqp';
 import * as rawMqtt from './raw-mqtt';
 
@@ -17,4 +19,10 @@ export const roles: Record<string, Role> = {
   'raw-amqp-rpc-client': rawAmqp.rawAmqpRpcClient,
   'raw-mqtt-consumer': rawMqtt.rawMqttConsumer,
   'raw-mqtt-producer': rawMqtt.rawMqttProducer,
+  'plain-amqp-consumer': plainAmqp.plainAmqpConsumer,
+  'plain-amqp-producer': plainAmqp.plainAmqpProducer,
+  'plain-amqp-rpc-server': plainAmqp.plainAmqpRpcServer,
+  'plain-amqp-rpc-client': plainAmqp.plainAmqpRpcClient,
+  'plain-mqtt-consumer': plainMqtt.plainMqttConsumer,
+  'plain-mqtt-producer': plainMqtt.plainMqttProducer,
 };

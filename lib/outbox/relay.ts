@@ -16,6 +16,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { backoffDelay } from '../adapter-kit/backoff';
 import { redactSecrets } from '../errors';
 import type { Logger } from '../bus';
 import type { Meter } from '../meter';
@@ -218,8 +219,7 @@ export class OutboxRelay {
   }
 
   private backoff(attempts: number): number {
-    const base = Math.min(this.retry.maxDelayMs, this.retry.initialDelayMs * this.retry.factor ** (attempts - 1));
-    return Math.round(base / 2 + (Math.random() * base) / 2);
+    return backoffDelay({ ...this.retry, jitter: 0.5 }, attempts);
   }
 }
 

@@ -4,8 +4,8 @@
  * `outboxScope.getStore()` and, when set, publishes through it instead of the transport.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { PublishCallOptions } from '../bus';
-import type { PayloadClass } from '../decorators';
+import type { PayloadClass } from '../payload';
+import type { PublishCallOptions } from '../publish-options';
 
 export interface OutboxRoute {
   publish(type: PayloadClass, payload: unknown, options: PublishCallOptions): Promise<string>;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { amqpBroker, mqttBroker } from '../helpers/brokers';
 
 const ROOT = path.resolve(__dirname, '../..');
-const TIMEOUT_MS = 90_000;
+const TIMEOUT_MS = 150_000;
 
 interface SideJson {
   rate: number;
@@ -20,7 +20,7 @@ interface SideJson {
 describe('bench (smoke mode)', function () {
   this.timeout(TIMEOUT_MS + 15_000);
 
-  it('runs every case for Courier and, where there is one, the raw client, and reports numbers', async () => {
+  it('runs every case for Courier and, where there is one, the raw and plain clients, and reports numbers', async () => {
     const env: NodeJS.ProcessEnv = { ...process.env, COURIER_AMQP_URL: (await amqpBroker()).url };
     // The bench starts a Mosquitto of its own (one that does not drop); without the binary, use the fixture's.
     if (spawnSync('mosquitto', ['-h']).error) env.COURIER_BENCH_MQTT_URL = (await mqttBroker()).url;
@@ -38,22 +38,26 @@ describe('bench (smoke mode)', function () {
       child.on('exit', (c) => (clearTimeout(timer), resolve(c)));
     });
     assert.equal(code, 0, `bench exited with ${code}:\n${stderr.slice(-3000)}`);
-    const report = JSON.parse(stdout) as { failures: string[]; rows: Array<{ id: string; courier: SideJson; raw?: SideJson }> };
+    const report = JSON.parse(stdout) as { failures: string[]; rows: Array<{ id: string; courier: SideJson; raw?: SideJson; plain?: SideJson }> };
     assert.deepEqual(report.failures, []);
     assert.deepEqual(
       report.rows.map((r) => r.id),
-      ['a', 'b1', 'b100', 'c', 'd-events', 'd-rpc', 'e', 'f-plain', 'f-postgres', 'f-sqlite'],
+      ['a', 'b1', 'b100', 'c', 'd-events', 'd-rpc', 'e', 'f-plain', 'f-postgres', 'f-sqlite', 'g-balanced', 'g-gateway'],
     );
     const positive = (x: unknown, what: string) => assert.ok(typeof x === 'number' && Number.isFinite(x) && x > 0, `${what}: ${x}`);
     for (const row of report.rows) {
-      const courierOnly = row.id.startsWith('d') || row.id.startsWith('f');
+      const courierOnly = row.id.startsWith('d') || row.id.startsWith('f') || row.id.startsWith('g');
       const sides = courierOnly ? [row.courier] : [row.courier, row.raw];
       assert.equal(row.raw === undefined, courierOnly, `${row.id}: raw side present only where there is a raw client`);
+      // The plain raw client a user would write (issue 19) beside a, b and c.
+      const plainToo = ['a', 'b1', 'b100', 'c'].includes(row.id);
+      assert.equal(row.plain !== undefined, plainToo, `${row.id}: plain side present only on a, b and c`);
+      if (plainToo) sides.push(row.plain);
       for (const [i, side] of sides.entries()) {
-        const who = `${row.id} ${i ? 'raw' : 'Courier'}`;
+        const who = `${row.id} ${['Courier', 'raw', 'plain'][i]}`;
         positive(side?.rate, `${who} rate`);
         positive(side?.peakRssMb, `${who} peak RSS`);
-        if (row.id.startsWith('b') || row.id === 'd-rpc' || row.id.startsWith('f')) {
+        if (row.id.startsWith('b') || row.id === 'd-rpc' || row.id.startsWith('f') || row.id.startsWith('g')) {
           positive(side?.p50, `${who} p50`);
           positive(side?.p99, `${who} p99`);
         }

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { Type } from 'class-transformer';
 import { IsInt, IsString, ValidateNested } from 'class-validator';
 import { Message, MalformedMessageError, PayloadValidationError } from '../../lib';
-import { encode, isoNow, parseJson, validatePayload } from '../../lib/codec';
+import { encode, parseJson, validatePayload } from '../../lib/codec';
+import { isoNow } from '../../lib/iso-time';
 import { Headers } from '../../lib/transport';
 
 class Line {

@@ -94,4 +94,54 @@ describe('meter', () => {
     assert.equal(m.topics['order.placed'].inFlight, 0);
     await bus.stop();
   });
+
+  it('a stuck handler cannot hide behind a fast one: per-handler backlog, in-flight and time to drain, the topic shows the worst', async () => {
+    let now = 7_000_000;
+    const meter = new Meter(() => now);
+    const t = new MeteredTransport(memoryTransport(), meter);
+    await t.subscribe({ pattern: 'm.*', group: 'g', name: 'fast', prefetch: 1000 }, (d) => d.ack());
+    await t.subscribe({ pattern: 'm.x', group: 'g', name: 'stuck', prefetch: 10 }, () => new Promise(() => undefined));
+    await t.connect();
+    const msg = { topic: 'm.x', body: Buffer.from('{}'), headers: { [Headers.id]: 'i' } };
+    for (let i = 0; i < 100; i++) await t.publish(msg);
+    await waitFor(() => meter.snapshot().handlers['g.fast'].consumed === 100 && meter.snapshot().handlers['g.stuck'].inFlight === 10, 2000, 'deliveries');
+    now += 1000;
+    const s = meter.snapshot();
+    const topic = s.topics['m.x'];
+    // What the meter showed before (issue 23): settles summed over handlers, so backlog 0 and time to drain 0.
+    assert.equal(topic.published - topic.consumed, 0);
+    assert.equal(topic.backlog, 100);
+    assert.equal(topic.worstHandler, 'g.stuck');
+    assert.deepEqual(topic.backlogByHandler, { 'g.fast': 0, 'g.stuck': 100 });
+    assert.equal(topic.timeToDrainMs, null);
+    assert.equal(s.handlers['g.stuck'].backlog, 100);
+    assert.equal(s.handlers['g.stuck'].inFlight, 10);
+    assert.equal(s.handlers['g.stuck'].timeToDrainMs, null);
+    assert.equal(s.handlers['g.stuck'].pattern, 'm.x');
+    assert.equal(s.handlers['g.fast'].backlog, 0);
+    assert.equal(s.handlers['g.fast'].timeToDrainMs, 0);
+    assert.equal(s.handlers['g.fast'].consumeRate['1s'], 100);
+    assert.equal(s.handlers['g.fast'].brokerQueue, null, 'the memory transport has no queue depth');
+    await t.close({ timeoutMs: 10 });
+  });
+
+  it("a handler's time to drain: its backlog over its consume rate less the matching publish rate", () => {
+    let now = 9_000_000;
+    const meter = new Meter(() => now);
+    meter.handlerState('h', 'a.#');
+    for (let i = 0; i < 100; i++) meter.published('a.b');
+    now += 1000;
+    for (let s = 0; s < 10; s++) {
+      for (let i = 0; i < 5; i++) meter.published('a.c');
+      for (let i = 0; i < 10; i++) meter.started(i % 2 ? 'a.b' : 'a.c', 'h')('ack');
+      now += 1000;
+    }
+    const h = meter.snapshot().handlers.h;
+    // Published 150 (100 + 50), settled 100: backlog 50 (a.b 50 left, a.c none).
+    assert.equal(h.backlog, 50);
+    assert.equal(h.timeToDrainMs, 10_000, '50 at a net 10 - 5 per second');
+    assert.equal(meter.snapshot().topics['a.b'].backlog, 50);
+    assert.equal(meter.snapshot().topics['a.b'].worstHandler, 'h');
+  });
 });
+

@@ -8,19 +8,20 @@
  *         TypeScript blocks are type-checked and run here too.
  *   js    plain JavaScript with require() and the decorators called as functions; its node_modules
  *         (the tarball, the peers and amqplib) is the install size the package promises (<= 30 MB).
+ *         Also a third-party adapter written on courier-bus/adapter-kit, run through
+ *         courier-bus/conformance under node:test (no mocha in the project).
  *   bare  the peers only: importing an adapter whose client is missing names the package.
  * Installs go through npm's own cache (`--prefer-offline`, the versions this repository locks), so
  * only the newest TypeScript may come from the network, once per run.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { amqpBroker, mqttBroker } from '../helpers/brokers';
+import { packedTarball, project, ROOT, run, locked } from './package-kit';
 
-const ROOT = path.join(__dirname, '..', '..');
 const APPS = path.join(__dirname, 'consumer');
 const MAX_INSTALL_BYTES = 30 * 1024 * 1024;
 
@@ -35,35 +36,6 @@ const STRICT = {
   experimentalDecorators: true,
   outDir: 'out',
 };
-
-interface Run {
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function run(cmd: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd, env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed: ${err.message}\n${stdout}\n${stderr}`));
-      else resolve({ stdout, stderr });
-    });
-  });
-}
-
-/** The version of a package this repository installed, so that consumers get it from npm's cache. */
-function locked(name: string): string {
-  return `${name}@${(JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version}`;
-}
-
-const NPM_FLAGS = ['--prefer-offline', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error'];
-
-async function project(dir: string, type: 'commonjs' | 'module', packages: readonly string[]): Promise<string> {
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: path.basename(dir), private: true, type }, null, 2));
-  for (const f of fs.readdirSync(APPS)) fs.copyFileSync(path.join(APPS, f), path.join(dir, f));
-  await run('npm', ['install', ...NPM_FLAGS, ...packages], dir);
-  return dir;
-}
 
 function tsconfig(dir: string, name: string, options: Record<string, unknown>, files: readonly string[]): string {
   fs.writeFileSync(path.join(dir, name), JSON.stringify({ compilerOptions: { ...STRICT, ...options }, files }, null, 2));
@@ -98,19 +70,17 @@ describe('the npm package, installed by a consumer', function () {
     const [amqp, mqtt] = await Promise.all([amqpBroker(), mqttBroker()]);
     appEnv = { COURIER_AMQP_URL: amqp.url, COURIER_MQTT_URL: mqtt.url, COURIER_CONSUMER_RUN: randomBytes(4).toString('hex') };
 
-    // prepack builds dist/ first; the tarball is what `npm publish` would upload.
-    const packed = JSON.parse((await run('npm', ['pack', '--json', '--pack-destination', tmp, '--loglevel=error'], ROOT)).stdout) as { filename: string }[];
-    const tarball = path.join(tmp, packed[0]!.filename);
+    const tarball = await packedTarball();
     const peers = ['class-validator', 'class-transformer', 'reflect-metadata'].map(locked);
     const tools = path.join(tmp, 'ts-latest');
     [cjs, esm, js, bare] = await Promise.all([
-      project(path.join(tmp, 'cjs'), 'commonjs', [tarball, ...peers, locked('amqplib'), locked('@types/node')]),
-      project(path.join(tmp, 'esm'), 'module', [tarball, ...peers, locked('amqplib'), locked('mqtt'), locked('@types/node')]),
-      project(path.join(tmp, 'js'), 'commonjs', [tarball, ...peers, locked('amqplib')]),
-      project(path.join(tmp, 'bare'), 'commonjs', [tarball, ...peers]),
+      project(path.join(tmp, 'cjs'), 'commonjs', APPS, [tarball, ...peers, locked('amqplib'), locked('@types/node')]),
+      project(path.join(tmp, 'esm'), 'module', APPS, [tarball, ...peers, locked('amqplib'), locked('mqtt'), locked('@types/node')]),
+      project(path.join(tmp, 'js'), 'commonjs', APPS, [tarball, ...peers, locked('amqplib')]),
+      project(path.join(tmp, 'bare'), 'commonjs', APPS, [tarball, ...peers]),
       // The TypeScript a new project gets today (7.x: the native compiler, whose npm `tsc` is a
       // node launcher of the platform binary). Installed once, used for every project.
-      project(tools, 'commonjs', ['typescript@latest']),
+      project(tools, 'commonjs', APPS, ['typescript@latest']),
     ]);
     tsLatest = path.join(tools, 'node_modules', 'typescript', 'bin', 'tsc');
     tsLatestVersion = (await run(process.execPath, [tsLatest, '--version'], tools)).stdout.trim();
@@ -173,6 +143,13 @@ describe('the npm package, installed by a consumer', function () {
     assertRoundTrips(r.stdout, ['memory', 'amqp']);
   });
 
+  it('a third-party adapter on courier-bus/adapter-kit passes courier-bus/conformance under node:test, with no mocha installed', async () => {
+    const r = await run(process.execPath, ['--test-reporter=tap', 'third-party-adapter.js'], js, appEnv, 120_000);
+    assert.match(r.stdout, /^# fail 0$/m, r.stdout);
+    assert.match(r.stdout, /^# pass 26$/m, r.stdout);
+    assert.match(r.stdout, /conformance: third-party/);
+  });
+
   it('with its peers and amqplib, Courier adds at most 30 MB to a project', async () => {
     const bytes = await diskBytes(path.join(js, 'node_modules'));
     console.log(`      installed size (tarball + peers + amqplib): ${(bytes / 1024 / 1024).toFixed(1)} MB on disk; newest TypeScript: ${tsLatestVersion}`);
@@ -196,8 +173,11 @@ describe('the npm package, installed by a consumer', function () {
     const bin = path.join(js, 'node_modules', '.bin', 'courier');
     const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
     assert.equal((await run(bin, ['--version'], js)).stdout, `${version}\n`);
-    assert.match((await run(bin, ['--help'], js)).stdout, /^Usage: courier <command>[^]*\n  demo [^]*\n  relay /);
+    const help = (await run(bin, ['--help'], js)).stdout;
+    assert.match(help, /^Usage: courier <command>/);
+    for (const c of ['demo', 'relay', 'tail', 'publish', 'dead-letters', 'metrics', 'services']) assert.match(help, new RegExp(`^  ${c} `, 'm'), c);
     assert.match((await run(bin, ['demo', '--help'], js)).stdout, /^Usage: courier demo/);
+    assert.match((await run(bin, ['dead-letters', '--help'], js)).stdout, /^Usage: courier dead-letters list/);
     // better-sqlite3 is an optional peer, not installed here: the demo keeps the services' state in
     // memory and says so (with it, SQLite; test/samples/demo.spec.ts).
     const demo = JSON.parse((await run(bin, ['demo', '--orders', '50', '--products', '4', '--json'], js)).stdout) as { ok: boolean; orders: number; notices: string[]; product: { store: string } };

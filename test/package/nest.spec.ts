@@ -14,16 +14,15 @@
  * the message again). A Courier class with problems fails the app's start with one StartupError.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { amqpBroker, mqttBroker } from '../helpers/brokers';
+import { NPM_FLAGS, packedTarball, project, ROOT, run, locked } from './package-kit';
 
-const ROOT = path.join(__dirname, '..', '..');
 const APP = path.join(__dirname, 'nest');
-const NPM_FLAGS = ['--prefer-offline', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error'];
 /** NestJS 11's last minor: not in this repository's lock (its dev dependencies are NestJS 12). */
 const NEST_11 = ['@nestjs/core@^11.1.0', '@nestjs/common@^11.1.0', '@nestjs/testing@^11.1.0'];
 
@@ -37,27 +36,6 @@ interface Report {
   closeMs: number;
   finishedBeforeClose: boolean;
   redelivered: number;
-}
-
-function run(cmd: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd, env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed: ${err.message}\n${stdout}\n${stderr}`));
-      else resolve({ stdout, stderr });
-    });
-  });
-}
-
-function locked(name: string): string {
-  return `${name}@${(JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version}`;
-}
-
-async function project(dir: string, type: 'commonjs' | 'module', packages: readonly string[]): Promise<string> {
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: path.basename(dir), private: true, type }, null, 2));
-  for (const f of fs.readdirSync(APP)) fs.copyFileSync(path.join(APP, f), path.join(dir, f));
-  await run('npm', ['install', ...NPM_FLAGS, ...packages], dir);
-  return dir;
 }
 
 /** Compiles the app as a Nest project does: tsc, decorators with metadata, strict. */
@@ -94,9 +72,7 @@ describe('courier-bus/nest, installed beside NestJS 11 and 12', function () {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'courier-nest-'));
     // The packing (prepack builds dist/) and the installs of everything else run at once; the
     // tarball is installed last, into projects that have its peers already.
-    const packing = run('npm', ['pack', '--json', '--pack-destination', tmp, '--loglevel=error'], ROOT).then(
-      (r) => path.join(tmp, (JSON.parse(r.stdout) as { filename: string }[])[0]!.filename),
-    );
+    const packing = packedTarball();
     const peers = ['class-validator', 'class-transformer', 'reflect-metadata'].map(locked);
     const clients = ['amqplib', 'mqtt', '@types/node', 'rxjs'].map(locked);
     const nest12 = ['@nestjs/core', '@nestjs/common', '@nestjs/testing'].map(locked);
@@ -106,9 +82,9 @@ describe('courier-bus/nest, installed beside NestJS 11 and 12', function () {
       mqttBroker(),
       (async () => {
         [dirs.nest12, dirs.nest11, dirs.bare] = await Promise.all([
-          project(path.join(tmp, 'nest12'), 'module', [...peers, ...clients, ...nest12]),
-          project(path.join(tmp, 'nest11'), 'commonjs', [...peers, ...clients, ...NEST_11]),
-          project(path.join(tmp, 'bare'), 'commonjs', peers),
+          project(path.join(tmp, 'nest12'), 'module', APP, [...peers, ...clients, ...nest12]),
+          project(path.join(tmp, 'nest11'), 'commonjs', APP, [...peers, ...clients, ...NEST_11]),
+          project(path.join(tmp, 'bare'), 'commonjs', APP, peers),
         ]);
       })(),
     ]);

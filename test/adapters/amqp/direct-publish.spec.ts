@@ -62,12 +62,12 @@ describe('amqp adapter: publishing without Args.publish', function () {
       assert.equal(expected.properties.headers?.cloudEvents_time, '2026-11-28T10:00:00.000Z');
       assert.equal(expected.properties.deliveryMode, 2);
 
-      assert.deepEqual(await roundTrip(ch, queue, (c) => assert.equal(publishOn(ch, '', queue, c, OPTIONS), true)), expected);
+      assert.deepEqual(await roundTrip(ch, queue, (c) => assert.equal(publishOn(ch, { exchange: '', routingKey: queue, content: c, options: OPTIONS }), true)), expected);
 
       const confirm: ConfirmChannel = await conn.createConfirmChannel();
       let confirmed: unknown = 'not yet';
       const viaConfirm = await roundTrip(ch, queue, (c) => {
-        publishConfirmedOn(confirm, '', queue, c, publishFields('', queue, OPTIONS), undefined, (err) => (confirmed = err));
+        publishConfirmedOn(confirm, { exchange: '', routingKey: queue, content: c, fields: publishFields('', queue, OPTIONS), options: undefined }, (err) => (confirmed = err));
       });
       assert.deepEqual(viaConfirm, expected);
       await confirm.waitForConfirms();
@@ -83,7 +83,7 @@ describe('amqp adapter: publishing without Args.publish', function () {
       });
       let fallbackConfirmed: unknown = 'not yet';
       const viaFallback = await roundTrip(ch, queue, (c) => {
-        publishConfirmedOn(withoutInternals, '', queue, c, publishFields('', queue, OPTIONS), undefined, (err) => (fallbackConfirmed = err));
+        publishConfirmedOn(withoutInternals, { exchange: '', routingKey: queue, content: c, fields: publishFields('', queue, OPTIONS), options: undefined }, (err) => (fallbackConfirmed = err));
       });
       assert.deepEqual(viaFallback, expected);
       await confirm.waitForConfirms();
@@ -91,7 +91,7 @@ describe('amqp adapter: publishing without Args.publish', function () {
 
       // CC is converted by amqplib itself: such a message goes through channel.publish.
       assert.equal(publishFields('', queue, { ...OPTIONS, CC: ['other'] }), undefined);
-      const withCc = await roundTrip(ch, queue, (c) => publishOn(ch, '', queue, c, { ...OPTIONS, CC: ['other'] }));
+      const withCc = await roundTrip(ch, queue, (c) => publishOn(ch, { exchange: '', routingKey: queue, content: c, options: { ...OPTIONS, CC: ['other'] } }));
       assert.deepEqual(withCc.properties.headers?.CC, ['other']);
     } finally {
       await conn.close();

@@ -1,4 +1,4 @@
-import { describeTransport } from '../../conformance/describe-transport';
+import { describeTransport } from 'courier-bus/conformance';
 import { MemoryBroker, memoryTransport } from '../../../adapters/memory';
 
 const broker = new MemoryBroker();

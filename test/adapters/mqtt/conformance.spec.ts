@@ -1,4 +1,5 @@
-import { describeTransport } from '../../conformance/describe-transport';
+import { describeTransport } from 'courier-bus/conformance';
+import { mqttTransport } from '../../../adapters/mqtt';
 import { mqttBroker } from '../../helpers/brokers';
 import { MqttFixture } from './mqtt-fixture';
 
@@ -10,6 +11,8 @@ async function getFixture(): Promise<MqttFixture> {
 
 describeTransport('mqtt', {
   create: async () => (await getFixture()).create(),
+  // The broker's URL comes from a fixture (a promise); the capabilities depend only on the options (MQTT 5, the fixture's default).
+  capabilities: mqttTransport({ url: 'mqtt://localhost' }).capabilities,
   purge: async (specs) => (await getFixture()).purge(specs),
   timeoutMs: 5000,
 });

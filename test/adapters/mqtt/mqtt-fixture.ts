@@ -52,7 +52,7 @@ export class MqttFixture {
   async purge(specs?: SubscriptionSpec[]): Promise<void> {
     const keys = specs?.filter((s) => s.group).map((s) => `:${s.group}:${s.name}:`);
     const ids = [...this.used].filter((id) => !keys || keys.some((k) => id.includes(k)));
-    // Instance subscriptions' sessions are named from their instance (adapters/mqtt/mqtt-mapping.ts).
+    // Instance subscriptions' sessions are named from their instance (adapters/mqtt/client-id-policy.ts).
     for (const s of specs ?? []) if (!s.group && s.instance) ids.push(instanceSessionId(this.prefix, s.instance, s.name));
     const all = ids.flatMap((id) => [id, `${id}:retry`, `${id}:dead`, `${id}:dead:retry`]);
     await Promise.all(all.map((id) => purgeSession(this.url, id)));

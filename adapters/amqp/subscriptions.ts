@@ -1,0 +1,207 @@
+/**
+ * Subscriptions and their deliveries: each subscription consumes on a channel of its own (its
+ * prefetch, its acks, and a refusal that closes it closes nothing else), declared from its
+ * topology (topology.ts) on every connection, opened again after a channel error, and closed by
+ * cancelling, waiting for what its handler holds, then closing the channel (which gives back what
+ * was not settled).
+ */
+import type { Channel, ConsumeMessage } from 'amqplib';
+import { Wakeup } from '../../lib/adapter-kit';
+import { ResourceNotFoundError, TransportClosedError } from '../../lib/errors';
+import type { Delivery, DeliveryHandler, Subscription, SubscriptionSpec } from '../../lib/transport';
+import { AckBatcher } from './ack-batcher';
+import { toBrokerError } from './broker-errors';
+import { AmqpDelivery, DeliveryHost } from './delivery';
+import type { AmqpSession } from './session';
+import { subscriptionTopology } from './topology';
+
+/** One subscription, for the transport's life. */
+export interface SubState {
+  readonly spec: SubscriptionSpec;
+  readonly handler: DeliveryHandler;
+  /** Consumes the dead letters of `spec` rather than its work queue. */
+  readonly deadLetters: boolean;
+  /** The queue consumed (a broadcast's is server-named: a new one on every connection). */
+  queue?: string;
+  /** What consumes for it on the current connection, while anything does. */
+  consumer?: Consumer;
+  closed: boolean;
+  closing?: Promise<void>;
+}
+
+/** One channel consuming for one subscription: dies with its channel (or its connection). */
+export interface Consumer {
+  readonly sub: SubState;
+  readonly channel: Channel;
+  readonly acks: AckBatcher;
+  consumerTag?: string;
+  /** Deliveries handed to the handler and not yet settled. */
+  inflight: number;
+}
+
+export interface SubscriptionsHost {
+  readonly delivery: DeliveryHost;
+  /** The current connection's session, connected or being set up. */
+  session(): AmqpSession | undefined;
+  closing(): boolean;
+  error(err: Error): void;
+}
+
+/** A closed subscription channel is opened again after this long (the connection still up). */
+const REATTACH_AFTER_MS = 1000;
+
+export class Subscriptions {
+  private readonly subs = new Set<SubState>();
+  /** Woken by every settle and every consumer that goes: close() waits on it for what its handler holds. */
+  private readonly settled = new Wakeup();
+
+  constructor(private readonly host: SubscriptionsHost) {}
+
+  /** Adds a subscription, consuming at once when connected (a refusal then rejects and removes it). */
+  async add(spec: SubscriptionSpec, handler: DeliveryHandler, deadLetters: boolean): Promise<Subscription> {
+    if (this.host.closing()) throw new TransportClosedError('subscribe');
+    const sub: SubState = { spec, handler, deadLetters, closed: false };
+    this.subs.add(sub);
+    const session = this.host.session();
+    if (session?.ready) {
+      try {
+        await this.attach(sub, session);
+      } catch (err) {
+        this.subs.delete(sub);
+        throw err;
+      }
+    }
+    return { close: () => this.close(sub, 5000) };
+  }
+
+  /** Attaches every open subscription to a new connection; `first` (the first connect) throws a refusal, else it is reported. */
+  async attachAll(session: AmqpSession, first: boolean): Promise<void> {
+    for (const sub of this.subs) {
+      if (sub.closed) continue;
+      try {
+        await this.attach(sub, session);
+      } catch (err) {
+        if (first) throw err;
+        this.host.error(err as Error);
+      }
+    }
+  }
+
+  /** Closes every subscription within the deadline (Date.now() based). */
+  async closeAll(deadline: number): Promise<void> {
+    await Promise.all([...this.subs].map((s) => this.close(s, Math.max(0, deadline - Date.now()))));
+  }
+
+  /** A delivery settled: wakes the closes waiting for their in-flight deliveries. */
+  notifySettled(): void {
+    this.settled.notify();
+  }
+
+  private async attach(sub: SubState, session: AmqpSession): Promise<void> {
+    if (session.ended) return;
+    const ch = await session.conn.createChannel();
+    let refusal: unknown;
+    ch.on('error', (err: Error) => (refusal = err));
+    ch.on('close', () => this.onChannelClosed(sub, { session, ch, refusal }));
+    const topo = subscriptionTopology(sub.spec, sub.deadLetters, this.host.delivery.topology);
+    try {
+      let queue = '';
+      for (const q of topo.queues) {
+        queue = (await ch.assertQueue(q.name, q.options)).queue;
+        if (q.name) session.markDeclared(q.name);
+      }
+      if (topo.binding) await ch.bindQueue(queue, topo.binding.exchange, topo.binding.pattern);
+      await ch.prefetch(topo.prefetch, false);
+      sub.queue = queue;
+      const consumer: Consumer = { sub, channel: ch, acks: new AckBatcher(ch), inflight: 0 };
+      sub.consumer = consumer;
+      session.consumers.add(consumer);
+      const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(consumer, msg), { noAck: false, priority: topo.priority });
+      consumer.consumerTag = consumerTag;
+    } catch (err) {
+      if (sub.consumer?.channel === ch) this.drop(session, sub.consumer);
+      ch.close().catch(() => undefined);
+      throw toBrokerError(err, { user: session.user, action: `subscribe to ${sub.spec.pattern}`, resource: topo.resource });
+    }
+  }
+
+  private drop(session: AmqpSession, consumer: Consumer): void {
+    if (consumer.sub.consumer === consumer) consumer.sub.consumer = undefined;
+    session.consumers.delete(consumer);
+  }
+
+  private onChannelClosed(sub: SubState, closed: { session: AmqpSession; ch: Channel; refusal: unknown }): void {
+    const { session, ch } = closed;
+    const consumer = sub.consumer;
+    if (consumer?.channel !== ch) return;
+    // The broker gives back what this channel held; settles of those deliveries are no-ops now.
+    this.drop(session, consumer);
+    this.notifySettled();
+    const refusal = closed.refusal;
+    if (refusal) this.host.error(toBrokerError(refusal, { user: session.user, action: `consume ${sub.spec.pattern}`, resource: sub.queue && `queue '${sub.queue}'` }));
+    // A channel error leaves the connection up: open the subscription's channel again.
+    setTimeout(() => {
+      if (sub.closed || this.host.closing() || this.host.session() !== session || !session.ready || sub.consumer) return;
+      this.attach(sub, session).catch((err) => this.host.error(err as Error));
+    }, REATTACH_AFTER_MS).unref();
+  }
+
+  private onMessage(consumer: Consumer, msg: ConsumeMessage | null): void {
+    const sub = consumer.sub;
+    // Never throw in here: an exception in an amqplib consume callback closes the channel.
+    try {
+      if (msg === null) {
+        // basic.cancel from the broker: the queue was deleted or the node holding it went away.
+        if (sub.consumer === consumer) {
+          this.host.error(new ResourceNotFoundError(`The broker cancelled the consumer of queue '${sub.queue}'`, `queue '${sub.queue}'`, this.host.session()?.user));
+          consumer.channel.close().catch(() => undefined);
+        }
+        return;
+      }
+      // Every delivery of the channel, handled or not: a multiple ack never covers one it did not see.
+      consumer.acks.received(msg);
+      if (sub.consumer !== consumer) return;
+      const delivery = new AmqpDelivery(this.host.delivery, consumer, msg);
+      consumer.inflight++;
+      // Called at once (no extra promise per message); a throw or a rejection both land in handlerFailed.
+      let result: unknown;
+      try {
+        result = sub.handler(delivery);
+      } catch (err) {
+        this.handlerFailed(delivery, err);
+        return;
+      }
+      if (result !== null && typeof result === 'object' && typeof (result as Promise<void>).then === 'function') {
+        (result as Promise<void>).then(undefined, (err: unknown) => this.handlerFailed(delivery, err));
+      }
+    } catch (err) {
+      this.host.error(err as Error);
+    }
+  }
+
+  /** The handler should settle its delivery; one that failed without doing so gives it back. */
+  private handlerFailed(delivery: Delivery, err: unknown): void {
+    this.host.error(err instanceof Error ? err : new Error(String(err)));
+    delivery.requeue().catch(() => undefined);
+  }
+
+  private close(sub: SubState, timeoutMs: number): Promise<void> {
+    if (!sub.closing) {
+      sub.closing = (async () => {
+        sub.closed = true;
+        const consumer = sub.consumer;
+        if (consumer?.consumerTag) await consumer.channel.cancel(consumer.consumerTag).catch(() => undefined);
+        await this.settled.until(() => (sub.consumer?.inflight ?? 0) === 0, timeoutMs);
+        if (consumer) {
+          if (sub.consumer === consumer) sub.consumer = undefined;
+          consumer.acks.flush(); // the acks of the last turn, before the channel goes
+          this.host.session()?.consumers.delete(consumer);
+          // Closing the channel gives back what it still holds; an auto-delete broadcast queue goes with it.
+          await consumer.channel.close().catch(() => undefined);
+        }
+        this.subs.delete(sub);
+      })();
+    }
+    return sub.closing;
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * The in-process broker of the memory transport: queues, their consumers, and the deliveries it
+ * hands them (memory-transport.ts is the Transport over it).
+ */
+import { DeadLetterInfo, Delivery, DeliveryHandler, Headers, ReplyMessage, SubscriptionSpec } from '../../lib/transport';
+import { deadLetterHeaders, LinkedList, SettleOnce, Wakeup } from '../../lib/adapter-kit';
+import type { Linked } from '../../lib/adapter-kit';
+import { topicMatcher } from '../../lib/topic';
+
+export interface MemoryBrokerOptions {
+  /**
+   * A publish waits while a queue it routes to holds this many ready messages (back-pressure,
+   * so a fast publisher cannot exhaust memory). Default 10,000.
+   */
+  readonly maxQueueLength?: number;
+}
+
+export interface StoredMessage {
+  readonly topic: string;
+  readonly body: Buffer;
+  readonly headers: Record<string, string>;
+  redelivered: boolean;
+  readonly replyTo?: (reply: ReplyMessage) => void;
+  /** A request's deadline (epoch ms): dropped unhandled after it, as AMQP's `expiration` does. */
+  readonly expiresAt?: number;
+}
+
+/** A message handed to a consumer, until settled. */
+export interface Held extends Linked<Held> {
+  readonly m: StoredMessage;
+}
+
+export interface Consumer {
+  readonly queue: Queue;
+  /** The subscription: its group and name go into a dead letter's `courierdeadqueue`. */
+  readonly spec: SubscriptionSpec;
+  /** Told of each settle (the transport's close() waits for them). */
+  readonly settled: Wakeup;
+  readonly prefetch: number;
+  readonly weight: number;
+  readonly handler: DeliveryHandler;
+  /** What it was handed and has not settled, oldest first (a list, not a Set: see lib/linked-list.ts). */
+  readonly unacked: LinkedList<Held>;
+  delivered: number;
+  active: boolean;
+}
+
+export class Queue {
+  readonly ready: StoredMessage[] = [];
+  readonly consumers: Consumer[] = [];
+  readonly waiters: Array<() => void> = [];
+  dead?: Queue;
+  /** An instance queue: deleted when it has had no consumer this long (ms). */
+  expiresAfterMs?: number;
+  expiry?: NodeJS.Timeout;
+  constructor(
+    readonly name: string,
+    readonly matches: (topic: string) => boolean,
+    readonly exclusive: boolean,
+  ) {}
+}
+
+/**
+ * An in-process broker: the embedded default. Queues per group and subscription, bound by
+ * pattern, that outlive their consumers; dead-letter queues; prefetch; back-pressure. It has no
+ * module-level state: two brokers share nothing.
+ */
+export class MemoryBroker {
+  private readonly queues = new Map<string, Queue>();
+  private readonly maxQueueLength: number;
+  private exclusiveSeq = 0;
+  /** The next turn of the event loop, while publishers wait for it. */
+  private turn?: Promise<void>;
+  private turnStarted = performance.now();
+
+  constructor(options: MemoryBrokerOptions = {}) {
+    this.maxQueueLength = options.maxQueueLength ?? 10_000;
+  }
+
+  /**
+   * Queue name for a subscription: `<group>.<name>`, an instance's `<instance>.<name>` (kept
+   * while its instance is away, up to its expiry); other broadcasts get a private one.
+   */
+  queueFor(spec: SubscriptionSpec): Queue {
+    const owner = spec.group ?? spec.instance;
+    const name = owner ? `${owner}.${spec.name}` : `amq.gen.${spec.name}.${++this.exclusiveSeq}`;
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue(name, topicMatcher(spec.pattern), !owner);
+      q.dead = new Queue(`${name}.dead`, () => false, false);
+      // A dead letter dead-lettered again (by a dead-letter consumer) stays in the dead queue, as on AMQP.
+      q.dead.dead = q.dead;
+      if (!spec.group && spec.instance) q.expiresAfterMs = spec.expiresAfterMs ?? 60 * 60_000;
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  deleteQueue(q: Queue): void {
+    this.queues.delete(q.name);
+  }
+
+  /** Routes to every matching queue; resolves when all have room. Returns how many queues. */
+  async route(message: StoredMessage): Promise<number> {
+    // Deliveries run as microtasks; a publisher looping on `await publish()` would never let
+    // timers (retry back-offs, a progress bar) run. A broker's socket yields; so does this one:
+    // after 5 ms without a turn of the event loop, every publisher waits for the same next turn
+    // (in order, so no publish overtakes another and none waits longer than the rest).
+    if (this.turn || performance.now() - this.turnStarted > 5) {
+      this.turn ??= new Promise<void>((resolve) =>
+        setImmediate(() => {
+          this.turn = undefined;
+          this.turnStarted = performance.now();
+          resolve();
+        }),
+      );
+      await this.turn;
+    }
+    const targets: Queue[] = [];
+    for (const q of this.queues.values()) if (q.matches(message.topic)) targets.push(q);
+    for (const q of targets) {
+      while (q.ready.length >= this.maxQueueLength && this.queues.get(q.name) === q) {
+        await new Promise<void>((resolve) => q.waiters.push(resolve));
+      }
+    }
+    for (const q of targets) this.enqueue(q, { ...message, redelivered: false });
+    return targets.length;
+  }
+
+  enqueue(q: Queue, m: StoredMessage, front = false): void {
+    if (front) q.ready.unshift(m);
+    else q.ready.push(m);
+    this.dispatch(q);
+  }
+
+  attach(c: Consumer): void {
+    if (c.queue.expiry) clearTimeout(c.queue.expiry);
+    c.queue.expiry = undefined;
+    c.queue.consumers.push(c);
+    this.dispatch(c.queue);
+  }
+
+  /** Detaches a consumer; what it held unacked goes back to the front of its queue. */
+  detach(c: Consumer): void {
+    c.active = false;
+    const list = c.queue.consumers;
+    const i = list.indexOf(c);
+    if (i >= 0) list.splice(i, 1);
+    const held = c.unacked.toArray();
+    for (const h of held) c.unacked.delete(h);
+    for (let k = held.length - 1; k >= 0; k--) {
+      held[k].m.redelivered = true;
+      c.queue.ready.unshift(held[k].m);
+    }
+    if (c.queue.exclusive && list.length === 0) this.deleteQueue(c.queue);
+    else this.dispatch(c.queue);
+    const q = c.queue;
+    if (q.expiresAfterMs !== undefined && list.length === 0 && !q.expiry) {
+      q.expiry = setTimeout(() => {
+        q.expiry = undefined;
+        if (q.consumers.length === 0 && this.queues.get(q.name) === q) this.deleteQueue(q);
+      }, q.expiresAfterMs);
+      q.expiry.unref();
+    }
+  }
+
+  /** Hands ready messages to consumers with room, the least loaded relative to its weight first. */
+  dispatch(q: Queue): void {
+    while (q.ready.length > 0) {
+      let best: Consumer | undefined;
+      for (const c of q.consumers) {
+        if (!c.active || c.unacked.size >= c.prefetch) continue;
+        if (!best || c.delivered / c.weight < best.delivered / best.weight) best = c;
+      }
+      if (!best) break;
+      const m = q.ready.shift()!;
+      if (m.expiresAt !== undefined && m.expiresAt <= Date.now()) continue;
+      const held: Held = { m, prev: undefined, next: undefined };
+      best.unacked.add(held);
+      best.delivered++;
+      const consumer = best;
+      queueMicrotask(() => this.deliver(consumer, held));
+    }
+    while (q.waiters.length > 0 && q.ready.length < this.maxQueueLength) q.waiters.shift()!();
+  }
+
+  private deliver(c: Consumer, held: Held): void {
+    const delivery = new MemoryDelivery(this, c, held);
+    Promise.resolve()
+      .then(() => c.handler(delivery))
+      .catch(() => {
+        // A handler that rejects without settling: give the message back rather than lose it.
+        void delivery.requeue();
+      });
+  }
+}
+
+/**
+ * One delivery of a memory queue: settled once (lib/adapter-kit/settle-once.ts), and only while
+ * its consumer still holds it (a detached consumer's messages went back to the queue already).
+ */
+class MemoryDelivery extends SettleOnce implements Delivery {
+  readonly topic: string;
+  readonly body: Buffer;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly attempt: number;
+  readonly redelivered: boolean;
+  readonly replyExpected: boolean;
+  readonly raw: StoredMessage;
+
+  constructor(
+    private readonly broker: MemoryBroker,
+    private readonly consumer: Consumer,
+    private readonly held: Held,
+  ) {
+    super();
+    const m = held.m;
+    this.topic = m.topic;
+    this.body = m.body;
+    this.headers = m.headers;
+    this.attempt = Number(m.headers[Headers.attempt]) || 1;
+    this.redelivered = m.redelivered;
+    this.replyExpected = !!m.replyTo;
+    this.raw = m;
+  }
+
+  ack(): Promise<void> {
+    return this.settle(() => this.release(undefined));
+  }
+
+  requeue(): Promise<void> {
+    return this.settle(() => this.release(() => this.broker.enqueue(this.consumer.queue, { ...this.raw, redelivered: true }, true)));
+  }
+
+  retry(delayMs: number): Promise<void> {
+    return this.settle(() =>
+      this.release(() => {
+        const m = this.raw;
+        const copy = { ...m, redelivered: false, headers: { ...m.headers, [Headers.attempt]: String(this.attempt + 1) } };
+        setTimeout(() => this.broker.enqueue(this.consumer.queue, copy), Math.max(0, delayMs)).unref();
+      }),
+    );
+  }
+
+  deadLetter(info: DeadLetterInfo): Promise<void> {
+    return this.settle(() =>
+      this.release(() => {
+        const { group, name } = this.consumer.spec;
+        const headers = deadLetterHeaders(this.raw.headers, { ...info, group, name, attempt: this.attempt });
+        this.broker.enqueue(this.consumer.queue.dead!, { ...this.raw, redelivered: false, headers });
+      }),
+    );
+  }
+
+  async reply(reply: ReplyMessage): Promise<void> {
+    this.raw.replyTo?.({ body: Buffer.from(reply.body), headers: { ...reply.headers } });
+  }
+
+  protected override onSettled(): void {
+    this.consumer.settled.notify();
+  }
+
+  /** Frees the consumer's slot and runs `then`, if the consumer still holds this message. */
+  private release(then: (() => void) | undefined): void {
+    // Not held any more: its consumer was detached and the message went back to the queue.
+    if (!this.consumer.unacked.delete(this.held)) return;
+    then?.();
+    this.broker.dispatch(this.consumer.queue);
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The plain amqplib side (issue 19): the client a user would write without a framework, not the
+ * like-for-like one of raw-amqp.ts. Events: `sendToQueue` to a durable queue through the default
+ * exchange, persistent, on a confirm channel with `waitForConfirms` every 1,000 publishes (and
+ * 'drain' honoured); the consumer acks each message. Request/reply: a transient request (no
+ * expiration) to a queue through the default exchange, the reply to direct reply-to.
+ */
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import amqplib, { ChannelModel, ConsumeMessage } from 'amqplib';
+import type { ChildIo } from '../child';
+import { benchEvent, benchReply } from '../payload';
+import { measureRequests, now } from '../window';
+
+/** Publishes between two `waitForConfirms`. */
+const CONFIRM_BATCH = 1000;
+
+const connect = (p: ChildIo['params']): Promise<ChannelModel> => amqplib.connect(p.url, { noDelay: true });
+
+export async function plainAmqpConsumer(io: ChildIo) {
+  const p = io.params;
+  const conn = await connect(p);
+  const ch = await conn.createChannel();
+  await ch.assertQueue(p.queue, { durable: true });
+  await ch.prefetch(p.prefetch);
+  let count = 0;
+  let first = 0;
+  let last = 0;
+  let finish!: () => void;
+  const done = new Promise<void>((r) => (finish = r));
+  await ch.consume(p.queue, (msg: ConsumeMessage | null) => {
+    if (!msg) return;
+    JSON.parse(msg.content.toString('utf8'));
+    ch.ack(msg);
+    if (++count === 1) first = now();
+    if (count === p.n) {
+      last = now();
+      finish();
+    }
+  });
+  io.ready();
+  await done;
+  await conn.close().catch(() => undefined);
+  return { count, first, last };
+}
+
+export async function plainAmqpProducer(io: ChildIo) {
+  const p = io.params;
+  const conn = await connect(p);
+  const ch = await conn.createConfirmChannel();
+  await ch.assertQueue(p.queue, { durable: true });
+  io.ready();
+  await io.go;
+  const first = now();
+  for (let i = 0; i < p.n; i++) {
+    const body = Buffer.from(JSON.stringify(benchEvent(i)));
+    if (!ch.sendToQueue(p.queue, body, { persistent: true, contentType: 'application/json' })) await once(ch, 'drain');
+    if ((i + 1) % CONFIRM_BATCH === 0) await ch.waitForConfirms();
+  }
+  await ch.waitForConfirms();
+  const last = now();
+  await conn.close();
+  return { first, last, published: p.n };
+}
+
+export async function plainAmqpRpcServer(io: ChildIo) {
+  const p = io.params;
+  const conn = await connect(p);
+  const ch = await conn.createChannel();
+  await ch.assertQueue(p.queue, { durable: false });
+  await ch.prefetch(p.prefetch);
+  await ch.consume(p.queue, (msg) => {
+    if (!msg) return;
+    const req = JSON.parse(msg.content.toString('utf8'));
+    ch.sendToQueue(msg.properties.replyTo, Buffer.from(JSON.stringify(benchReply(req))), { correlationId: msg.properties.correlationId, contentType: 'application/json' });
+    ch.ack(msg);
+  });
+  io.ready();
+  await io.stop;
+  await conn.close().catch(() => undefined);
+  return {};
+}
+
+export async function plainAmqpRpcClient(io: ChildIo) {
+  const p = io.params;
+  const conn = await connect(p);
+  const ch = await conn.createChannel();
+  const pending = new Map<string, (body: Buffer) => void>();
+  await ch.consume(
+    'amq.rabbitmq.reply-to',
+    (msg) => {
+      if (!msg) return;
+      const resolve = pending.get(msg.properties.correlationId);
+      pending.delete(msg.properties.correlationId);
+      resolve?.(msg.content);
+    },
+    { noAck: true },
+  );
+  let drain: Promise<unknown> | undefined;
+  const call = async (i: number) => {
+    while (drain) await drain;
+    const id = randomUUID();
+    const reply = new Promise<Buffer>((resolve) => pending.set(id, resolve));
+    const body = Buffer.from(JSON.stringify(benchEvent(i)));
+    if (!ch.sendToQueue(p.queue, body, { correlationId: id, replyTo: 'amq.rabbitmq.reply-to', contentType: 'application/json' })) {
+      drain = once(ch, 'drain').then(() => (drain = undefined));
+    }
+    const r = JSON.parse((await reply).toString('utf8'));
+    if (r.seq !== i) throw new Error(`reply ${r.seq} to request ${i}`);
+  };
+  io.ready();
+  await io.go;
+  const result = await measureRequests(p.inflight, p.warmup, p.n, call);
+  await conn.close();
+  return result;
+}

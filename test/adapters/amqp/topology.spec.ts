@@ -1,0 +1,118 @@
+/**
+ * The AMQP topology as data (adapters/amqp/topology.ts): what a subscription declares, binds and
+ * consumes, as a pure function of its spec and the options. No broker: the declarations
+ * themselves are exercised against RabbitMQ by the conformance suite and amqp.spec.ts.
+ */
+import assert from 'node:assert/strict';
+import { deadLetterTarget, delayQueue, DELAY_QUEUE_GRACE_MS, INSTANCE_QUEUE_GRACE_MS, subscriptionTopology, TopologyOptions } from '../../../adapters/amqp/topology';
+import type { SubscriptionSpec } from '../../../lib/transport';
+
+const CLASSIC: TopologyOptions = { exchange: 'courier.events', queueType: 'classic' };
+const QUORUM: TopologyOptions = { exchange: 'x.events', queueType: 'quorum' };
+const spec = (s: Partial<SubscriptionSpec>): SubscriptionSpec => ({ pattern: 'order.*', name: 'Billing.onOrder', prefetch: 10, ...s });
+
+describe('amqp topology as data', () => {
+  it('a group: its dead-letter queue first, then the work queue dead-lettering to it, bound to the pattern', () => {
+    const t = subscriptionTopology(spec({ group: 'billing' }), false, CLASSIC);
+    assert.deepEqual(t.queues, [
+      { name: 'billing.Billing.onOrder.dead', options: { durable: true, arguments: { 'x-queue-type': 'classic' } } },
+      {
+        name: 'billing.Billing.onOrder',
+        options: {
+          durable: true,
+          arguments: { 'x-queue-type': 'classic', 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': 'billing.Billing.onOrder.dead' },
+        },
+      },
+    ]);
+    assert.deepEqual(t.binding, { exchange: 'courier.events', pattern: 'order.*' });
+    assert.equal(t.resource, "queue 'billing.Billing.onOrder'");
+    assert.equal(t.prefetch, 10);
+    assert.equal(t.priority, 1);
+  });
+
+  it('quorum queues carry the delivery limit (the spec\'s maxAttempts, default 20); the exchange comes from the options', () => {
+    const t = subscriptionTopology(spec({ group: 'billing', maxAttempts: 5 }), false, QUORUM);
+    assert.equal(t.queues[1].options.arguments!['x-delivery-limit'], 5);
+    assert.equal(t.queues[1].options.arguments!['x-queue-type'], 'quorum');
+    assert.equal(t.queues[0].options.arguments!['x-queue-type'], 'quorum');
+    assert.equal(subscriptionTopology(spec({ group: 'billing' }), false, QUORUM).queues[1].options.arguments!['x-delivery-limit'], 20);
+    assert.equal(subscriptionTopology(spec({ group: 'billing', maxAttempts: 5 }), false, CLASSIC).queues[1].options.arguments!['x-delivery-limit'], undefined);
+    assert.equal(t.binding!.exchange, 'x.events');
+  });
+
+  it('an instance subscription: a durable <instance>.<name> with x-expires (its grace, default an hour), dead letters shared as a broadcast\'s', () => {
+    const t = subscriptionTopology(spec({ instance: 'orders.i-1', expiresAfterMs: 1234.4 }), false, CLASSIC);
+    assert.deepEqual(
+      t.queues.map((q) => q.name),
+      ['broadcast.Billing.onOrder.dead', 'orders.i-1.Billing.onOrder'],
+    );
+    assert.equal(t.queues[1].options.durable, true);
+    assert.equal(t.queues[1].options.exclusive, undefined);
+    assert.equal(t.queues[1].options.arguments!['x-expires'], 1234);
+    assert.equal(t.queues[1].options.arguments!['x-dead-letter-routing-key'], 'broadcast.Billing.onOrder.dead');
+    assert.equal(subscriptionTopology(spec({ instance: 'orders.i-1' }), false, CLASSIC).queues[1].options.arguments!['x-expires'], INSTANCE_QUEUE_GRACE_MS);
+    assert.equal(subscriptionTopology(spec({ instance: 'orders.i-1', expiresAfterMs: 0 }), false, CLASSIC).queues[1].options.arguments!['x-expires'], 1);
+    assert.equal(t.resource, "queue 'orders.i-1.Billing.onOrder'");
+  });
+
+  it('a broadcast: one exclusive, auto-delete, transient, server-named queue; no dead-letter queue declared up front', () => {
+    const t = subscriptionTopology(spec({}), false, CLASSIC);
+    assert.deepEqual(t.queues, [{ name: '', options: { exclusive: true, autoDelete: true, durable: false } }]);
+    assert.deepEqual(t.binding, { exchange: 'courier.events', pattern: 'order.*' });
+    assert.equal(t.resource, undefined);
+  });
+
+  it('dead letters: the dead-letter queue alone, unbound', () => {
+    const t = subscriptionTopology(spec({ group: 'billing' }), true, CLASSIC);
+    assert.deepEqual(t.queues, [{ name: 'billing.Billing.onOrder.dead', options: { durable: true, arguments: { 'x-queue-type': 'classic' } } }]);
+    assert.equal(t.binding, undefined);
+    assert.equal(t.resource, "queue 'billing.Billing.onOrder.dead'");
+    assert.deepEqual(subscriptionTopology(spec({}), true, CLASSIC).queues.map((q) => q.name), ['broadcast.Billing.onOrder.dead']);
+  });
+
+  it('weight: prefetch share and consumer priority; a weight that is not a positive number counts as 1', () => {
+    const w3 = subscriptionTopology(spec({ group: 'g', weight: 3 }), false, CLASSIC);
+    assert.deepEqual([w3.prefetch, w3.priority], [30, 3]);
+    const small = subscriptionTopology(spec({ group: 'g', weight: 0.01, prefetch: 1 }), false, CLASSIC);
+    assert.deepEqual([small.prefetch, small.priority], [1, 0]);
+    for (const weight of [0, -2, NaN, Infinity]) {
+      const t = subscriptionTopology(spec({ group: 'g', weight }), false, CLASSIC);
+      assert.deepEqual([t.prefetch, t.priority], [10, 1], `weight ${weight}`);
+    }
+  });
+
+  it('a delay queue: named and timed by the delay\'s tier, back to its queue through the default exchange, expiring unused', () => {
+    const q = delayQueue('billing.Billing.onOrder', 5);
+    assert.equal(q.name, 'billing.Billing.onOrder.retry.5');
+    assert.deepEqual(q.options, {
+      durable: true,
+      arguments: {
+        'x-queue-type': 'classic',
+        'x-message-ttl': 5,
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': 'billing.Billing.onOrder',
+        'x-expires': 5 + DELAY_QUEUE_GRACE_MS,
+      },
+    });
+    // A tier is its own fixed point: the name's delay is the TTL (main's retryDelayTier fix).
+    for (let d = 0; d <= 5000; d += 7) {
+      const t = delayQueue('q', d);
+      assert.equal(t.name, `q.retry.${t.options.arguments!['x-message-ttl']}`, `delay ${d}`);
+      assert.equal(delayQueue('q', t.options.arguments!['x-message-ttl'] as number).name, t.name, `delay ${d}`);
+    }
+    // A server-named queue's prefix is dropped from the name (clients may not declare amq.*), not from the target.
+    const s = delayQueue('amq.gen-abc', 100);
+    assert.equal(s.name.startsWith('gen-abc.retry.'), true);
+    assert.equal(s.options.arguments!['x-dead-letter-routing-key'], 'amq.gen-abc');
+  });
+
+  it('dead-letter targets: a group\'s .dead queue as declared; a broadcast\'s shared one declared on the fly; dead letters of dead letters stay', () => {
+    assert.deepEqual(deadLetterTarget(spec({ group: 'billing' }), false, 'billing.Billing.onOrder', CLASSIC), { queue: 'billing.Billing.onOrder.dead' });
+    assert.deepEqual(deadLetterTarget(spec({}), false, 'amq.gen-1', QUORUM), {
+      queue: 'broadcast.Billing.onOrder.dead',
+      declare: { name: 'broadcast.Billing.onOrder.dead', options: { durable: true, arguments: { 'x-queue-type': 'quorum' } } },
+    });
+    assert.equal(deadLetterTarget(spec({ instance: 'o.i' }), false, 'o.i.Billing.onOrder', CLASSIC).declare?.name, 'broadcast.Billing.onOrder.dead');
+    assert.deepEqual(deadLetterTarget(spec({ group: 'billing' }), true, 'billing.Billing.onOrder.dead', CLASSIC), { queue: 'billing.Billing.onOrder.dead' });
+  });
+});
