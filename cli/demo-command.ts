@@ -16,11 +16,21 @@ Options:
   --url URL                      broker URL (default amqp://guest:guest@127.0.0.1:5672, mqtt://127.0.0.1:1883)
   --orders N                     orders to place (default 1000)
   --products M                   products in the catalog (default 20)
-  --instances K                  order-service instances competing in one group (default 2)
+  --instances K                  order-service instances competing in one group (default 2); for
+                                 --role driver: how many to wait for (default: those that answer)
   --role product|order|driver    run one part only, one process each (amqp or mqtt; see docs/demo.md)
+  --instance-id ID               this process's instance id (order instances are ID-1..ID-K); give
+                                 the same one to a restarted process (default: <host>-<pid>)
+  --db URL|memory                where the services keep their state: SQLite by default (in memory
+                                 in one process, a file per service with --role), postgres://...,
+                                 or memory (lost on restart; also when better-sqlite3 is missing)
+  --data-dir DIR                 the SQLite files' folder with --role (default <tmp>/courier-demo/<ns>)
   --namespace NAME               isolate this run's groups and topics (default: a new one per run on a
                                  broker; none with --role, so that the processes meet)
+  --remove-namespace             remove the --namespace's shared topology (AMQP: its exchange, its
+                                 groups' queues with their messages) and exit; stop its processes first
   --seed S                       seed of the random orders (default 1)
+  --rate R                       place at most R orders per second (default: as fast as they end)
   --faults                       duplicate 20 % of the messages and inject poison messages
   --json                         print the summary as one JSON object on stdout
   --verbose                      log the services' warnings (retries, dead letters) on stderr
@@ -38,8 +48,13 @@ const OPTIONS = {
   products: { type: 'string' },
   instances: { type: 'string' },
   role: { type: 'string' },
+  'instance-id': { type: 'string' },
+  db: { type: 'string' },
+  'data-dir': { type: 'string' },
+  'remove-namespace': { type: 'boolean' },
   namespace: { type: 'string' },
   seed: { type: 'string' },
+  rate: { type: 'string' },
   json: { type: 'boolean' },
   faults: { type: 'boolean' },
   verbose: { type: 'boolean' },
@@ -65,19 +80,31 @@ export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly me
   if (values.url !== undefined && transport === 'memory') throw new UsageError('--url needs --transport amqp or mqtt');
   if (values.url !== undefined && !/^(amqps?|mqtts?|wss?|tcp):\/\//.test(values.url)) throw new UsageError(`--url "${values.url}" is not a broker URL`);
   if (values.namespace !== undefined && !/^[a-z0-9-]{1,40}$/.test(values.namespace)) throw new UsageError('--namespace may hold 1 to 40 lower-case letters, digits and "-"');
+  const instanceId = values['instance-id'];
+  if (instanceId !== undefined && !/^[A-Za-z0-9_.-]{1,60}$/.test(instanceId)) throw new UsageError('--instance-id may hold 1 to 60 letters, digits, "_", "." and "-"');
+  const db = values.db;
+  if (db !== undefined && db !== 'memory' && !/^postgres(ql)?:\/\//.test(db)) throw new UsageError(`--db must be postgres://... or memory, not "${db}"`);
+  if (values['remove-namespace'] && (values.namespace === undefined || transport === 'memory')) throw new UsageError('--remove-namespace needs --namespace and --transport amqp or mqtt');
+  if (values['remove-namespace'] && role) throw new UsageError('--remove-namespace runs no role');
+  if (values['data-dir'] !== undefined && !role) throw new UsageError('--data-dir needs --role (in one process, SQLite is in memory)');
   return {
     transport,
     url: values.url,
     orders: integer(values.orders, 'orders', 1000, 1, 1_000_000),
     products: integer(values.products, 'products', 20, 1, 100_000),
-    instances: integer(values.instances, 'instances', 2, 1, 64),
+    instances: role === 'driver' && values.instances === undefined ? undefined : integer(values.instances, 'instances', 2, 1, 64),
+    instanceId,
+    db,
+    dataDir: values['data-dir'],
     seed: integer(values.seed, 'seed', 1, 0, 2 ** 32 - 1),
+    rate: values.rate === undefined ? undefined : integer(values.rate, 'rate', 1, 1, 100_000),
     role,
     namespace: values.namespace,
     json: values.json === true,
     faults: values.faults === true,
     verbose: values.verbose === true,
     metricsPort: values['metrics-port'] === undefined ? undefined : integer(values['metrics-port'], 'metrics-port', 0, 1, 65535),
+    removeNamespace: values['remove-namespace'] === true,
   };
 }
 

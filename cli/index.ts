@@ -14,6 +14,7 @@ export const COMMANDS: Readonly<Record<string, { readonly summary: string; reado
   'dead-letters': { summary: 'list, show, replay or purge the dead letters of one subscription', load: () => import('./dead-letters-command') },
   metrics: { summary: "show running services' meter figures live, through the broker", load: () => import('./metrics-command') },
   asyncapi: { summary: 'write the AsyncAPI 3.0 document of services, from their decorators', load: () => import('./asyncapi-command') },
+  relay: { summary: 'publish the rows of an outbox table (PostgreSQL or SQLite) until stopped', load: () => import('./relay-command') },
 };
 
 export const USAGE = `Usage: courier <command> [options]

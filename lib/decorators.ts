@@ -55,8 +55,10 @@ export interface SubscribeOptions {
   /**
    * Handle inside a transaction of this inbox (ctx.tx), which records the message id in the same
    * transaction: the effect applies once, however often the message comes (docs/consistency.md).
+   * A function gets the registered instance and returns its inbox (or undefined: none), for a
+   * class whose database is given to its constructor: `inbox: (s: Orders) => s.inbox`.
    */
-  readonly inbox?: InboxStore;
+  readonly inbox?: InboxStore | ((instance: never) => InboxStore | undefined);
 }
 
 export interface SubscriptionMetadata {

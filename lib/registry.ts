@@ -120,7 +120,8 @@ export function buildRegistry(input: RegistryInput): {
       if (!caps.deadLetter) problems.push(`${id}: the transport cannot dead-letter, so a failing message would be lost`);
       if (group && !caps.competingConsumers) problems.push(`${id}: group "${group}" needs a transport with competing consumers`);
       if (o.idempotent && !input.hasDedupeStore) problems.push(`${id}: idempotent needs the bus's idempotency option`);
-      if (o.inbox !== undefined && typeof (o.inbox as InboxStore)?.run !== 'function') problems.push(`${id}: inbox must be an InboxStore`);
+      const inbox = typeof o.inbox === 'function' ? o.inbox(instance as never) : o.inbox;
+      if (inbox !== undefined && typeof (inbox as InboxStore)?.run !== 'function') problems.push(`${id}: inbox must be an InboxStore`);
       for (const c of classes.values()) {
         if (messageMetadata(c)?.reply && !caps.requestReply) {
           problems.push(`${id}: ${c.name} is a request, and the transport has no request/reply`);
@@ -137,8 +138,8 @@ export function buildRegistry(input: RegistryInput): {
         classes,
         filter: o.filter,
         retry,
-        idempotent: o.inbox ? false : o.idempotent ?? input.hasDedupeStore,
-        inbox: o.inbox,
+        idempotent: inbox ? false : o.idempotent ?? input.hasDedupeStore,
+        inbox,
         spec: {
           pattern,
           group,

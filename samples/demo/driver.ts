@@ -3,21 +3,30 @@
  * products in between, watches the orders end, then asks every service instance for its state and
  * checks the demo's invariants. It talks to the services only through messages, so it runs the
  * same in-process and as a process of its own (`--role driver`).
+ *
+ * Its checks are made from the services' own records (their databases, reported on request):
+ * the order service's orders and the product service's catalog and reservations, against the
+ * stock the catalog had when the run began. What the driver saw of the events is used for
+ * progress and latency only, so a lost event can slow it down but never make a FAIL, and an
+ * oversold product is a FAIL even when the product service forgot what it sold.
+ * Every wait has a deadline and says what it waited for; `stop` ends the run at once (with a summary).
  */
 import { randomBytes } from 'node:crypto';
-import { Bus, Subscribe, Subscriber } from 'courier-bus';
-import { OrderConfirmed, OrderRejected, PlaceOrder } from '../order-service';
+import { Bus, PayloadClass, PayloadShape, Subscribe, Subscriber } from 'courier-bus';
+import { OrderConfirmed, OrderRejected, OrderSummary, PlaceOrder } from '../order-service';
 import { ChangePrice, CreateProduct, ListProducts, ProductCatalog } from '../product-service';
 import { ReportRequested, ServiceReport } from './messages';
 import { OrderReport, ProductReport, publishedBy } from './reporter';
 
 export interface DriverOptions {
   readonly orders: number;
-  /** Order-service instances to wait for (and to expect reports from). */
-  readonly instances: number;
+  /** Order-service instances to wait for (and to expect reports from); undefined: those that answer. */
+  readonly instances?: number;
   readonly random: () => number;
   /** Most orders placed and not yet ended at once. */
   readonly window?: number;
+  /** Orders placed per second at most (default: as fast as the window lets). */
+  readonly rate?: number;
   /** Called once at half-way (fault injection). */
   readonly halfway?: () => Promise<void>;
   /** Called once the orders ended, before the state is checked (lets injected duplicates arrive). */
@@ -26,6 +35,8 @@ export interface DriverOptions {
   readonly progress?: (ended: number) => void;
   /** How long to wait for the services, and for progress once the orders are placed. Default 30 s. */
   readonly timeoutMs?: number;
+  /** Resolves when the run must stop at once (SIGINT / SIGTERM). */
+  readonly stop?: Promise<unknown>;
 }
 
 export interface Invariant {
@@ -37,6 +48,8 @@ export interface DriverResult {
   readonly runId: string;
   /** Products in the catalog when the run began. */
   readonly products: number;
+  /** Orders placed (fewer than asked when the run stopped early). */
+  readonly placed: number;
   readonly confirmed: number;
   readonly rejected: number;
   readonly rejectedBy: Record<string, number>;
@@ -45,33 +58,44 @@ export interface DriverResult {
   readonly latencyMs: { p50: number | null; p99: number | null };
   readonly messages: number;
   readonly deadLetters: { total: number; bySubscription: Record<string, number> };
-  readonly work: Array<{ instance: string } & OrderReport['stats'] & { replicaEvents: number; staleEvents: number; fallbacks: number; bootstrapped: number }>;
-  readonly product: ProductReport['stats'] | null;
+  readonly work: Array<{ instance: string } & OrderReport['stats'] & { replicaEvents: number; staleEvents: number; fallbacks: number; bootstrapped: number; gaps: number; resyncs: number }>;
+  readonly product: (ProductReport['stats'] & { store: string }) | null;
+  /** Where the order service keeps its orders. */
+  readonly orderStore: string | null;
+  /** Final events the driver saw more than once (duplicated deliveries). */
+  readonly duplicateFinals: number;
   readonly convergedAfterMs: number | null;
+  /** Why the run ended before its orders did (a signal, a deadline), or null. */
+  readonly stopped: string | null;
   readonly invariants: Record<'stockNeverNegative' | 'stockConserved' | 'replicaMatchesCatalog' | 'everyOrderEndedOnce', Invariant>;
 }
 
+/**
+ * What the driver sees of the run: final events of its orders and the services' reports. Instance
+ * subscriptions (the driver's bus needs an instanceId): a cut connection misses nothing.
+ */
 @Subscriber()
 export class DriverObserver {
   readonly finals = new Map<string, Map<'confirmed' | 'rejected', string | undefined>>();
   /** When the first final event of each order arrived (performance.now()). */
   readonly firstSeen = new Map<string, number>();
   readonly reports = new Map<string, ServiceReport[]>();
+  duplicateFinals = 0;
   private waiters: Array<() => void> = [];
 
   constructor(private readonly prefix: string) {}
 
-  @Subscribe(OrderConfirmed, { group: null })
+  @Subscribe(OrderConfirmed, { instance: true })
   async onConfirmed(e: OrderConfirmed): Promise<void> {
     this.final(e.orderId, 'confirmed');
   }
 
-  @Subscribe(OrderRejected, { group: null })
+  @Subscribe(OrderRejected, { instance: true })
   async onRejected(e: OrderRejected): Promise<void> {
     this.final(e.orderId, 'rejected', e.reason);
   }
 
-  @Subscribe(ServiceReport, { group: null })
+  @Subscribe(ServiceReport, { instance: true })
   async onReport(r: ServiceReport): Promise<void> {
     const list = this.reports.get(r.requestId);
     if (list) list.push(r);
@@ -93,25 +117,51 @@ export class DriverObserver {
     if (!orderId.startsWith(this.prefix)) return; // another run's order
     let states = this.finals.get(orderId);
     if (!states) this.finals.set(orderId, (states = new Map()));
+    else this.duplicateFinals++;
     states.set(state, reason);
     if (!this.firstSeen.has(orderId)) this.firstSeen.set(orderId, performance.now());
     this.wake();
   }
 
-  private wake(): void {
+  wake(): void {
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
   }
 }
 
+/** A wait that ran out: says what it waited for. */
+export class DriverWaitError extends Error {
+  override readonly name = 'DriverWaitError';
+}
+
 export async function drive(bus: Bus, observer: DriverObserver, runId: string, o: DriverOptions): Promise<DriverResult> {
   const window = o.window ?? 100;
   const timeoutMs = o.timeoutMs ?? 30_000;
   const prefix = `${runId}-`;
-  const productIds = await waitForCatalog(bus, timeoutMs);
-  const catalogSize = productIds.length;
-  await collectReports(bus, observer, prefix, o.instances, timeoutMs, true);
+  let stopped: string | null = null;
+  void o.stop?.then(() => {
+    stopped ??= 'stopped by a signal';
+    observer.wake();
+  });
+  const interrupted = () => stopped !== null;
+  // A publish that fails (a cut connection) is sent again: commands carry their own ids (orderId,
+  // changeId, productId), so a copy changes nothing. Up to `timeoutMs`, then the run stops.
+  const send = async <T>(type: PayloadClass<T>, payload: PayloadShape<T>, what: string): Promise<void> => {
+    for (let attempt = 1, until = Date.now() + timeoutMs; ; attempt++) {
+      try {
+        return void (await bus.publish(type, payload));
+      } catch (err) {
+        if (Date.now() > until || interrupted()) throw new DriverWaitError(`${what}: publish failed for ${timeoutMs} ms (${attempt} attempts): ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * attempt)));
+      }
+    }
+  };
+  const start = await waitForCatalog(bus, timeoutMs, interrupted);
+  const startStock = new Map(start.map((p) => [p.productId, p.stock]));
+  const productIds = start.map((p) => p.productId);
+  const first = await collectReports(bus, observer, prefix, o.instances, timeoutMs, true, interrupted);
+  const instances = o.instances ?? first.orders.length;
 
   const placed = new Map<string, { productId: string; quantity: number; at: number }>();
   const latencies: number[] = [];
@@ -119,33 +169,49 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
   const progress = o.progress ? setInterval(() => o.progress!(ended()), 250) : undefined;
   const started = performance.now();
   let launches = 0;
+  /** Waits until `done()` or `timeoutMs` without progress; false when the deadline passed or the run stopped. */
+  const waitProgress = async (done: () => boolean, what: () => string): Promise<boolean> => {
+    let last = ended();
+    let lastChange = Date.now();
+    while (!done()) {
+      if (interrupted()) return false;
+      if (Date.now() - lastChange > timeoutMs) {
+        stopped = `no order ended for ${timeoutMs} ms while waiting for ${what()}`;
+        return false;
+      }
+      await observer.changed(250);
+      if (ended() !== last) [last, lastChange] = [ended(), Date.now()];
+    }
+    return true;
+  };
   try {
-    for (let i = 0; i < o.orders; i++) {
-      while (placed.size - ended() >= window) await observer.changed(50);
+    for (let i = 0; i < o.orders && !interrupted(); i++) {
+      const open = () => placed.size - ended();
+      if (!(await waitProgress(() => open() < window, () => `${open()} open orders to fall below the window of ${window}`))) break;
+      if (o.rate) {
+        const due = started + (1000 * i) / o.rate - performance.now();
+        if (due > 0) await new Promise((r) => setTimeout(r, due));
+      }
       if (i > 0 && i % 7 === 0) {
-        await bus.publish(ChangePrice, { changeId: `${prefix}c${i}`, productId: pick(productIds, o.random), priceCents: 100 + Math.floor(o.random() * 9900) });
+        await send(ChangePrice, { changeId: `${prefix}c${i}`, productId: pick(productIds, o.random), priceCents: 100 + Math.floor(o.random() * 9900) }, `ChangePrice ${i}`);
       }
       let productId = pick(productIds, o.random);
       if (o.orders >= 3 && (i === Math.floor(o.orders / 3) || i === Math.floor((2 * o.orders) / 3))) {
         // A product launched now and ordered at once: the replicas may not have it yet (fallback).
         productId = `${prefix}new${++launches}`;
-        await bus.publish(CreateProduct, { productId, name: `New product ${launches}`, priceCents: 1999, stock: 25 });
+        await send(CreateProduct, { productId, name: `New product ${launches}`, priceCents: 1999, stock: 25 }, `CreateProduct ${productId}`);
         productIds.push(productId);
+        startStock.set(productId, 25);
       }
       if (i === Math.floor(o.orders / 2)) await o.halfway?.();
       const orderId = `${prefix}o${i}`;
       const quantity = 1 + Math.floor(o.random() * 5);
       placed.set(orderId, { productId, quantity, at: performance.now() });
-      await bus.publish(PlaceOrder, { orderId, productId, quantity });
+      await send(PlaceOrder, { orderId, productId, quantity }, `PlaceOrder ${orderId}`);
       // The memory transport settles everything in microtasks: let timers (retries, the progress bar) run.
       await new Promise((resolve) => setImmediate(resolve));
     }
-    let last = ended();
-    let lastChange = Date.now();
-    while (ended() < o.orders && Date.now() - lastChange < timeoutMs) {
-      await observer.changed(250);
-      if (ended() !== last) [last, lastChange] = [ended(), Date.now()];
-    }
+    if (!stopped) await waitProgress(() => ended() >= placed.size, () => `${placed.size - ended()} of ${placed.size} orders to end`);
   } finally {
     if (progress) clearInterval(progress);
   }
@@ -157,29 +223,21 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
     if (seenAt !== undefined) latencies.push(seenAt - p.at);
   }
 
-  await o.settle?.();
-  // The replicas converge after the last order ended (stock events may still be on their way).
+  if (!interrupted()) await o.settle?.();
+  // The replicas converge after the last order ended (stock events may still be on their way);
+  // the services' records too, when the driver lost patience before they did.
   const convergeStart = performance.now();
-  let reports = await collectReports(bus, observer, prefix, o.instances, 5000, false);
-  let invariants = check(reports, observer, placed);
-  while (!invariants.replicaMatchesCatalog.ok && performance.now() - convergeStart < 10_000) {
-    await new Promise((r) => setTimeout(r, 250));
-    reports = await collectReports(bus, observer, prefix, o.instances, 5000, false);
-    invariants = check(reports, observer, placed);
+  const ctx = { placed, startStock, duplicateFinals: observer.duplicateFinals, observer };
+  let reports = await collectReports(bus, observer, prefix, instances, interrupted() ? 1000 : 5000, false, () => false);
+  let invariants = check(reports, ctx);
+  while (!interrupted() && !Object.values(invariants).every((i) => i.ok) && performance.now() - convergeStart < 15_000) {
+    await observer.changed(250);
+    reports = await collectReports(bus, observer, prefix, instances, 5000, false, interrupted);
+    invariants = check(reports, ctx);
   }
   const convergedAfterMs = invariants.replicaMatchesCatalog.ok ? Math.round(performance.now() - convergeStart) : null;
 
-  let confirmed = 0;
-  let rejected = 0;
-  const rejectedBy: Record<string, number> = {};
-  for (const states of observer.finals.values()) {
-    if (states.has('confirmed')) confirmed++;
-    else {
-      rejected++;
-      const reason = states.get('rejected') ?? 'unknown';
-      rejectedBy[reason] = (rejectedBy[reason] ?? 0) + 1;
-    }
-  }
+  const orders = orderRecords(reports);
   const bySubscription: Record<string, number> = {};
   let messages = publishedBy(bus);
   for (const r of [reports.product, ...reports.orders]) {
@@ -191,11 +249,12 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
   const at = (q: number) => (latencies.length ? round(latencies[Math.min(latencies.length - 1, Math.ceil(q * latencies.length) - 1)]) : null);
   return {
     runId,
-    products: catalogSize,
-    confirmed,
-    rejected,
-    rejectedBy,
-    ended: ended(),
+    products: start.length,
+    placed: placed.size,
+    confirmed: orders?.confirmed ?? 0,
+    rejected: orders?.rejected ?? 0,
+    rejectedBy: orders?.rejectedBy ?? {},
+    ended: (orders?.confirmed ?? 0) + (orders?.rejected ?? 0),
     durationMs: Math.round(durationMs),
     latencyMs: { p50: at(0.5), p99: at(0.99) },
     messages,
@@ -207,34 +266,53 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
       staleEvents: r.state.replicaStats.stale,
       fallbacks: r.state.replicaStats.fallbacks,
       bootstrapped: r.state.replicaStats.bootstrapped,
+      gaps: r.state.replicaStats.gaps,
+      resyncs: r.state.replicaStats.resyncs,
     })),
-    product: reports.product?.state.stats ?? null,
+    product: reports.product ? { ...reports.product.state.stats, store: reports.product.state.store } : null,
+    orderStore: reports.orders[0]?.state.store ?? null,
+    duplicateFinals: observer.duplicateFinals,
     convergedAfterMs,
+    stopped,
     invariants,
   };
 }
 
-interface Reports {
+/** The services' reports of one collection: what check() reads. */
+export interface Reports {
   product?: { instance: string; state: ProductReport };
   orders: Array<{ instance: string; state: OrderReport }>;
   raw: ServiceReport[];
 }
 
-/** Asks every instance for its state; waits for the product service and `instances` order instances. */
-async function collectReports(bus: Bus, observer: DriverObserver, prefix: string, instances: number, timeoutMs: number, waitForAll: boolean): Promise<Reports> {
+/**
+ * Asks every instance for its state, once a second until the product service and `instances`
+ * order instances answered (undefined: every instance that answers within the first second after
+ * the product service and one order instance did). `waitForAll`: throw after `timeoutMs`, naming
+ * who did not answer; else return what came.
+ */
+async function collectReports(
+  bus: Bus,
+  observer: DriverObserver,
+  prefix: string,
+  instances: number | undefined,
+  timeoutMs: number,
+  waitForAll: boolean,
+  interrupted: () => boolean,
+): Promise<Reports> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const requestId = `${prefix}report-${randomBytes(4).toString('hex')}`;
     const got: ServiceReport[] = [];
     observer.reports.set(requestId, got);
-    await bus.publish(ReportRequested, { requestId, orderPrefix: prefix });
+    await bus.publish(ReportRequested, { requestId, orderPrefix: prefix }).catch(() => undefined); // asked again in a second
     const askedAt = Date.now();
-    const complete = () => {
-      return got.some((r) => r.role === 'product') && new Set(got.filter((r) => r.role === 'order').map((r) => r.instance)).size >= instances;
-    };
-    while (!complete() && Date.now() - askedAt < 1000) await observer.changed(100);
+    const orderInstances = () => new Set(got.filter((r) => r.role === 'order').map((r) => r.instance)).size;
+    const complete = () => got.some((r) => r.role === 'product') && (instances === undefined ? orderInstances() > 0 : orderInstances() >= instances);
+    // Learning who is there: the whole second; else until complete.
+    while ((instances === undefined || !complete()) && Date.now() - askedAt < 1000 && !interrupted()) await observer.changed(100);
     observer.reports.delete(requestId);
-    if (complete() || (!waitForAll && Date.now() > deadline)) {
+    if (complete() || (!waitForAll && Date.now() > deadline) || (!waitForAll && interrupted())) {
       const byInstance = new Map(got.filter((r) => r.role === 'order').map((r) => [r.instance, r]));
       const product = got.find((r) => r.role === 'product');
       return {
@@ -245,80 +323,127 @@ async function collectReports(bus: Bus, observer: DriverObserver, prefix: string
         raw: [...(product ? [product] : []), ...byInstance.values()],
       };
     }
-    if (Date.now() > deadline) {
-      const orders = new Set(got.filter((r) => r.role === 'order').map((r) => r.instance)).size;
-      throw new Error(
-        `Waited ${timeoutMs} ms for the services: product service ${got.some((r) => r.role === 'product') ? 'answered' : 'did not answer'}, ` +
-          `${orders} of ${instances} order-service instances answered. Are they running (same --transport, --url and --namespace)?`,
+    if (Date.now() > deadline || interrupted()) {
+      throw new DriverWaitError(
+        `${interrupted() ? 'Stopped' : `Waited ${timeoutMs} ms`} for the services' reports: product service ${got.some((r) => r.role === 'product') ? 'answered' : 'did not answer'}, ` +
+          `${orderInstances()} of ${instances ?? 'at least 1'} order-service instances answered. Are they running (same --transport, --url and --namespace)?`,
       );
     }
   }
 }
 
-async function waitForCatalog(bus: Bus, timeoutMs: number): Promise<string[]> {
+async function waitForCatalog(bus: Bus, timeoutMs: number, interrupted: () => boolean): Promise<Array<{ productId: string; stock: number }>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const ids: string[] = [];
+      const all: Array<{ productId: string; stock: number }> = [];
       for (let offset = 0; ; offset += 1000) {
         const page = await bus.request<ListProducts, ProductCatalog>(ListProducts, { offset, limit: 1000 }, { timeoutMs: 2000 });
-        ids.push(...page.products.map((p) => p.productId));
+        all.push(...page.products.map((p) => ({ productId: p.productId, stock: p.stock })));
         if (offset + 1000 >= page.total) break;
       }
-      if (ids.length) return ids;
+      if (all.length) return all;
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`The product service did not answer ListProducts within ${timeoutMs} ms: ${(err as Error).message}`);
+      if (Date.now() > deadline || interrupted()) {
+        throw new DriverWaitError(`${interrupted() ? 'Stopped while waiting' : `Waited ${timeoutMs} ms`} for the product service's catalog (ListProducts): ${(err as Error).message}`);
+      }
     }
     await new Promise((r) => setTimeout(r, 250));
   }
 }
 
-function check(reports: Reports, observer: DriverObserver, placed: Map<string, { productId: string; quantity: number }>): DriverResult['invariants'] {
-  const p = reports.product?.state;
-  if (!p) {
-    const missing = { ok: false, detail: 'the product service did not report' };
-    return { stockNeverNegative: missing, stockConserved: missing, replicaMatchesCatalog: missing, everyOrderEndedOnce: missing };
-  }
-  const negative = Object.entries(p.catalog).filter(([, e]) => e.stock < 0);
-  const confirmedQty: Record<string, number> = {};
-  for (const [orderId, states] of observer.finals) {
-    if (states.has('confirmed')) {
-      const o = placed.get(orderId)!;
-      confirmedQty[o.productId] = (confirmedQty[o.productId] ?? 0) + o.quantity;
+/** The order records of the run: one report when the instances share a database, else the sum over the processes' stores. */
+function orderRecords(reports: Reports): OrderSummary | undefined {
+  const first = reports.orders[0]?.state;
+  if (!first) return undefined;
+  if (first.shared) return first.orders;
+  // Stores of their own (in memory): an order placed by one process may have ended in another's
+  // (adopted from the event). Per order, a final state wins over `placed`; two finals that differ
+  // are both counted (everyOrderEndedOnce then fails).
+  const merged = new Map<string, { state: string; productId: string; quantity: number; reason?: string; finals: Set<string> }>();
+  for (const r of reports.orders) {
+    for (const [id, [state, productId, quantity, reason]] of Object.entries(r.state.orders.states ?? {})) {
+      let m = merged.get(id);
+      if (!m) merged.set(id, (m = { state, productId, quantity, reason, finals: new Set() }));
+      if (state !== 'placed') {
+        m.finals.add(state);
+        if (m.state === 'placed') Object.assign(m, { state, reason });
+      }
     }
   }
-  const unbalanced: string[] = [];
-  for (const [id, l] of Object.entries(p.ledger)) {
-    if (l.stock + l.reservedAll !== l.initial) unbalanced.push(`${id}: stock ${l.stock} + reserved ${l.reservedAll} != initial ${l.initial}`);
-    if (l.reserved !== (confirmedQty[id] ?? 0)) unbalanced.push(`${id}: reserved ${l.reserved} for this run but ${confirmedQty[id] ?? 0} confirmed`);
+  const out: OrderSummary = { placed: 0, confirmed: 0, rejected: 0, notFinal: [], confirmedQuantity: {}, rejectedBy: {} };
+  for (const [id, m] of merged) {
+    const states = m.state === 'placed' ? ['placed'] : [...m.finals];
+    for (const state of states as Array<'placed' | 'confirmed' | 'rejected'>) {
+      out[state]++;
+      if (state === 'placed' && out.notFinal.length < 20) out.notFinal.push(id);
+      if (state === 'confirmed') out.confirmedQuantity[m.productId] = (out.confirmedQuantity[m.productId] ?? 0) + m.quantity;
+      if (state === 'rejected') out.rejectedBy[m.reason ?? 'unknown'] = (out.rejectedBy[m.reason ?? 'unknown'] ?? 0) + 1;
+    }
   }
+  return out;
+}
+
+/** The invariants, from the services' reports, the orders placed and the stock each product had when the run began. */
+export function check(
+  reports: Reports,
+  c: { placed: Map<string, { productId: string; quantity: number }>; startStock: Map<string, number>; observer: Pick<DriverObserver, 'finals'> },
+): DriverResult['invariants'] {
+  const p = reports.product?.state;
+  const orders = orderRecords(reports);
+  if (!p || !orders) {
+    const missing = { ok: false, detail: `${p ? 'the order service' : 'the product service'} did not report` };
+    return { stockNeverNegative: missing, stockConserved: missing, replicaMatchesCatalog: missing, everyOrderEndedOnce: missing };
+  }
+  // Oversold: more confirmed (by the order service's records) than the product had when the run began.
+  const oversold: string[] = [];
+  for (const [id, qty] of Object.entries(orders.confirmedQuantity)) {
+    const had = c.startStock.get(id);
+    if (had !== undefined && qty > had) oversold.push(`${id}: ${qty} confirmed of ${had} in stock`);
+  }
+  for (const [id, l] of Object.entries(p.ledger)) if (l.reservedAll > l.initial) oversold.push(`${id}: ${l.reservedAll} reserved of ${l.initial} ever in stock`);
+  const negative = Object.entries(p.catalog).filter(([, e]) => e.stock < 0);
+  const unbalanced: string[] = [];
+  for (const [id, had] of c.startStock) {
+    const confirmed = orders.confirmedQuantity[id] ?? 0;
+    const now = p.catalog[id]?.stock;
+    const reserved = p.ledger[id]?.reserved ?? 0;
+    if (now === undefined) unbalanced.push(`${id}: not in the catalog`);
+    else if (had - confirmed !== now) unbalanced.push(`${id}: ${had} at start - ${confirmed} confirmed != ${now} now`);
+    if (reserved !== confirmed) unbalanced.push(`${id}: ${reserved} reserved by the product service for this run, ${confirmed} confirmed by the order service`);
+  }
+  for (const [id, l] of Object.entries(p.ledger)) if (l.stock + l.reservedAll !== l.initial) unbalanced.push(`${id}: stock ${l.stock} + reserved ${l.reservedAll} != initial ${l.initial}`);
   const replicaDiffs: string[] = [];
   for (const o of reports.orders) {
     const diff = diffCatalog(p.catalog, o.state.replica);
     if (diff) replicaDiffs.push(`${o.instance}: ${diff}`);
   }
-  const notEnded: string[] = [];
-  const both: string[] = [];
-  for (const orderId of placed.keys()) {
-    const states = observer.finals.get(orderId);
-    if (!states) notEnded.push(orderId);
-    else if (states.size > 1) both.push(orderId);
-  }
-  const store = reports.orders[0]?.state.orders;
-  const storeOk = !!store && store.placed === 0 && store.confirmed + store.rejected === placed.size;
+  // Contradictions the driver saw (an order announced both confirmed and rejected).
+  const both = [...c.observer.finals].filter(([, s]) => s.size > 1).map(([id]) => id);
+  const recorded = orders.placed + orders.confirmed + orders.rejected;
+  const ended = orders.confirmed + orders.rejected;
+  const endedOk = orders.placed === 0 && recorded === c.placed.size && ended === c.placed.size && both.length === 0;
   return {
-    stockNeverNegative: { ok: negative.length === 0, detail: negative.length ? negative.map(([id, e]) => `${id}: ${e.stock}`).join(', ') : `${Object.keys(p.catalog).length} products, lowest stock ${Math.min(...Object.values(p.catalog).map((e) => e.stock))}` },
-    stockConserved: { ok: unbalanced.length === 0, detail: unbalanced.length ? unbalanced.slice(0, 5).join('; ') : 'final stock + confirmed quantity = initial stock, for every product' },
+    stockNeverNegative: {
+      ok: negative.length === 0 && oversold.length === 0,
+      detail:
+        negative.length || oversold.length
+          ? [...negative.map(([id, e]) => `${id}: stock ${e.stock}`), ...oversold].slice(0, 6).join(', ') + ` (${oversold.length} oversold)`
+          : `${Object.keys(p.catalog).length} products, lowest stock ${Math.min(...Object.values(p.catalog).map((e) => e.stock))}, none sold beyond its stock`,
+    },
+    stockConserved: {
+      ok: unbalanced.length === 0,
+      detail: unbalanced.length ? `${unbalanced.length} problems, e.g. ${unbalanced.slice(0, 4).join('; ')}` : 'stock at start - confirmed quantity = stock now, for every product; reservations = confirmed orders',
+    },
     replicaMatchesCatalog: {
       ok: replicaDiffs.length === 0 && reports.orders.length > 0,
       detail: replicaDiffs.length ? replicaDiffs.join('; ') : `${reports.orders.length} replica(s) equal the catalog`,
     },
     everyOrderEndedOnce: {
-      ok: notEnded.length === 0 && both.length === 0 && storeOk,
-      detail:
-        notEnded.length || both.length || !storeOk
-          ? `${notEnded.length} without a final state (${notEnded.slice(0, 5).join(', ')}), ${both.length} both confirmed and rejected, order store ${JSON.stringify(store)}`
-          : `${placed.size} orders, each confirmed or rejected, once`,
+      ok: endedOk,
+      detail: endedOk
+        ? `${c.placed.size} orders, each confirmed or rejected, once (the order service's records)`
+        : `${c.placed.size} placed; the order service's records: ${recorded} orders, ${ended} ended, ${orders.placed} not final (${orders.notFinal.slice(0, 5).join(', ')}); ${both.length} announced both confirmed and rejected`,
     },
   };
 }

@@ -1,22 +1,29 @@
 /** Answers the driver's ReportRequested with this instance's state (one per bus). */
 import { Bus, Subscribe, Subscriber } from 'courier-bus';
-import { OrderService, OrderStore, ProductReplica } from '../order-service';
-import { CatalogEntry, ProductService } from '../product-service';
+import { OrderService, OrderSummary, ProductReplica } from '../order-service';
+import { CatalogEntry, ProductService, StockLedger } from '../product-service';
 import { ReportRequested, ServiceReport } from './messages';
 
 export interface ProductReport {
   readonly catalog: Record<string, CatalogEntry>;
-  readonly ledger: ReturnType<ProductService['stockLedger']>;
+  readonly ledger: StockLedger;
   readonly stats: ProductService['stats'];
   readonly deadLetters: Record<string, number>;
+  /** Where the service keeps its state. */
+  readonly store: string;
 }
 
 export interface OrderReport {
   readonly replica: ReturnType<ProductReplica['snapshot']>;
   readonly replicaStats: ProductReplica['stats'];
-  readonly orders: ReturnType<OrderStore['summary']>;
+  readonly orders: OrderSummary;
   readonly stats: OrderService['stats'];
   readonly deadLetters: Record<string, number>;
+  readonly store: string;
+  /** True when every process of the service shares the store (a database). */
+  readonly shared: boolean;
+  /** `<host>:<pid>` of the reporting process (to add up stores that are not shared). */
+  readonly process: string;
 }
 
 /** Counts a bus's dead letters per subscription. */
@@ -38,7 +45,7 @@ export class Reporter {
     private readonly bus: Bus,
     private readonly role: 'product' | 'order',
     private readonly instance: string,
-    private readonly state: (orderPrefix: string) => ProductReport | OrderReport,
+    private readonly state: (orderPrefix: string) => Promise<ProductReport | OrderReport>,
   ) {}
 
   @Subscribe(ReportRequested, { group: null })
@@ -48,7 +55,7 @@ export class Reporter {
       role: this.role,
       instance: this.instance,
       published: publishedBy(this.bus),
-      state: JSON.stringify(this.state(r.orderPrefix)),
+      state: JSON.stringify(await this.state(r.orderPrefix)),
     });
   }
 }

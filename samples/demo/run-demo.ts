@@ -3,10 +3,12 @@
  * over one broker (memory by default), or one of them per process (`--role`).
  */
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import { Bus, createBus, Logger, silentLogger, Transport } from 'courier-bus';
+import { openServiceDatabase, OpenedDatabase } from '../storage/open-database';
 import { DriverObserver, DriverResult, drive } from './driver';
 import { DuplicatingTransport, poisonMessages } from './faults';
-import { Running, seedCatalog, startOrderInstances, startProductService } from './services';
+import { Running, startOrderInstances, startProductService } from './services';
 import { demoEnvironment, TransportName } from './transports';
 
 export interface DemoOptions {
@@ -14,15 +16,26 @@ export interface DemoOptions {
   readonly url?: string;
   readonly orders: number;
   readonly products: number;
-  readonly instances: number;
+  /** Order-service instances (in this process; for the driver: to wait for, undefined: those that answer). */
+  readonly instances?: number;
+  /** This process's instance id (order instances: `<id>-<k>`). Default `<host>-<pid>`: unique, but new after a restart. */
+  readonly instanceId?: string;
+  /** `postgres://...`, `memory`, or undefined: SQLite (`:memory:` in one process, else a file per service). */
+  readonly db?: string;
+  /** Where the SQLite files go (with --role). Default `<tmp>/courier-demo/<namespace>`. */
+  readonly dataDir?: string;
   readonly json: boolean;
   readonly role?: 'product' | 'order' | 'driver';
   /** Isolates a run's groups, exchange / topic prefix. Default: a new one per in-process run on a broker. */
   readonly namespace?: string;
   readonly seed: number;
+  /** Orders per second at most (driver). */
+  readonly rate?: number;
   /** Duplicate published messages and inject poison messages. */
   readonly faults: boolean;
   readonly verbose: boolean;
+  /** Remove the namespace's shared topology and return (no run). */
+  readonly removeNamespace?: boolean;
 }
 
 export interface DemoSummary extends DriverResult {
@@ -30,6 +43,8 @@ export interface DemoSummary extends DriverResult {
   readonly orders: number;
   readonly products: number;
   readonly instances: number;
+  /** What the user should know about the run's set-up (state in memory because better-sqlite3 is missing). */
+  readonly notices: string[];
   readonly faults: { readonly duplicated: number; readonly poison: number } | null;
   /** Messages published per second over the run. */
   readonly throughput: number;
@@ -44,6 +59,8 @@ export interface DemoIo {
   readonly stopSignal?: Promise<void>;
   /** Told of the buses this run started, once they run (the CLI's `--metrics-port` reports them). */
   readonly onBuses?: (buses: readonly Bus[]) => void;
+  /** Wraps every transport the run creates (tests: to see what it subscribes). */
+  readonly wrapTransport?: (t: Transport) => Transport;
 }
 
 const DUPLICATED_TYPES = new Set([
@@ -60,48 +77,74 @@ const DUPLICATED_TYPES = new Set([
 
 /** Runs the demo; resolves to the summary (null for the product and order roles). */
 export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary | null> {
-  const namespace = o.namespace ?? (o.transport === 'memory' || o.role ? undefined : `run${Date.now().toString(36)}${randomBytes(2).toString('hex')}`);
+  const owned = o.namespace === undefined && o.transport !== 'memory' && !o.role;
+  const namespace = o.namespace ?? (owned ? `run${Date.now().toString(36)}${randomBytes(2).toString('hex')}` : undefined);
   const env = demoEnvironment(o.transport, o.url, namespace);
+  if (o.removeNamespace) {
+    await env.removeNamespace();
+    say(io, `removed the shared topology of namespace ${namespace} on ${o.transport}`);
+    return null;
+  }
   const logger: Logger = o.verbose ? stderrLogger(io.stderr) : silentLogger;
   const random = mulberry32(o.seed);
+  // An in-process run on memory has no namespace, but its PostgreSQL schemas need one of their own.
+  const dbNamespace = o.transport === 'memory' && !o.role && !o.namespace ? `run${Date.now().toString(36)}${randomBytes(2).toString('hex')}` : undefined;
+  const instanceId = o.instanceId ?? `${os.hostname()}-${process.pid}`;
   const duplicating: DuplicatingTransport[] = [];
-  const wrap = (t: Transport): Transport => {
+  const wrap = (inner: Transport): Transport => {
+    const t = io.wrapTransport ? io.wrapTransport(inner) : inner;
     if (!o.faults) return t;
     const d = new DuplicatingTransport(t, 0.2, random, DUPLICATED_TYPES);
     duplicating.push(d);
     return d;
   };
   const running: Running[] = [];
+  const databases: OpenedDatabase[] = [];
+  const notices: string[] = [];
+  const open = async (service: 'product-service' | 'order-service') => {
+    const d = await openServiceDatabase(service, { db: o.db, dataDir: o.dataDir, inProcess: !o.role, namespace: namespace ?? dbNamespace, owned: owned || dbNamespace !== undefined });
+    databases.push(d);
+    if (d.notice) {
+      notices.push(d.notice);
+      say(io, d.notice);
+    }
+    return d.db;
+  };
+  let cleanup: 'own' | 'namespace' | null = null;
   try {
     if (o.role === 'product' || o.role === 'order') {
       if (o.role === 'product') {
-        const product = await startProductService({ env, logger, wrap });
+        const db = await open('product-service');
+        const product = await startProductService({ env, logger, wrap, db, products: o.products, random });
         running.push(product);
         io.onBuses?.(product.buses);
-        await seedCatalog(product.service, o.products, random);
-        say(io, `product service ready on ${o.transport}: ${o.products} products (group ${env.group('product-service')}). Ctrl-C stops it.`);
+        say(io, `product service ready on ${o.transport}: ${await product.service.store.count()} products in ${product.service.store.describe} (group ${env.group('product-service')}). Ctrl-C stops it.`);
       } else {
-        running.push(await startOrderInstances({ env, logger, wrap, instances: o.instances, bootstrapTimeoutMs: 3000 }));
-        io.onBuses?.(running[running.length - 1].buses);
-        say(io, `${o.instances} order-service instance(s) ready on ${o.transport} (group ${env.group('order-service')}). Ctrl-C stops them.`);
+        const db = await open('order-service');
+        const order = await startOrderInstances({ env, logger, wrap, db, instances: o.instances ?? 1, instanceId, bootstrapTimeoutMs: 3000 });
+        running.push(order);
+        io.onBuses?.(order.buses);
+        say(io, `order-service instance(s) ${order.services.map((s) => s.instance).join(', ')} ready on ${o.transport}, orders in ${order.store.describe} (group ${env.group('order-service')}). Ctrl-C stops them.`);
       }
       await (io.stopSignal ?? new Promise<void>(() => undefined));
       return null;
     }
 
+    const instances = o.role ? o.instances : o.instances ?? 2;
     if (!o.role) {
-      const product = await startProductService({ env, logger, wrap });
+      const product = await startProductService({ env, logger, wrap, db: await open('product-service'), products: o.products, random });
       running.push(product);
-      await seedCatalog(product.service, o.products, random);
-      running.push(await startOrderInstances({ env, logger, wrap, instances: o.instances, bootstrapTimeoutMs: 5000 }));
+      running.push(await startOrderInstances({ env, logger, wrap, db: await open('order-service'), instances: instances ?? 2, instanceId, bootstrapTimeoutMs: 5000 }));
     }
-    const driverTransport = env.makeTransport('driver');
-    const bus = createBus({ transport: wrap(driverTransport), source: env.group('demo-driver'), logger });
+    const driverId = `driver-${instanceId}`;
+    const driverTransport = env.makeTransport(driverId);
+    const bus = createBus({ transport: wrap(driverTransport), source: env.group('demo-driver'), instanceId: driverId, instanceExpiresAfterMs: 60_000, logger });
     const runId = `r${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
     const observer = new DriverObserver(`${runId}-`);
     bus.register(observer);
     await bus.start();
     running.push({ buses: [bus], stop: () => bus.stop() });
+    cleanup = owned ? 'namespace' : 'own';
     let poison = 0;
     const buses = running.flatMap((r) => r.buses);
     io.onBuses?.(buses);
@@ -109,9 +152,11 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
     const started = performance.now();
     const result = await drive(bus, observer, runId, {
       orders: o.orders,
-      instances: o.instances,
+      instances,
       random,
+      rate: o.rate,
       progress: bar,
+      stop: io.stopSignal,
       settle: async () => void (await Promise.all(duplicating.map((d) => d.flush()))),
       halfway: o.faults
         ? async () => {
@@ -124,12 +169,13 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
     });
     if (bar) io.stderr.write('\n');
     const seconds = (performance.now() - started) / 1000;
-    const ok = Object.values(result.invariants).every((i) => i.ok);
+    const ok = result.stopped === null && Object.values(result.invariants).every((i) => i.ok);
     return {
       transport: o.transport,
       orders: o.orders,
-      instances: o.instances,
+      instances: result.work.length,
       ...result,
+      notices,
       faults: o.faults ? { duplicated: duplicating.reduce((n, d) => n + d.duplicated, 0), poison } : null,
       throughput: Math.round(result.messages / Math.max(seconds, 0.001)),
       ordersPerSecond: Math.round(result.ended / Math.max(result.durationMs / 1000, 0.001)),
@@ -137,26 +183,31 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
     };
   } finally {
     for (const r of running.reverse()) await r.stop().catch(() => undefined);
-    await env.cleanup().catch((err) => logger.warn(`cleanup failed: ${(err as Error).message}`));
+    for (const d of databases) await d.close().catch((err) => logger.warn(`closing a database failed: ${(err as Error).message}`));
+    // Only what this process alone owns (docs/demo.md); a service role deletes nothing.
+    if (cleanup) await env.cleanup(cleanup).catch((err) => logger.warn(`cleanup failed: ${(err as Error).message}`));
   }
 }
 
 export function formatSummary(s: DemoSummary): string {
   const lines = [
     `courier demo on ${s.transport}: ${s.orders} orders over ${s.products} products, ${s.instances} order-service instance(s)${s.faults ? `, faults: ${s.faults.duplicated} duplicated messages, ${s.faults.poison} poison` : ''}`,
-    `  orders      ${s.confirmed} confirmed, ${s.rejected} rejected${Object.keys(s.rejectedBy).length ? ` (${Object.entries(s.rejectedBy).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}, ${s.ended} of ${s.orders} ended`,
+    ...s.notices.map((n) => `  note        ${n}`),
+    ...(s.stopped ? [`  STOPPED     ${s.stopped} (${s.placed} of ${s.orders} orders placed)`] : []),
+    `  state       products in ${s.product?.store ?? '-'}; orders in ${s.orderStore ?? '-'}`,
+    `  orders      ${s.confirmed} confirmed, ${s.rejected} rejected${Object.keys(s.rejectedBy).length ? ` (${Object.entries(s.rejectedBy).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}, ${s.ended} of ${s.placed} placed ended (the order service's records); ${s.duplicateFinals} final events seen twice`,
     `  messages    ${s.messages} in ${(s.durationMs / 1000).toFixed(2)} s: ${s.throughput} msg/s, ${s.ordersPerSecond} orders/s`,
     `  latency     p50 ${s.latencyMs.p50 ?? '-'} ms, p99 ${s.latencyMs.p99 ?? '-'} ms (order placed -> confirmed/rejected)`,
     `  dead letters ${s.deadLetters.total}${s.deadLetters.total ? ` (${Object.entries(s.deadLetters.bySubscription).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}`,
     `  work shared between the order-service instances:`,
     ...s.work.map(
       (w) =>
-        `    ${w.instance.padEnd(10)} placed ${String(w.placed).padStart(6)}  confirmed ${String(w.confirmed).padStart(6)}  rejected ${String(w.rejected).padStart(6)}  duplicates ignored ${w.duplicates}  replica: ${w.bootstrapped} loaded, ${w.replicaEvents} events (${w.staleEvents} stale), ${w.fallbacks} fallback requests`,
+        `    ${w.instance.padEnd(10)} placed ${String(w.placed).padStart(6)}  confirmed ${String(w.confirmed).padStart(6)}  rejected ${String(w.rejected).padStart(6)}  duplicates ignored ${w.duplicates}  replica: ${w.bootstrapped} loaded, ${w.replicaEvents} events (${w.staleEvents} stale), ${w.fallbacks} fallback requests, ${w.gaps} gaps, ${w.resyncs} resyncs`,
     ),
     s.product ? `  product     ${s.product.reserved} reserved, ${s.product.rejected} rejected, ${s.product.priceChanges} price changes, ${s.product.duplicates} duplicates ignored` : '  product     (no report)',
     `  invariants${s.convergedAfterMs !== null ? ` (replicas converged ${s.convergedAfterMs} ms after the last order)` : ''}`,
     ...Object.entries(s.invariants).map(([name, i]) => `    ${i.ok ? 'ok  ' : 'FAIL'} ${name}: ${i.detail}`),
-    s.ok ? 'All invariants hold.' : 'AN INVARIANT FAILED.',
+    s.ok ? 'All invariants hold.' : s.stopped ? 'THE RUN STOPPED EARLY.' : 'AN INVARIANT FAILED.',
   ];
   return lines.join('\n') + '\n';
 }

@@ -33,15 +33,32 @@ export interface DemoEnvironment {
   makeTransport(who: string): Transport;
   /** The bus source of a service, which is also its group. */
   group(service: 'product-service' | 'order-service' | 'demo-driver'): string;
-  /** Deletes what the broker keeps after the run (AMQP queues and exchange of a namespaced run). */
-  cleanup(): Promise<void>;
+  /**
+   * Deletes what this process alone owns on the broker: its instance subscriptions' queues
+   * (`'own'`: a driver that is done), or also the namespace's groups' queues and its exchange
+   * (`'namespace'`: only for a run that created the namespace and ran every role itself). Never
+   * called by a service role: its group's queues are shared, its instance queues outlive a restart.
+   */
+  cleanup(scope: 'own' | 'namespace'): Promise<void>;
+  /**
+   * Removes the namespace's shared topology (`courier demo --remove-namespace`): on AMQP its
+   * exchange and its groups' work and dead-letter queues, messages included; on MQTT nothing is
+   * shared but sessions, which expire by themselves. Only when no process of the namespace runs.
+   */
+  removeNamespace(): Promise<void>;
 }
+
+/** The demo's group subscriptions: each service's handlers (what `removeNamespace()` deletes the queues of). */
+export const GROUP_HANDLERS: Readonly<Record<'product-service' | 'order-service', readonly string[]>> = {
+  'product-service': ['ProductService.onCreateProduct', 'ProductService.onChangePrice', 'ProductService.onOrderPlaced', 'ProductService.getProduct', 'ProductService.listProducts'],
+  'order-service': ['OrderService.onPlaceOrder', 'OrderService.onStockReserved', 'OrderService.onStockRejected'],
+};
 
 export function demoEnvironment(transport: TransportName, url: string | undefined, namespace: string | undefined): DemoEnvironment {
   const group = (service: string) => (namespace ? `${service}-${namespace}` : service);
   if (transport === 'memory') {
     const broker = new MemoryBroker();
-    return { transport, group, makeTransport: () => memoryTransport({ broker }), cleanup: async () => undefined };
+    return { transport, group, makeTransport: () => memoryTransport({ broker }), cleanup: async () => undefined, removeNamespace: async () => undefined };
   }
   const brokerUrl = url ?? DEFAULT_URLS[transport];
   if (transport === 'mqtt') {
@@ -54,27 +71,40 @@ export function demoEnvironment(transport: TransportName, url: string | undefine
           url: brokerUrl,
           prefix: namespace ? `courier-${namespace}` : 'courier',
           // Group members need distinct ids that stay the same when a role process restarts (else it
-          // never sees what its old session queued); the demo's sessions may expire soon.
+          // never sees what its old session queued): `who` is the instance id (or `product`).
           clientId: `courier-demo-${namespace ?? 'shared'}-${who}`,
           sessionExpirySeconds: namespace ? 30 : 3600,
+          // Below the outbox relay's lease (services.ts), so a publish never outlives its claim.
+          publishTimeoutMs: 2000,
         }),
       cleanup: async () => undefined,
+      removeNamespace: async () => undefined,
     };
   }
   const amqp = load(transport) as typeof import('courier-bus/amqp');
   const exchange = namespace ? `courier.demo.${namespace}` : 'courier.events';
-  const queues = new Set<string>();
+  const groupQueues = new Set<string>();
+  const ownQueues = new Set<string>();
   const record = (spec: SubscriptionSpec) => {
-    if (spec.group) queues.add(amqp.workQueueName(spec.group, spec.name)).add(amqp.deadQueueName(spec.group, spec.name));
+    if (spec.group) groupQueues.add(amqp.workQueueName(spec.group, spec.name)).add(amqp.deadQueueName(spec.group, spec.name));
     // Not its dead letters: `broadcast.<name>.dead` is shared by every run.
-    else if (spec.instance) queues.add(amqp.instanceQueueName(spec.instance, spec.name));
+    else if (spec.instance) ownQueues.add(amqp.instanceQueueName(spec.instance, spec.name));
   };
   return {
     transport,
     group,
-    makeTransport: (who) => new QueueRecorder(amqp.amqpTransport({ url: brokerUrl, exchange, connectionName: `courier demo ${who}` }), record),
-    cleanup: async () => {
-      if (namespace) await deleteAmqp(brokerUrl, exchange, [...queues]);
+    makeTransport: (who) => new QueueRecorder(amqp.amqpTransport({ url: brokerUrl, exchange, connectionName: `courier demo ${who}`, publishTimeoutMs: 2000 }), record),
+    cleanup: async (scope) => {
+      if (scope === 'own') await deleteAmqp(brokerUrl, undefined, [...ownQueues]);
+      else if (namespace) await deleteAmqp(brokerUrl, exchange, [...groupQueues, ...ownQueues]);
+    },
+    removeNamespace: async () => {
+      if (!namespace) throw new Error('removeNamespace needs a namespace (the shared default topology is never removed)');
+      const names: string[] = [];
+      for (const [service, handlers] of Object.entries(GROUP_HANDLERS)) {
+        for (const h of handlers) names.push(amqp.workQueueName(group(service), h), amqp.deadQueueName(group(service), h));
+      }
+      await deleteAmqp(brokerUrl, exchange, names);
     },
   };
 }
@@ -87,14 +117,15 @@ function load(transport: 'amqp' | 'mqtt'): unknown {
   }
 }
 
-/** Deletes a namespaced run's exchange, group queues (their dead letters included) and instance queues. */
-async function deleteAmqp(url: string, exchange: string, queues: string[]): Promise<void> {
+/** Deletes queues, and the exchange when given. */
+async function deleteAmqp(url: string, exchange: string | undefined, queues: string[]): Promise<void> {
+  if (!exchange && !queues.length) return;
   const amqplib = require('amqplib') as typeof import('amqplib');
   const conn = await amqplib.connect(url);
   try {
     const ch = await conn.createChannel();
     for (const q of queues) await ch.deleteQueue(q);
-    await ch.deleteExchange(exchange);
+    if (exchange) await ch.deleteExchange(exchange);
   } finally {
     await conn.close();
   }

@@ -4,21 +4,23 @@
  *   PlaceOrder -> OrderPlaced -> (product service) StockReserved | StockRejected
  *              -> OrderConfirmed | OrderRejected
  *
- * Its saga handlers share the work of the `order-service` group: with K instances, each step of an
- * order goes to one of them, whichever it is, so the orders live in a store they share
- * (order-store.ts). Each handler is idempotent through the order's state machine: a repeated
- * command or event finds the transition done and publishes nothing new.
+ * Its saga handlers share the work of the `order-service` group: with K instances (in one process
+ * or many), each step of an order goes to one of them, whichever it is, so the orders live in the
+ * service's database (order-store.ts). Each handler runs in the database's inbox: the order's
+ * transition, the inbox's mark of the message and the event it announces (into the outbox) commit
+ * together. A repeated command or event finds the transition done and announces nothing new.
  */
-import { Publish, Publisher, RemoteHandlerError, Subscribe, Subscriber } from 'courier-bus';
+import { MessageContext, RemoteHandlerError, Subscribe, Subscriber } from 'courier-bus';
 import { StockRejected, StockReserved } from '../product-service/messages';
+import type { Announcer } from '../storage/announcer';
+import type { Tx } from '../storage/service-database';
 import { OrderConfirmed, OrderPlaced, OrderRejected, PlaceOrder } from './messages';
-import { Order, OrderStore } from './order-store';
-import { ProductReplica } from './product-replica';
+import type { OrderStore } from './order-store';
+import type { ProductReplica } from './product-replica';
 
 // No group here: the group is the bus's source, the service's name (`order-service` in a deployment),
 // so that a deployment, or a demo run, can name it.
 @Subscriber()
-@Publisher()
 export class OrderService {
   /** What this instance did (orders it created, transitions it made): how the group shared the work. */
   readonly stats = { placed: 0, confirmed: 0, rejected: 0, duplicates: 0 };
@@ -26,12 +28,13 @@ export class OrderService {
   constructor(
     readonly instance: string,
     private readonly replica: ProductReplica,
-    private readonly store: OrderStore,
+    readonly store: OrderStore,
+    private readonly out: Announcer,
   ) {}
 
-  @Subscribe(PlaceOrder)
-  async onPlaceOrder(c: PlaceOrder): Promise<void> {
-    if (this.store.get(c.orderId)?.placedAnnounced) {
+  @Subscribe(PlaceOrder, { inbox: (s: OrderService) => s.store.inbox })
+  async onPlaceOrder(c: PlaceOrder, ctx: MessageContext): Promise<void> {
+    if (await this.store.get(ctx.tx, c.orderId)) {
       this.stats.duplicates++;
       return;
     }
@@ -42,60 +45,44 @@ export class OrderService {
       if (!(err instanceof RemoteHandlerError && err.remoteName === 'UnknownProductError')) throw err;
       product = undefined;
     }
-    // Another delivery of this command may have added the order while we waited for the product.
-    if (!this.store.get(c.orderId)) this.stats.placed++;
-    const order = this.store.add({ orderId: c.orderId, productId: c.productId, quantity: c.quantity, unitPriceCents: product?.priceCents ?? 0 });
-    if (!product && order.state === 'placed' && !order.placedAnnounced) {
-      // Nothing to reserve: the saga ends here.
-      return this.finish(c, 'rejected', 'unknown-product');
-    }
-    if (order.state !== 'placed' || order.placedAnnounced) {
+    const order = { orderId: c.orderId, productId: c.productId, quantity: c.quantity, unitPriceCents: product?.priceCents ?? 0 };
+    // Nothing to reserve for an unknown product: the saga ends here.
+    const state = product ? 'placed' : 'rejected';
+    // A copy of this command with another envelope id may have added the order meanwhile.
+    if (!(await this.store.add(ctx.tx, { ...order, state, reason: product ? undefined : 'unknown-product' }))) {
       this.stats.duplicates++;
       return;
     }
-    await this.orderPlaced(order);
-    order.placedAnnounced = true;
-  }
-
-  @Subscribe(StockReserved)
-  async onStockReserved(e: StockReserved): Promise<void> {
-    await this.finish(e, 'confirmed');
-  }
-
-  @Subscribe(StockRejected)
-  async onStockRejected(e: StockRejected): Promise<void> {
-    await this.finish(e, 'rejected', e.reason);
-  }
-
-  private async finish(e: { orderId: string; productId: string; quantity: number }, state: 'confirmed' | 'rejected', reason?: string): Promise<void> {
-    // An order placed by another process's store: adopt it from the event, which says all we need.
-    const order = this.store.get(e.orderId) ?? this.store.add({ orderId: e.orderId, productId: e.productId, quantity: e.quantity, unitPriceCents: 0 });
-    if (order.state === 'placed') {
-      order.state = state;
-      order.reason = reason;
-      this.stats[state]++;
-    } else if (order.finalAnnounced || order.state !== state) {
-      // Already final: a duplicate (or, were the product service to contradict itself, ignored).
-      this.stats.duplicates++;
-      return;
+    this.stats.placed++;
+    if (product) await this.out.publish(ctx.tx, OrderPlaced, order, c.orderId);
+    else {
+      this.stats.rejected++;
+      await this.out.publish(ctx.tx, OrderRejected, { orderId: c.orderId, productId: c.productId, quantity: c.quantity, reason: 'unknown-product' }, c.orderId);
     }
-    if (state === 'confirmed') await this.orderConfirmed(order);
-    else await this.orderRejected(order);
-    order.finalAnnounced = true;
   }
 
-  @Publish(OrderPlaced)
-  orderPlaced(o: Order): OrderPlaced {
-    return { orderId: o.orderId, productId: o.productId, quantity: o.quantity, unitPriceCents: o.unitPriceCents };
+  @Subscribe(StockReserved, { inbox: (s: OrderService) => s.store.inbox })
+  async onStockReserved(e: StockReserved, ctx: MessageContext): Promise<void> {
+    await this.finish(ctx.tx, e, 'confirmed');
   }
 
-  @Publish(OrderConfirmed)
-  orderConfirmed(o: Order): OrderConfirmed {
-    return { orderId: o.orderId, productId: o.productId, quantity: o.quantity };
+  @Subscribe(StockRejected, { inbox: (s: OrderService) => s.store.inbox })
+  async onStockRejected(e: StockRejected, ctx: MessageContext): Promise<void> {
+    await this.finish(ctx.tx, e, 'rejected', e.reason);
   }
 
-  @Publish(OrderRejected)
-  orderRejected(o: Order): OrderRejected {
-    return { orderId: o.orderId, productId: o.productId, quantity: o.quantity, reason: (o.reason ?? 'insufficient-stock') as OrderRejected['reason'] };
+  private async finish(tx: Tx, e: { orderId: string; productId: string; quantity: number }, state: 'confirmed' | 'rejected', reason?: StockRejected['reason']): Promise<void> {
+    if (!(await this.store.transition(tx, e.orderId, state, reason))) {
+      // An order another process placed in a store of its own (the in-memory store): adopt it from
+      // the event, which says all the step needs. Else it is final already: a duplicate.
+      if ((await this.store.get(tx, e.orderId)) || !(await this.store.add(tx, { ...e, unitPriceCents: 0, state, reason }))) {
+        this.stats.duplicates++;
+        return;
+      }
+    }
+    this.stats[state]++;
+    const order = { orderId: e.orderId, productId: e.productId, quantity: e.quantity };
+    if (state === 'confirmed') await this.out.publish(tx, OrderConfirmed, order, e.orderId);
+    else await this.out.publish(tx, OrderRejected, { ...order, reason: reason ?? 'insufficient-stock' }, e.orderId);
   }
 }

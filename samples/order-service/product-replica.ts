@@ -14,8 +14,15 @@
  * What the replica cannot have seen (products created before this instance subscribed) it gets
  * once with ListProducts at start, and, for a product still unknown when an order needs it, by
  * request/reply (GetProduct).
+ *
+ * Gaps: every change of a product raises its version by exactly one and is announced by one
+ * event (product-store.ts), so an event more than one version ahead of the newest this replica
+ * holds shows that it missed something (an instance whose queue expired, a product service
+ * restored from a backup). It then asks for the product (GetProduct) and takes its whole state.
+ * Events of one product arrive on three topics, so a jump may also be an event overtaking
+ * another: the resync costs one request and changes nothing then.
  */
-import { Bus, Subscribe, Subscriber } from 'courier-bus';
+import { Bus, Logger, Subscribe, Subscriber } from 'courier-bus';
 import {
   GetProduct,
   ListProducts,
@@ -33,6 +40,8 @@ export interface ReplicaEntry {
   nameVersion: number;
   priceVersion: number;
   stockVersion: number;
+  /** The newest version seen of this product. */
+  version: number;
 }
 
 const PAGE = 500;
@@ -40,23 +49,62 @@ const PAGE = 500;
 @Subscriber()
 export class ProductReplica {
   private readonly entries = new Map<string, ReplicaEntry>();
-  readonly stats = { events: 0, stale: 0, fallbacks: 0, bootstrapped: 0 };
+  readonly stats = { events: 0, stale: 0, fallbacks: 0, bootstrapped: 0, gaps: 0, resyncs: 0 };
+  private readonly resyncing = new Map<string, Promise<void>>();
+  private stopped = false;
 
-  constructor(private readonly bus: Pick<Bus, 'request'>) {}
+  constructor(private readonly bus: Pick<Bus, 'request'>, private readonly logger?: Logger) {}
 
   @Subscribe(ProductCreated, { instance: true })
   async onCreated(e: ProductCreated): Promise<void> {
-    this.apply(e.productId, e.version, e);
+    this.event(e.productId, e.version, e);
   }
 
   @Subscribe(ProductPriceChanged, { instance: true })
   async onPriceChanged(e: ProductPriceChanged): Promise<void> {
-    this.apply(e.productId, e.version, { priceCents: e.priceCents });
+    this.event(e.productId, e.version, { priceCents: e.priceCents });
   }
 
   @Subscribe(StockChanged, { instance: true })
   async onStockChanged(e: StockChanged): Promise<void> {
-    this.apply(e.productId, e.version, { stock: e.stock });
+    this.event(e.productId, e.version, { stock: e.stock });
+  }
+
+  /** Stops resyncing (the bus is stopping). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Resolves when the resyncs under way are done. */
+  async settled(): Promise<void> {
+    while (this.resyncing.size) await Promise.allSettled([...this.resyncing.values()]);
+  }
+
+  private event(productId: string, version: number, fields: { name?: string; priceCents?: number; stock?: number }): void {
+    const known = this.entries.get(productId)?.version ?? 0;
+    this.apply(productId, version, fields);
+    if (version > known + 1) {
+      this.stats.gaps++;
+      this.resync(productId);
+    }
+  }
+
+  /** Asks for the product's whole state (once at a time per product; a failed ask is tried again, up to 5 times). */
+  private resync(productId: string, attempt = 1): void {
+    if (this.stopped || this.resyncing.has(productId)) return;
+    const p = (async () => {
+      try {
+        const d = await this.bus.request<GetProduct, ProductDetails>(GetProduct, { productId }, { timeoutMs: 5000 });
+        this.stats.resyncs++;
+        this.applyDetails(d);
+      } catch (err) {
+        this.logger?.warn(`replica: resync of ${productId} failed (attempt ${attempt}): ${(err as Error).message}`);
+        if (attempt < 5) setTimeout(() => this.resync(productId, attempt + 1), 500 * attempt).unref();
+      } finally {
+        this.resyncing.delete(productId);
+      }
+    })();
+    this.resyncing.set(productId, p);
   }
 
   /** Loads the whole catalog (after the bus started, so that no event falls in between). */
@@ -95,7 +143,8 @@ export class ProductReplica {
   private apply(productId: string, version: number, fields: { name?: string; priceCents?: number; stock?: number }): void {
     this.stats.events++;
     let e = this.entries.get(productId);
-    if (!e) this.entries.set(productId, (e = { nameVersion: 0, priceVersion: 0, stockVersion: 0 }));
+    if (!e) this.entries.set(productId, (e = { nameVersion: 0, priceVersion: 0, stockVersion: 0, version: 0 }));
+    e.version = Math.max(e.version, version);
     let changed = false;
     if (fields.name !== undefined && version > e.nameVersion) {
       e.name = fields.name;

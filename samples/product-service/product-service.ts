@@ -4,15 +4,18 @@
  * (GetProduct, ListProducts). It takes part in the order saga by reserving stock for each
  * OrderPlaced, answering StockReserved or StockRejected.
  *
- * Idempotency: every handler records what it did, keyed by the business id of the message
- * (productId, changeId, orderId), before it publishes; a repeated message finds the record and
- * changes nothing. The record also says whether its announcement was published, so that a retry
- * after a failed publish sends it, and a duplicate after a successful one sends nothing.
- * State changes are synchronous (no await between the check and the write), so concurrent
- * deliveries of one message cannot both pass the check.
+ * Consistency (docs/consistency.md): each event handler runs in its database's inbox
+ * (`@Subscribe(X, { inbox })`): the bus opens a transaction that records the message id, the
+ * handler writes its change with `ctx.tx`, and what it announces goes into the outbox with the
+ * same `ctx.tx`. The change, the mark and the announcement commit together or not at all; a
+ * redelivery finds the mark and is skipped, a copy with a new envelope id finds the business
+ * record (productId, changeId, orderId) and changes nothing. The outbox's relay publishes after
+ * the commit, per product in commit order (the ordering key).
  */
-import { MessageContext, Publish, RejectMessageError, Publisher, Subscribe, Subscriber } from 'courier-bus';
+import { MessageContext, RejectMessageError, Subscribe, Subscriber } from 'courier-bus';
 import { OrderPlaced } from '../order-service/messages';
+import type { Announcer } from '../storage/announcer';
+import type { Tx } from '../storage/service-database';
 import {
   ChangePrice,
   CreateProduct,
@@ -26,33 +29,7 @@ import {
   StockRejected,
   StockReserved,
 } from './messages';
-
-interface Product {
-  readonly productId: string;
-  readonly name: string;
-  priceCents: number;
-  stock: number;
-  readonly initialStock: number;
-  version: number;
-  announced: boolean;
-}
-
-type Reservation = {
-  readonly orderId: string;
-  readonly productId: string;
-  readonly quantity: number;
-  announced: boolean;
-} & (
-  | { readonly outcome: 'reserved'; readonly stockAfter: { stock: number; version: number } }
-  | { readonly outcome: 'rejected'; readonly reason: StockRejected['reason'] }
-);
-
-/** A product as the rest of the world may see it. */
-export interface CatalogEntry {
-  readonly name: string;
-  readonly priceCents: number;
-  readonly stock: number;
-}
+import type { CatalogEntry, ProductStore, StockLedger } from './product-store';
 
 export class UnknownProductError extends Error {
   constructor(readonly productId: string) {
@@ -64,154 +41,79 @@ export class UnknownProductError extends Error {
 // No group here: the group is the bus's source, the service's name (`product-service` in a deployment),
 // so that a deployment, or a demo run, can name it.
 @Subscriber()
-@Publisher()
 export class ProductService {
-  private readonly products = new Map<string, Product>();
-  private readonly reservations = new Map<string, Reservation>();
-  private readonly priceChanges = new Map<string, { event: ProductPriceChanged; announced: boolean }>();
+  /** What this process did. */
   readonly stats = { reserved: 0, rejected: 0, priceChanges: 0, duplicates: 0 };
 
-  /** Creates a product and announces it; a known productId changes nothing. */
-  async createProduct(c: CreateProduct): Promise<void> {
-    let p = this.products.get(c.productId);
-    if (p?.announced) {
+  constructor(
+    readonly store: ProductStore,
+    private readonly out: Announcer,
+  ) {}
+
+  /** Creates a product and announces it, in one transaction; a known productId changes nothing. */
+  async createProduct(c: CreateProduct, tx?: Tx): Promise<void> {
+    if (tx === undefined && this.store.inbox) return this.store.transaction((t) => this.createProduct(c, t));
+    if (!(await this.store.create(tx, c))) {
       this.stats.duplicates++;
       return;
     }
-    if (!p) {
-      p = { ...c, initialStock: c.stock, version: 1, announced: false };
-      this.products.set(c.productId, p);
-    }
-    await this.productCreated(p);
-    p.announced = true;
+    await this.out.publish(tx, ProductCreated, { ...c, version: 1 }, c.productId);
   }
 
-  @Subscribe(CreateProduct)
-  async onCreateProduct(c: CreateProduct): Promise<void> {
-    await this.createProduct(c);
+  @Subscribe(CreateProduct, { inbox: (s: ProductService) => s.store.inbox })
+  async onCreateProduct(c: CreateProduct, ctx: MessageContext): Promise<void> {
+    await this.createProduct(c, ctx.tx);
   }
 
-  @Subscribe(ChangePrice)
-  async onChangePrice(c: ChangePrice): Promise<void> {
-    let change = this.priceChanges.get(c.changeId);
-    if (change?.announced) {
+  @Subscribe(ChangePrice, { inbox: (s: ProductService) => s.store.inbox })
+  async onChangePrice(c: ChangePrice, ctx: MessageContext): Promise<void> {
+    const version = await this.store.changePrice(ctx.tx, c.changeId, c.productId, c.priceCents);
+    if (version === 'duplicate') {
       this.stats.duplicates++;
       return;
     }
-    if (!change) {
-      const p = this.products.get(c.productId);
-      // Retrying cannot make an unknown product known: straight to the dead letter.
-      if (!p) throw new RejectMessageError(`ChangePrice ${c.changeId}: no product ${c.productId}`);
-      p.priceCents = c.priceCents;
-      p.version++;
-      change = { event: { productId: p.productId, priceCents: p.priceCents, version: p.version }, announced: false };
-      this.priceChanges.set(c.changeId, change);
-      this.stats.priceChanges++;
-    }
-    await this.priceChanged(change.event);
-    change.announced = true;
+    // Retrying cannot make an unknown product known: straight to the dead letter (the record rolls back).
+    if (version === 'unknown') throw new RejectMessageError(`ChangePrice ${c.changeId}: no product ${c.productId}`);
+    this.stats.priceChanges++;
+    await this.out.publish(ctx.tx, ProductPriceChanged, { productId: c.productId, priceCents: c.priceCents, version }, c.productId);
   }
 
   /** Reserves the stock of an order, or rejects it; the stock never goes below zero. */
-  @Subscribe(OrderPlaced)
-  async onOrderPlaced(e: OrderPlaced): Promise<void> {
-    let r = this.reservations.get(e.orderId);
-    if (r?.announced) {
+  @Subscribe(OrderPlaced, { inbox: (s: ProductService) => s.store.inbox })
+  async onOrderPlaced(e: OrderPlaced, ctx: MessageContext): Promise<void> {
+    const r = await this.store.reserve(ctx.tx, e);
+    const order = { orderId: e.orderId, productId: e.productId, quantity: e.quantity };
+    if (r.outcome === 'duplicate') {
       this.stats.duplicates++;
-      return;
-    }
-    if (!r) {
-      r = this.reserve(e);
-      this.reservations.set(e.orderId, r);
-    }
-    if (r.outcome === 'reserved') {
-      await this.stockChanged({ productId: r.productId, ...r.stockAfter });
-      await this.stockReserved({ orderId: r.orderId, productId: r.productId, quantity: r.quantity });
+    } else if (r.outcome === 'reserved') {
+      this.stats.reserved++;
+      await this.out.publish(ctx.tx, StockChanged, { productId: e.productId, stock: r.stock, version: r.version }, e.productId);
+      await this.out.publish(ctx.tx, StockReserved, order, e.orderId);
     } else {
-      await this.stockRejected({ orderId: r.orderId, productId: r.productId, quantity: r.quantity, reason: r.reason });
-    }
-    r.announced = true;
-  }
-
-  private reserve(e: OrderPlaced): Reservation {
-    const base = { orderId: e.orderId, productId: e.productId, quantity: e.quantity, announced: false };
-    const p = this.products.get(e.productId);
-    if (!p) {
       this.stats.rejected++;
-      return { ...base, outcome: 'rejected', reason: 'unknown-product' };
+      await this.out.publish(ctx.tx, StockRejected, { ...order, reason: r.reason }, e.orderId);
     }
-    if (p.stock < e.quantity) {
-      this.stats.rejected++;
-      return { ...base, outcome: 'rejected', reason: 'insufficient-stock' };
-    }
-    p.stock -= e.quantity;
-    p.version++;
-    this.stats.reserved++;
-    return { ...base, outcome: 'reserved', stockAfter: { stock: p.stock, version: p.version } };
   }
 
   @Subscribe(GetProduct)
   async getProduct(q: GetProduct): Promise<ProductDetails> {
-    return this.details(this.product(q.productId));
-  }
-
-  @Subscribe(ListProducts)
-  async listProducts(q: ListProducts, _ctx: MessageContext): Promise<ProductCatalog> {
-    const all = [...this.products.values()].sort((a, b) => (a.productId < b.productId ? -1 : 1));
-    return { products: all.slice(q.offset, q.offset + q.limit).map((p) => this.details(p)), total: all.length };
-  }
-
-  @Publish(ProductCreated)
-  productCreated(p: Product): ProductCreated {
-    return { productId: p.productId, name: p.name, priceCents: p.priceCents, stock: p.stock, version: p.version };
-  }
-
-  @Publish(ProductPriceChanged)
-  priceChanged(e: ProductPriceChanged): ProductPriceChanged {
-    return e;
-  }
-
-  @Publish(StockChanged)
-  stockChanged(e: StockChanged): StockChanged {
-    return e;
-  }
-
-  @Publish(StockReserved)
-  stockReserved(e: StockReserved): StockReserved {
-    return e;
-  }
-
-  @Publish(StockRejected)
-  stockRejected(e: StockRejected): StockRejected {
-    return e;
-  }
-
-  /** The catalog as the order service's replica should see it. */
-  catalog(): Record<string, CatalogEntry> {
-    const out: Record<string, CatalogEntry> = {};
-    for (const p of this.products.values()) out[p.productId] = { name: p.name, priceCents: p.priceCents, stock: p.stock };
-    return out;
-  }
-
-  /** Per product: initial stock, current stock, and the quantity reserved for orders whose id starts with `prefix`. */
-  stockLedger(prefix = ''): Record<string, { initial: number; stock: number; reservedAll: number; reserved: number }> {
-    const out: Record<string, { initial: number; stock: number; reservedAll: number; reserved: number }> = {};
-    for (const p of this.products.values()) out[p.productId] = { initial: p.initialStock, stock: p.stock, reservedAll: 0, reserved: 0 };
-    for (const r of this.reservations.values()) {
-      if (r.outcome !== 'reserved') continue;
-      out[r.productId].reservedAll += r.quantity;
-      if (r.orderId.startsWith(prefix)) out[r.productId].reserved += r.quantity;
-    }
-    return out;
-  }
-
-  private product(productId: string): Product {
-    const p = this.products.get(productId);
-    if (!p) throw new UnknownProductError(productId);
+    const p = await this.store.get(q.productId);
+    if (!p) throw new UnknownProductError(q.productId);
     return p;
   }
 
-  private details(p: Product): ProductDetails {
-    return { productId: p.productId, name: p.name, priceCents: p.priceCents, stock: p.stock, version: p.version };
+  @Subscribe(ListProducts)
+  async listProducts(q: ListProducts): Promise<ProductCatalog> {
+    return this.store.list(q.offset, q.limit);
+  }
+
+  /** The catalog as the order service's replica should see it. */
+  catalog(): Promise<Record<string, CatalogEntry>> {
+    return this.store.catalog();
+  }
+
+  /** Per product: initial stock, current stock, and the quantity reserved (all, and for orders whose id starts with `prefix`). */
+  stockLedger(prefix = ''): Promise<StockLedger> {
+    return this.store.ledger(prefix);
   }
 }

@@ -17,8 +17,9 @@ import { MemoryBroker, memoryTransport } from '../../adapters/memory';
 import { asyncApiDocument, courierClassesOf } from '../../adapters/asyncapi';
 import * as orderModule from '../../samples/order-service';
 import * as productModule from '../../samples/product-service';
-import { OrderService, OrderStore, ProductReplica } from '../../samples/order-service';
-import { ProductService } from '../../samples/product-service';
+import { MemoryOrderStore, OrderService, ProductReplica } from '../../samples/order-service';
+import { MemoryProductStore, ProductService } from '../../samples/product-service';
+import { Announcer } from '../../samples/storage/announcer';
 import { messageMetadata } from '../../lib/decorators';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -65,9 +66,10 @@ describe('courier asyncapi', function () {
     const broker = new MemoryBroker();
     const product = new Recording(memoryTransport({ broker }));
     const order = new Recording(memoryTransport({ broker }));
-    const pbus = createBus({ transport: product, source: 'product-service', logger: silentLogger }).register(new ProductService());
+    const pbus = createBus({ transport: product, source: 'product-service', logger: silentLogger });
+    pbus.register(new ProductService(new MemoryProductStore(), new Announcer(pbus)));
     const obus = createBus({ transport: order, source: 'order-service', instanceId: 'i1', logger: silentLogger });
-    obus.register(new ProductReplica(obus), new OrderService('order-1', new ProductReplica(obus), new OrderStore()));
+    obus.register(new ProductReplica(obus), new OrderService('order-1', new ProductReplica(obus), new MemoryOrderStore(), new Announcer(obus)));
     await pbus.start();
     await obus.start();
     await Promise.all([pbus.stop(), obus.stop()]);

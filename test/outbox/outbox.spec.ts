@@ -75,6 +75,29 @@ describe('outbox and inbox: start-up checks', () => {
     await assert.rejects(bus.start(), (e: Error) => e instanceof StartupError && /Bad\.on: inbox must be an InboxStore/.test(e.message));
   });
 
+  it('an inbox given as a function of the instance: resolved per registered instance, undefined for none', async () => {
+    const Type = orderClass(uniq('order.fn'));
+    @Subscriber()
+    class Handlers {
+      seen = 0;
+      constructor(readonly inbox: unknown) {}
+      @Subscribe(Type, { inbox: (h: Handlers) => h.inbox as never })
+      on() {
+        this.seen++;
+      }
+    }
+    const bad = createBus({ transport: memoryTransport(), source: 's', logger: silentLogger });
+    bad.register(new Handlers({}));
+    await assert.rejects(bad.start(), (e: Error) => e instanceof StartupError && /Handlers\.on: inbox must be an InboxStore/.test(e.message));
+    const bus = createBus({ transport: memoryTransport(), source: 's', logger: silentLogger });
+    const none = new Handlers(undefined);
+    bus.register(none);
+    await bus.start();
+    await bus.publish(Type, { orderId: 'o-1', n: 1 });
+    await eventually(async () => none.seen === 1, 'the handler without an inbox');
+    await bus.stop();
+  });
+
   it('attach() and createOutbox() after start() throw', async () => {
     const bus = createBus({ transport: memoryTransport(), source: 's', logger: silentLogger });
     await bus.start();

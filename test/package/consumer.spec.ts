@@ -175,10 +175,14 @@ describe('the npm package, installed by a consumer', function () {
     assert.equal((await run(bin, ['--version'], js)).stdout, `${version}\n`);
     const help = (await run(bin, ['--help'], js)).stdout;
     assert.match(help, /^Usage: courier <command>/);
-    for (const c of ['demo', 'tail', 'publish', 'dead-letters', 'metrics', 'services']) assert.match(help, new RegExp(`^  ${c} `, 'm'), c);
+    for (const c of ['demo', 'relay', 'tail', 'publish', 'dead-letters', 'metrics', 'services']) assert.match(help, new RegExp(`^  ${c} `, 'm'), c);
     assert.match((await run(bin, ['demo', '--help'], js)).stdout, /^Usage: courier demo/);
     assert.match((await run(bin, ['dead-letters', '--help'], js)).stdout, /^Usage: courier dead-letters list/);
-    const demo = JSON.parse((await run(bin, ['demo', '--orders', '50', '--products', '4', '--json'], js)).stdout) as { ok: boolean; orders: number };
+    // better-sqlite3 is an optional peer, not installed here: the demo keeps the services' state in
+    // memory and says so (with it, SQLite; test/samples/demo.spec.ts).
+    const demo = JSON.parse((await run(bin, ['demo', '--orders', '50', '--products', '4', '--json'], js)).stdout) as { ok: boolean; orders: number; notices: string[]; product: { store: string } };
     assert.deepEqual([demo.ok, demo.orders], [true, 50]);
+    assert.match(demo.notices.join('\n'), /better-sqlite3 is not installed: the product-service keeps its state in memory/);
+    assert.match(demo.product.store, /^memory/);
   });
 });

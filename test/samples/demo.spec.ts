@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { DemoOptions, DemoSummary, runDemo } from '../../samples/demo/run-demo';
 import { main } from '../../cli';
+import { Pool } from 'pg';
+import { DeliveryHandler, SubscriptionSpec, Transport, TransportWrapper } from 'courier-bus';
+import { GROUP_HANDLERS } from '../../samples/demo/transports';
+import { check } from '../../samples/demo/driver';
 import { amqpBroker, mqttBroker } from '../helpers/brokers';
+import { PG_URL } from '../outbox/db-kit';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'courier.js');
 
@@ -70,6 +75,29 @@ describe('courier demo', function () {
       assertPoisonDeadLettered(s);
     });
 
+    it('the services keep their state in SQLite (:memory:) by default, in memory with --db memory; both hold the invariants', async () => {
+      const sqlite = await demo({});
+      assert.match(sqlite.product?.store ?? '', /^sqlite :memory:/);
+      assert.match(sqlite.orderStore ?? '', /^sqlite :memory:/);
+      const memory = await demo({ db: 'memory' });
+      assert.match(memory.product?.store ?? '', /^memory/);
+      assertInvariants(memory);
+    });
+
+    it('--db postgres://: state in a schema per service, the invariants hold, the run drops the schemas it created', async () => {
+      const s = await demo({ db: PG_URL, faults: true });
+      assertInvariants(s);
+      assert.match(s.product?.store ?? '', /^postgres .* schema demo_product_run[a-z0-9]+$/);
+      const schema = s.product!.store.split(' schema ')[1];
+      const pool = new Pool({ connectionString: PG_URL });
+      try {
+        const left = await pool.query("SELECT schema_name FROM information_schema.schemata WHERE schema_name IN ($1, $2)", [schema, schema.replace('product', 'order')]);
+        assert.deepEqual(left.rows, []);
+      } finally {
+        await pool.end();
+      }
+    });
+
     it('the command prints one JSON object with --json and exits 0', () => {
       const r = spawnSync(process.execPath, [BIN, 'demo', '--orders', '200', '--products', '8', '--json'], { encoding: 'utf8', timeout: 20_000 });
       assert.equal(r.status, 0, r.stderr);
@@ -77,6 +105,63 @@ describe('courier demo', function () {
       assert.equal(s.orders, 200);
       assertInvariants(s);
       assert.equal(r.stderr, '', 'no progress bar when stderr is not a terminal');
+    });
+
+    it('SIGTERM stops the driver at once: a summary of what it placed, status 1', async () => {
+      const child = spawn(process.execPath, [BIN, 'demo', '--orders', '100000', '--rate', '50', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += String(d)));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      await new Promise((r) => setTimeout(r, 2500));
+      const signalledAt = Date.now();
+      child.kill('SIGTERM');
+      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('no exit within 10 s'), 10_000))]);
+      if (code === 'no exit within 10 s') child.kill('SIGKILL');
+      const tookMs = Date.now() - signalledAt;
+      assert.equal(code, 1);
+      const s = JSON.parse(out) as DemoSummary;
+      console.log(`      SIGTERM after 2.5 s: exit ${code} ${tookMs} ms later, ${s.placed} placed, ${s.ended} ended, stopped: ${s.stopped}`);
+      assert.equal(s.stopped, 'stopped by a signal');
+      assert.ok(s.placed > 0 && s.placed < 100_000, `${s.placed} placed`);
+      assert.equal(s.ok, false);
+    });
+
+    it("the group subscriptions --remove-namespace deletes are the services' own", async () => {
+      const specs: SubscriptionSpec[] = [];
+      const record = (t: Transport) => new (class extends TransportWrapper {
+        override subscribe(spec: SubscriptionSpec, handler: DeliveryHandler) {
+          specs.push(spec);
+          return this.inner.subscribe(spec, handler);
+        }
+      })(t);
+      const summary = await runDemo(
+        { transport: 'memory', orders: 20, products: 4, instances: 2, json: true, seed: 7, faults: false, verbose: false },
+        { stdout: sink(), stderr: sink(), wrapTransport: record },
+      );
+      assert.ok(summary?.ok);
+      const groups = specs.filter((x) => x.group);
+      const byService = (g: string) => groups.filter((x) => x.group === g).map((x) => x.name).sort();
+      assert.deepEqual(byService('product-service'), [...GROUP_HANDLERS['product-service']].sort());
+      assert.deepEqual([...new Set(byService('order-service'))].sort(), [...GROUP_HANDLERS['order-service']].sort());
+    });
+
+    it('stockNeverNegative sees overselling from the records: more confirmed than the stock at start, though the product service reports stock >= 0', () => {
+      // A product service restarted with its stock in memory: back at 20, it sold 15 more, and
+      // remembers only those; the order service's records confirm 30 of a product that had 20.
+      const placed = new Map([...Array(6).keys()].map((i) => [`r-o${i}`, { productId: 'p-1', quantity: 5 }] as const));
+      const orders = { placed: 0, confirmed: 6, rejected: 0, notFinal: [], confirmedQuantity: { 'p-1': 30 }, rejectedBy: {} };
+      const report = (stock: number, reservedAll: number, initial = 20) => ({
+        product: { instance: 'product', state: { catalog: { 'p-1': { name: 'P', priceCents: 1, stock } }, ledger: { 'p-1': { initial, stock, reservedAll, reserved: reservedAll } }, stats: { reserved: 0, rejected: 0, priceChanges: 0, duplicates: 0 }, deadLetters: {}, store: 'memory' } },
+        orders: [{ instance: 'oa-1', state: { replica: { 'p-1': { name: 'P', priceCents: 1, stock } }, replicaStats: { events: 0, stale: 0, fallbacks: 0, bootstrapped: 0, gaps: 0, resyncs: 0 }, orders, stats: { placed: 6, confirmed: 6, rejected: 0, duplicates: 0 }, deadLetters: {}, store: 'sqlite', shared: true, process: 'h:1' } }],
+        raw: [],
+      });
+      const oversold = check(report(5, 15), { placed, startStock: new Map([['p-1', 20]]), observer: { finals: new Map() } });
+      assert.equal(oversold.stockNeverNegative.ok, false);
+      assert.match(oversold.stockNeverNegative.detail, /p-1: 30 confirmed of 20 in stock \(1 oversold\)/);
+      assert.equal(oversold.stockConserved.ok, false);
+      // Control: the same records with 30 in stock at start hold.
+      const fine = check(report(0, 30, 30), { placed, startStock: new Map([['p-1', 30]]), observer: { finals: new Map() } });
+      assert.equal(fine.stockNeverNegative.ok, true, fine.stockNeverNegative.detail);
     });
 
     it('bad flags: the command prints the usage on stderr and exits 2', () => {
