@@ -105,7 +105,7 @@ describe('courier asyncapi', function () {
     assert.equal(doc.channels['mqtt.order.placed'].address, 'courier/order/placed');
     assert.equal(doc.channels['amqp.order.placed'].address, 'order.placed');
     const sends = ops.filter((o) => o.action === 'send').length;
-    // OrderService: 3 @Publish methods, ProductService: 5; once per transport.
+    // OrderService publishes 3 types, ProductService 5 (their asyncApiSends: through the outbox); once per transport.
     assert.equal(sends, 2 * (3 + 5));
   });
 
