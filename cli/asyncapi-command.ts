@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs as parseNodeArgs } from 'node:util';
-import { CommandIO, UsageError } from './command';
+import { CommandIO, parseOrExit, UsageError } from './command';
 
 export const USAGE = `Usage: courier asyncapi --service NAME=MODULE [--service NAME=MODULE ...] [options]
 
@@ -101,18 +101,9 @@ async function load(spec: string): Promise<Record<string, unknown>> {
 }
 
 export async function run(args: readonly string[], io: CommandIO): Promise<number> {
-  let o: Parsed | 'help';
-  try {
-    o = parseArgs(args);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`courier: ${err.message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (o === 'help') {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  const parsed = parseOrExit(() => parseArgs(args), USAGE, io);
+  if ('status' in parsed) return parsed.status;
+  const o: Parsed = parsed.options;
   try {
     require('reflect-metadata');
     const { asyncApiDocument, courierClassesOf } = await import('courier-bus/asyncapi');

@@ -20,3 +20,24 @@ export interface Command {
 
 /** Bad usage: the command prints the message and its usage on stderr and exits with status 2. */
 export class UsageError extends Error {}
+
+/**
+ * A command's arguments parsed by `parse`, or the exit status the command ends with instead: on
+ * bad usage ({@link UsageError}) the message and `usage` on stderr, status 2; on `'help'` the
+ * usage on stdout, status 0. Any other error is thrown.
+ */
+export function parseOrExit<T>(parse: () => T | 'help', usage: string, io: CommandIO): { readonly options: T } | { readonly status: number } {
+  let parsed: T | 'help';
+  try {
+    parsed = parse();
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(`courier: ${err.message}\n\n${usage}`);
+    return { status: 2 };
+  }
+  if (parsed === 'help') {
+    io.stdout.write(usage);
+    return { status: 0 };
+  }
+  return { options: parsed };
+}

@@ -5,7 +5,7 @@
 import { parseArgs as parseNodeArgs } from 'node:util';
 import type { DemoOptions, DemoSummary } from '../samples/demo/run-demo';
 import type { Bus } from 'courier-bus';
-import { CommandIO, UsageError } from './command';
+import { CommandIO, parseOrExit, UsageError } from './command';
 
 export const USAGE = `Usage: courier demo [options]
 
@@ -116,18 +116,9 @@ function integer(raw: string | undefined, name: string, fallback: number, min: n
 
 /** Runs `courier demo` with its arguments; resolves to the exit status. */
 export async function run(args: readonly string[], io: CommandIO): Promise<number> {
-  let options: (DemoOptions & { readonly metricsPort?: number }) | 'help';
-  try {
-    options = parseArgs(args);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`courier: ${err.message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (options === 'help') {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  const parsed = parseOrExit(() => parseArgs(args), USAGE, io);
+  if ('status' in parsed) return parsed.status;
+  const options: (DemoOptions & { readonly metricsPort?: number }) = parsed.options;
   const { formatSummary, runDemo } = await import('../samples/demo/run-demo');
   const { AdapterMissingError } = await import('../samples/demo/transports');
   const stopSignal = new Promise<void>((resolve) => {

@@ -7,7 +7,7 @@
  */
 import { parseArgs as parseNodeArgs } from 'node:util';
 import type { OutboxStore, Transport } from 'courier-bus';
-import { CommandIO, UsageError } from './command';
+import { CommandIO, parseOrExit, UsageError } from './command';
 
 export const USAGE = `Usage: courier relay --db URL|FILE --transport amqp|mqtt [options]
 
@@ -96,18 +96,9 @@ const isPostgres = (db: string) => /^postgres(ql)?:\/\//.test(db);
 
 /** Runs `courier relay`; resolves to the exit status when a signal stopped it. */
 export async function run(args: readonly string[], io: CommandIO): Promise<number> {
-  let o: RelayCommandOptions | 'help';
-  try {
-    o = parseArgs(args);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`courier: ${err.message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (o === 'help') {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  const parsed = parseOrExit(() => parseArgs(args), USAGE, io);
+  if ('status' in parsed) return parsed.status;
+  const o: RelayCommandOptions = parsed.options;
   const { runRelay, redactSecrets } = await import('courier-bus');
   const signal = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));

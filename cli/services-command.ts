@@ -5,7 +5,7 @@
  */
 import { parseArgs as parseNodeArgs } from 'node:util';
 import type { ServiceInstance, Transport } from '../lib';
-import { CommandIO, UsageError } from './command';
+import { CommandIO, parseOrExit, UsageError } from './command';
 
 export const USAGE = `Usage: courier services [options]
 
@@ -89,18 +89,9 @@ async function transportFor(options: ServicesOptions): Promise<Transport> {
 
 /** Runs `courier services`; resolves to the exit status. */
 export async function run(args: readonly string[], io: CommandIO): Promise<number> {
-  let options: ServicesOptions | 'help';
-  try {
-    options = parseArgs(args);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`courier: ${err.message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (options === 'help') {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  const parsed = parseOrExit(() => parseArgs(args), USAGE, io);
+  if ('status' in parsed) return parsed.status;
+  const options: ServicesOptions = parsed.options;
   const { createBus, silentLogger, redactSecrets } = await import('../lib');
   let bus;
   try {
