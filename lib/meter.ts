@@ -8,8 +8,8 @@
  * The clock is injectable so that tests are exact.
  */
 import { RequestTimeoutError } from './errors';
-import { DeadLetterInfo, Headers, Delivery, DeliveryHandler, OutgoingMessage, PublishOptions, ReceivedMessage, ReplyMessage, Subscription, SubscriptionSpec, Transport } from './transport';
-import { TransportWrapper } from './transport-wrapper';
+import { Headers, Delivery, DeliveryHandler, OutgoingMessage, PublishOptions, ReceivedMessage, Subscription, SubscriptionSpec, Transport } from './transport';
+import { DeliveryWrapper, TransportWrapper } from './transport-wrapper';
 import { matchTopic } from './topic';
 import { subscriptionAdmin, SubscriptionAdmin } from './ops/admin';
 
@@ -411,55 +411,23 @@ export class Meter {
  * A delivery that tells the meter how it was settled; prototype methods, no closures per message
  * (the meter's states and the start time are fields, settled once).
  */
-class MeteredDelivery implements Delivery {
-  readonly topic: string;
-  readonly body: Buffer;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly attempt: number;
-  readonly redelivered: boolean;
-  readonly replyExpected: boolean;
-  readonly raw: unknown;
+class MeteredDelivery extends DeliveryWrapper {
   private readonly t: HandlerTopicState;
   private readonly start: number;
   private done = false;
   constructor(
-    private readonly d: Delivery,
+    d: Delivery,
     private readonly meter: Meter,
     private readonly h: HandlerState,
   ) {
-    this.topic = d.topic;
-    this.body = d.body;
-    this.headers = d.headers;
-    this.attempt = d.attempt;
-    this.redelivered = d.redelivered;
-    this.replyExpected = d.replyExpected;
-    this.raw = d.raw;
+    super(d);
     this.start = meter.clock();
     this.t = meter.begin(d.topic, h);
   }
-  private end(outcome: Outcome): void {
+  protected override settling(outcome: Outcome): void {
     if (this.done) return;
     this.done = true;
     this.meter.ended(this.t, this.h, this.start, outcome);
-  }
-  ack(): Promise<void> {
-    this.end('ack');
-    return this.d.ack();
-  }
-  requeue(): Promise<void> {
-    this.end('requeue');
-    return this.d.requeue();
-  }
-  retry(delayMs: number): Promise<void> {
-    this.end('retry');
-    return this.d.retry(delayMs);
-  }
-  deadLetter(info: DeadLetterInfo): Promise<void> {
-    this.end('dead');
-    return this.d.deadLetter(info);
-  }
-  reply(message: ReplyMessage): Promise<void> {
-    return this.d.reply(message);
   }
 }
 

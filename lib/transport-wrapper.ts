@@ -3,11 +3,13 @@
  * everything to `inner`. A wrapper overrides only what it changes.
  */
 import {
+  DeadLetterInfo,
   Delivery,
   DeliveryHandler,
   OutgoingMessage,
   PublishOptions,
   ReceivedMessage,
+  ReplyMessage,
   Subscription,
   SubscriptionSpec,
   Transport,
@@ -49,6 +51,54 @@ export class TransportWrapper implements Transport {
   off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
     this.inner.off(event, listener);
     return this;
+  }
+}
+
+/** How a delivery was settled, as {@link DeliveryWrapper.settling} hears it. */
+export type SettleKind = 'ack' | 'requeue' | 'retry' | 'dead';
+
+/**
+ * The base of a wrapper's delivery (the meter's, tracing's): the fields of `inner`, and each
+ * settle passed to `inner` after {@link DeliveryWrapper.settling} heard of it. Prototype methods:
+ * no closure per message.
+ */
+export class DeliveryWrapper implements Delivery {
+  readonly topic: string;
+  readonly body: Buffer;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly attempt: number;
+  readonly redelivered: boolean;
+  readonly replyExpected: boolean;
+  readonly raw: unknown;
+  constructor(protected readonly inner: Delivery) {
+    this.topic = inner.topic;
+    this.body = inner.body;
+    this.headers = inner.headers;
+    this.attempt = inner.attempt;
+    this.redelivered = inner.redelivered;
+    this.replyExpected = inner.replyExpected;
+    this.raw = inner.raw;
+  }
+  /** Called before a settle is passed on (`info` for a dead letter); a subclass overrides it. */
+  protected settling(_kind: SettleKind, _info?: DeadLetterInfo): void {}
+  ack(): Promise<void> {
+    this.settling('ack');
+    return this.inner.ack();
+  }
+  requeue(): Promise<void> {
+    this.settling('requeue');
+    return this.inner.requeue();
+  }
+  retry(delayMs: number): Promise<void> {
+    this.settling('retry');
+    return this.inner.retry(delayMs);
+  }
+  deadLetter(info: DeadLetterInfo): Promise<void> {
+    this.settling('dead', info);
+    return this.inner.deadLetter(info);
+  }
+  reply(message: ReplyMessage): Promise<void> {
+    return this.inner.reply(message);
   }
 }
 

@@ -34,12 +34,11 @@ import type {
   OutgoingMessage,
   PublishOptions,
   ReceivedMessage,
-  ReplyMessage,
   Subscription,
   SubscriptionSpec,
   Transport,
 } from '../../lib/transport';
-import { TransportWrapper } from '../../lib/transport-wrapper';
+import { DeliveryWrapper, SettleKind, TransportWrapper } from '../../lib/transport-wrapper';
 
 export interface OpenTelemetryOptions {
   /** Where the tracer comes from. Default: the global provider (`trace.getTracerProvider()`, what the SDK registers). */
@@ -313,26 +312,13 @@ export class OtelTracingTransport extends TransportWrapper {
 }
 
 /** A delivery that notes on its span how it was settled. */
-class TracedDelivery implements Delivery {
-  readonly topic: string;
-  readonly body: Buffer;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly attempt: number;
-  readonly redelivered: boolean;
-  readonly replyExpected: boolean;
-  readonly raw: unknown;
+class TracedDelivery extends DeliveryWrapper {
   private outcome?: string;
   constructor(
-    private readonly d: Delivery,
+    d: Delivery,
     private readonly span: Span,
   ) {
-    this.topic = d.topic;
-    this.body = d.body;
-    this.headers = d.headers;
-    this.attempt = d.attempt;
-    this.redelivered = d.redelivered;
-    this.replyExpected = d.replyExpected;
-    this.raw = d.raw;
+    super(d);
   }
   /** Ends the span (once the bus's handler resolved: the delivery is settled). */
   end(): void {
@@ -343,24 +329,8 @@ class TracedDelivery implements Delivery {
     }
     span.end();
   }
-  ack(): Promise<void> {
-    this.outcome ??= 'ack';
-    return this.d.ack();
-  }
-  requeue(): Promise<void> {
-    this.outcome ??= 'requeue';
-    return this.d.requeue();
-  }
-  retry(delayMs: number): Promise<void> {
-    this.outcome ??= 'retry';
-    return this.d.retry(delayMs);
-  }
-  deadLetter(info: DeadLetterInfo): Promise<void> {
-    this.outcome ??= 'dead';
-    if (this.span.isRecording()) this.span.setAttribute('courier.dead_reason', info.reason);
-    return this.d.deadLetter(info);
-  }
-  reply(message: ReplyMessage): Promise<void> {
-    return this.d.reply(message);
+  protected override settling(kind: SettleKind, info?: DeadLetterInfo): void {
+    this.outcome ??= kind;
+    if (kind === 'dead' && info && this.span.isRecording()) this.span.setAttribute('courier.dead_reason', info.reason);
   }
 }
