@@ -11,6 +11,7 @@ import amqplib, { ChannelModel, ConsumeMessage } from 'amqplib';
 import type { ChildIo } from '../child';
 import { benchEvent, benchReply } from '../payload';
 import { measureRequests, now } from '../window';
+import { ArrivalCounter, directReplies } from './common';
 
 /** Publishes between two `waitForConfirms`. */
 const CONFIRM_BATCH = 1000;
@@ -23,25 +24,17 @@ export async function plainAmqpConsumer(io: ChildIo) {
   const ch = await conn.createChannel();
   await ch.assertQueue(p.queue, { durable: true });
   await ch.prefetch(p.prefetch);
-  let count = 0;
-  let first = 0;
-  let last = 0;
-  let finish!: () => void;
-  const done = new Promise<void>((r) => (finish = r));
+  const counter = new ArrivalCounter(p.n);
   await ch.consume(p.queue, (msg: ConsumeMessage | null) => {
     if (!msg) return;
     JSON.parse(msg.content.toString('utf8'));
     ch.ack(msg);
-    if (++count === 1) first = now();
-    if (count === p.n) {
-      last = now();
-      finish();
-    }
+    counter.arrived();
   });
   io.ready();
-  await done;
+  await counter.done;
   await conn.close().catch(() => undefined);
-  return { count, first, last };
+  return counter.result();
 }
 
 export async function plainAmqpProducer(io: ChildIo) {
@@ -85,22 +78,12 @@ export async function plainAmqpRpcClient(io: ChildIo) {
   const p = io.params;
   const conn = await connect(p);
   const ch = await conn.createChannel();
-  const pending = new Map<string, (body: Buffer) => void>();
-  await ch.consume(
-    'amq.rabbitmq.reply-to',
-    (msg) => {
-      if (!msg) return;
-      const resolve = pending.get(msg.properties.correlationId);
-      pending.delete(msg.properties.correlationId);
-      resolve?.(msg.content);
-    },
-    { noAck: true },
-  );
+  const replyTo = await directReplies(ch);
   let drain: Promise<unknown> | undefined;
   const call = async (i: number) => {
     while (drain) await drain;
     const id = randomUUID();
-    const reply = new Promise<Buffer>((resolve) => pending.set(id, resolve));
+    const reply = replyTo(id);
     const body = Buffer.from(JSON.stringify(benchEvent(i)));
     if (!ch.sendToQueue(p.queue, body, { correlationId: id, replyTo: 'amq.rabbitmq.reply-to', contentType: 'application/json' })) {
       drain = once(ch, 'drain').then(() => (drain = undefined));

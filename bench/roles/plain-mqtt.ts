@@ -7,6 +7,7 @@ import mqtt from 'mqtt';
 import type { ChildIo } from '../child';
 import { benchEvent } from '../payload';
 import { now, Window } from '../window';
+import { ArrivalCounter } from './common';
 
 function connected(client: mqtt.MqttClient): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -17,26 +18,18 @@ function connected(client: mqtt.MqttClient): Promise<void> {
 
 export async function plainMqttConsumer(io: ChildIo) {
   const p = io.params;
-  let count = 0;
-  let first = 0;
-  let last = 0;
-  let finish!: () => void;
-  const done = new Promise<void>((r) => (finish = r));
+  const counter = new ArrivalCounter(p.n);
   const client = mqtt.connect(p.url, { clientId: `${p.clientId}-plain-consumer`, reconnectPeriod: 0 });
   client.on('message', (_topic, payload) => {
     JSON.parse(payload.toString('utf8'));
-    if (++count === 1) first = now();
-    if (count === p.n) {
-      last = now();
-      finish();
-    }
+    counter.arrived();
   });
   await connected(client);
   await client.subscribeAsync(p.topic, { qos: 1 });
   io.ready();
-  await done;
+  await counter.done;
   await client.endAsync();
-  return { count, first, last };
+  return counter.result();
 }
 
 export async function plainMqttProducer(io: ChildIo) {

@@ -10,6 +10,7 @@ import amqplib, { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { ChildIo } from '../child';
 import { benchBulk, benchEvent, benchReply } from '../payload';
 import { measureRequests, now, Window } from '../window';
+import { directReplies } from './common';
 
 const connect = (p: ChildIo['params']): Promise<ChannelModel> => amqplib.connect(p.url, { noDelay: true });
 
@@ -114,22 +115,12 @@ export async function rawAmqpRpcClient(io: ChildIo) {
   const p = io.params;
   const conn = await connect(p);
   const ch = await conn.createChannel();
-  const pending = new Map<string, (body: Buffer) => void>();
-  await ch.consume(
-    'amq.rabbitmq.reply-to',
-    (msg) => {
-      if (!msg) return;
-      const resolve = pending.get(msg.properties.correlationId);
-      pending.delete(msg.properties.correlationId);
-      resolve?.(msg.content);
-    },
-    { noAck: true },
-  );
+  const replyTo = await directReplies(ch);
   let drain: Promise<unknown> | undefined;
   const call = async (i: number) => {
     while (drain) await drain;
     const id = randomUUID();
-    const reply = new Promise<Buffer>((resolve) => pending.set(id, resolve));
+    const reply = replyTo(id);
     const body = Buffer.from(JSON.stringify(benchEvent(i)));
     const plain = { persistent: true, contentType: 'application/json', messageId: id };
     const props = { ...(p.envelope ? envelopeProps(p.source, 'bench.request', id) : plain), correlationId: id, replyTo: 'amq.rabbitmq.reply-to', expiration: '60000' };
