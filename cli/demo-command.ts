@@ -35,6 +35,8 @@ Options:
   --json                         print the summary as one JSON object on stdout
   --verbose                      log the services' warnings (retries, dead letters) on stderr
   --metrics-port P               serve the buses' Prometheus metrics on http://127.0.0.1:P/metrics
+  --http PORT                    serve the services over HTTP on 127.0.0.1:PORT until stopped, instead of
+                                 driving orders: GET /products/:id, POST /orders, GET /orders/:id (0: a free port)
                                  (and /ready, /live) while the demo runs (needs prom-client)
   --help, -h                     this text
 
@@ -59,6 +61,7 @@ const OPTIONS = {
   faults: { type: 'boolean' },
   verbose: { type: 'boolean' },
   'metrics-port': { type: 'string' },
+  http: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -86,6 +89,7 @@ export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly me
   if (db !== undefined && db !== 'memory' && !/^postgres(ql)?:\/\//.test(db)) throw new UsageError(`--db must be postgres://... or memory, not "${db}"`);
   if (values['remove-namespace'] && (values.namespace === undefined || transport === 'memory')) throw new UsageError('--remove-namespace needs --namespace and --transport amqp or mqtt');
   if (values['remove-namespace'] && role) throw new UsageError('--remove-namespace runs no role');
+  if (values.http !== undefined && role) throw new UsageError('--http runs the services in one process: not with --role');
   if (values['data-dir'] !== undefined && !role) throw new UsageError('--data-dir needs --role (in one process, SQLite is in memory)');
   return {
     transport,
@@ -104,6 +108,7 @@ export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly me
     faults: values.faults === true,
     verbose: values.verbose === true,
     metricsPort: values['metrics-port'] === undefined ? undefined : integer(values['metrics-port'], 'metrics-port', 0, 1, 65535),
+    http: values.http === undefined ? undefined : integer(values.http, 'http', 0, 0, 65535),
     removeNamespace: values['remove-namespace'] === true,
   };
 }

@@ -36,6 +36,8 @@ export interface DemoOptions {
   readonly verbose: boolean;
   /** Remove the namespace's shared topology and return (no run). */
   readonly removeNamespace?: boolean;
+  /** Serve the services over HTTP on this port (samples/demo/http.ts) until stopped, instead of driving orders. */
+  readonly http?: number;
 }
 
 export interface DemoSummary extends DriverResult {
@@ -135,6 +137,19 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
       const product = await startProductService({ env, logger, wrap, db: await open('product-service'), products: o.products, random });
       running.push(product);
       running.push(await startOrderInstances({ env, logger, wrap, db: await open('order-service'), instances: instances ?? 2, instanceId, bootstrapTimeoutMs: 5000 }));
+    }
+    if (o.http !== undefined) {
+      const { serveDemoHttp } = await import('./http');
+      const httpBus = createBus({ transport: wrap(env.makeTransport(`http-${instanceId}`)), source: env.group('demo-http'), instanceId: `http-${instanceId}`, logger });
+      await httpBus.start();
+      running.push({ buses: [httpBus], stop: () => httpBus.stop() });
+      io.onBuses?.(running.flatMap((r) => r.buses));
+      const { gateway, url } = await serveDemoHttp(httpBus, o.http);
+      say(io, `HTTP gateway on ${url}: GET /products/:id, POST /orders, GET /orders/:id (products p-001 to p-${String(o.products).padStart(3, '0')}). Ctrl-C stops it.`);
+      await (io.stopSignal ?? new Promise<void>(() => undefined));
+      await gateway.close();
+      cleanup = owned ? 'namespace' : 'own';
+      return null;
     }
     const driverId = `driver-${instanceId}`;
     const driverTransport = env.makeTransport(driverId);

@@ -32,7 +32,7 @@ export interface DemoEnvironment {
   /** A new transport for one participant (`product`, `order-2`, `driver`). */
   makeTransport(who: string): Transport;
   /** The bus source of a service, which is also its group. */
-  group(service: 'product-service' | 'order-service' | 'demo-driver'): string;
+  group(service: 'product-service' | 'order-service' | 'demo-driver' | 'demo-http'): string;
   /**
    * Deletes what this process alone owns on the broker: its instance subscriptions' queues
    * (`'own'`: a driver that is done), or also the namespace's groups' queues and its exchange

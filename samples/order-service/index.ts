@@ -1,5 +1,5 @@
 export * from './messages';
-export { OrderService } from './order-service';
+export { OrderService, UnknownOrderError } from './order-service';
 export { SqlOrderStore, MemoryOrderStore, ORDER_DDL } from './order-store';
 export type { Order, OrderState, OrderStore, OrderSummary } from './order-store';
 export { ProductReplica } from './product-replica';

@@ -1,5 +1,5 @@
 /** The order service's messages. */
-import { IsIn, IsInt, Matches, Min } from 'class-validator';
+import { IsIn, IsInt, IsOptional, Matches, Min } from 'class-validator';
 import { Message } from 'courier-bus';
 
 const ID = /^[A-Za-z0-9_.:-]{1,100}$/;
@@ -34,4 +34,21 @@ export class OrderRejected {
   @Matches(ID) productId!: string;
   @IsInt() @Min(1) quantity!: number;
   @IsIn(['insufficient-stock', 'unknown-product']) reason!: 'insufficient-stock' | 'unknown-product';
+}
+
+/** An order as the order service has it (the reply to GetOrder). */
+@Message('order.details')
+export class OrderDetails {
+  @Matches(ID) orderId!: string;
+  @Matches(ID) productId!: string;
+  @IsInt() @Min(1) quantity!: number;
+  @IsInt() @Min(0) unitPriceCents!: number;
+  @IsIn(['placed', 'confirmed', 'rejected']) state!: 'placed' | 'confirmed' | 'rejected';
+  @IsOptional() @IsIn(['insufficient-stock', 'unknown-product']) reason?: 'insufficient-stock' | 'unknown-product';
+}
+
+/** Query: one order by id. An unknown id fails with UnknownOrderError (status 404). */
+@Message('order.get', { reply: OrderDetails })
+export class GetOrder {
+  @Matches(ID) orderId!: string;
 }

@@ -14,9 +14,18 @@ import { MessageContext, RemoteHandlerError, Subscribe, Subscriber } from 'couri
 import { StockRejected, StockReserved } from '../product-service/messages';
 import type { Announcer } from '../storage/announcer';
 import type { Tx } from '../storage/service-database';
-import { OrderConfirmed, OrderPlaced, OrderRejected, PlaceOrder } from './messages';
+import { GetOrder, OrderConfirmed, OrderDetails, OrderPlaced, OrderRejected, PlaceOrder } from './messages';
 import type { OrderStore } from './order-store';
 import type { ProductReplica } from './product-replica';
+
+/** No order with this id; `status` 404 is what an HTTP gateway answers with. */
+export class UnknownOrderError extends Error {
+  readonly status = 404;
+  constructor(readonly orderId: string) {
+    super(`No order ${orderId}`);
+    this.name = 'UnknownOrderError';
+  }
+}
 
 // No group here: the group is the bus's source, the service's name (`order-service` in a deployment),
 // so that a deployment, or a demo run, can name it.
@@ -31,6 +40,14 @@ export class OrderService {
     readonly store: OrderStore,
     private readonly out: Announcer,
   ) {}
+
+  /** An order from the service's records (any instance: they share the database). */
+  @Subscribe(GetOrder)
+  async getOrder(q: GetOrder): Promise<OrderDetails> {
+    const o = await this.store.get(null, q.orderId);
+    if (!o) throw new UnknownOrderError(q.orderId);
+    return { orderId: o.orderId, productId: o.productId, quantity: o.quantity, unitPriceCents: o.unitPriceCents, state: o.state, ...(o.reason ? { reason: o.reason as OrderDetails['reason'] } : {}) };
+  }
 
   @Subscribe(PlaceOrder, { inbox: (s: OrderService) => s.store.inbox })
   async onPlaceOrder(c: PlaceOrder, ctx: MessageContext): Promise<void> {

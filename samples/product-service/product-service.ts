@@ -32,6 +32,8 @@ import {
 import type { CatalogEntry, ProductStore, StockLedger } from './product-store';
 
 export class UnknownProductError extends Error {
+  /** What an HTTP gateway answers with. */
+  readonly status = 404;
   constructor(readonly productId: string) {
     super(`No product ${productId}`);
     this.name = 'UnknownProductError';
