@@ -7,7 +7,7 @@
  * client with its reconnect policy and a session per connection (mqtt-connection.ts,
  * mqtt-startup.ts); the publisher on the kit's publish window (mqtt-publisher.ts);
  * subscriptions with their feeds and deliveries (mqtt-subscription.ts, mqtt-feed.ts,
- * mqtt-delivery.ts); request/reply (mqtt-requests.ts); topology as data (mqtt-topology.ts); the
+ * mqtt-delivery.ts); request/reply (mqtt-requests.ts); taking a gone member's session over (mqtt-takeover.ts); topology as data (mqtt-topology.ts); the
  * wire mapping (mqtt-mapping.ts); client ids (client-id-policy.ts); and every reach into mqtt.js's
  * private parts (mqtt-internals.ts).
  */
