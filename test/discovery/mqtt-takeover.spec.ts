@@ -6,7 +6,8 @@
  * take-over the live member drains the dead one's session once the registry expired it: every id
  * handled, duplicates counted, the session deleted. Negative control (take-over off): what the dead
  * member's session holds is never handled; the test reads that session itself to show those
- * messages were there (then deletes it).
+ * messages were there (then deletes it). And a member restarted while its session is being drained
+ * takes it back: the take-over stops, nothing is lost.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -30,6 +31,7 @@ interface Member {
   readonly exited: Promise<void>;
   readonly handled: string[];
   readonly warnings: Array<Record<string, unknown>>;
+  readonly errors: string[];
 }
 
 function spawnMember(env: Record<string, string>): Member {
@@ -38,7 +40,7 @@ function spawnMember(env: Record<string, string>): Member {
     env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const member: Member = { id: env.T_INSTANCE, proc, handled: [], warnings: [], ready: undefined!, exited: undefined! };
+  const member: Member = { id: env.T_INSTANCE, proc, handled: [], warnings: [], errors: [], ready: undefined!, exited: undefined! };
   let stderr = '';
   let rest = '';
   let readyNow: () => void;
@@ -56,6 +58,7 @@ function spawnMember(env: Record<string, string>): Member {
       if (line === 'ready') readyNow();
       else if (line.startsWith('handled ')) member.handled.push(line.slice(8));
       else if (line.startsWith('warn ')) member.warnings.push(JSON.parse(line.slice(5)));
+      else if (line.startsWith('error ')) member.errors.push(line.slice(6));
     }
   });
   const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
@@ -127,7 +130,7 @@ describe('MQTT: a live member takes over the session of a member gone past its T
     for (const id of sessions) for (const s of [id, `${id}:retry`, `${id}:dead`]) await deleteSession(url, s).catch(() => undefined);
   });
 
-  async function run(takeover: boolean) {
+  async function run(takeover: boolean, delayMs = 100) {
     const service = uniq('tk');
     const type = `${service}.job`;
     @Message(type)
@@ -135,7 +138,7 @@ describe('MQTT: a live member takes over the session of a member gone past its T
       @IsString() id!: string;
     }
     const start = (id: string) =>
-      spawnMember({ T_URL: url, T_TYPE: type, T_SERVICE: service, T_INSTANCE: id, T_DELAY_MS: '100', T_PREFETCH: '2', T_TAKEOVER: takeover ? '1' : '0', T_HEARTBEAT_MS: '200', T_TTL_MS: String(TTL_MS) });
+      spawnMember({ T_URL: url, T_TYPE: type, T_SERVICE: service, T_INSTANCE: id, T_DELAY_MS: String(delayMs), T_PREFETCH: '2', T_TAKEOVER: takeover ? '1' : '0', T_HEARTBEAT_MS: '200', T_TTL_MS: String(TTL_MS) });
     const [a, b] = [start('a'), start('b')];
     members.push(a, b);
     const listener = createBus({ transport: mqttTransport({ url, clientId: uniq('tk-listen') }), source: uniq('tklisten'), logger: silentLogger, discovery: { announce: false, heartbeatMs: 200, ttlMs: TTL_MS } });
@@ -171,7 +174,7 @@ describe('MQTT: a live member takes over the session of a member gone past its T
     // Round-robined by the broker to b's offline session, too.
     await publish(BATCH);
     await waitFor(() => leaves.some(([id, reason]) => id === 'b' && reason === 'expired'), 10_000, 'b expired');
-    return { a, b, held, published, killedAt, byBBeforeKill };
+    return { a, b, held, published, killedAt, byBBeforeKill, start };
   }
 
   const tally = (published: string[], handled: string[]) => {
@@ -229,5 +232,31 @@ describe('MQTT: a live member takes over the session of a member gone past its T
     assert.ok(lost.length > 0, 'the dead member\'s share is lost without the take-over');
     assert.equal(inSession.sessionPresent, true);
     assert.deepEqual([...new Set(inSession.ids)].filter((id) => lost.includes(id)).sort(), [...lost].sort(), 'every lost id was waiting in b\'s session');
+  });
+
+  it('a member that returns during the take-over takes its session back: the take-over stops, 0 lost', async () => {
+    // A slower handler (400 ms) makes the drain last longer than a restart takes.
+    const { a, b, published, start } = await run(true, 400);
+    await waitFor(() => a.warnings.some((w) => String(w.message).includes('taking over')), 10_000, 'the take-over started');
+    const b2 = start('b'); // the same instance id and client id: b restarted
+    members.push(b2);
+    await b2.ready;
+    const all = () => [...a.handled, ...b.handled, ...b2.handled];
+    await waitFor(() => tally(published, all()).lost.length === 0, 60_000, 'every id handled').catch(() => undefined);
+    await waitFor(() => a.warnings.some((w) => String(w.message).includes('ended')), 30_000, 'the take-over ended').catch(() => undefined);
+    await sleep(500);
+    const { lost, duplicates, unexpected } = tally(published, all());
+    const ended = a.warnings.find((w) => String(w.message).includes('ended'));
+    console.log(
+      `      [takeover] member returned: ${published.length} published; a ${a.handled.length} (${ended?.handled ?? '?'} from b's session, ` +
+        `outcome ${String(ended?.message).replace(/.*ended: /, '')}), b ${b.handled.length} before its SIGKILL, b again ${b2.handled.length}; ` +
+        `lost ${lost.length}, duplicates ${duplicates}, unexpected ${unexpected.length}; errors logged by a: ${JSON.stringify(a.errors)}`,
+    );
+    assert.deepEqual(lost, [], 'nothing lost');
+    assert.deepEqual(unexpected, []);
+    assert.match(String(ended?.message), /returned/, 'the take-over gave the session back');
+    assert.ok(b2.handled.length > 0, 'the returned member handles its session again');
+    assert.equal(a.proc.exitCode, null);
+    assert.equal(b2.proc.exitCode, null);
   });
 });
