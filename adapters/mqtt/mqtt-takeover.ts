@@ -16,7 +16,9 @@
  * goes back to the member (duplicates possible, no loss). Nothing else in the adapter knows of this.
  */
 import type { MqttClient } from 'mqtt';
-import { CourierError } from '../../lib/errors';
+import { SafeEmitter } from '../../lib/adapter-kit';
+import { CourierError, SessionTakenOverError } from '../../lib/errors';
+import type { TransportEvents } from '../../lib/transport';
 import type { HeldSession, TakeoverOptions, TakeoverResult } from '../../lib/session-takeover';
 import { ClientIdPolicy } from './client-id-policy';
 import { MqttConnection } from './mqtt-connection';
@@ -84,7 +86,12 @@ export class MqttTakeovers {
     if (this.closed) return { session, handled: 0, outcome: 'closed' };
     if (!mine) return { session, handled: 0, outcome: 'no-subscription' };
 
-    const ctx = { ...this.deps.ctx, clientIds: new OtherMember(this.deps.ctx.clientIds, session.clientId) };
+    // Its own events: its connections coming and going are not the transport's (bus.health()
+    // would count a taken-back connection as down for good); errors go on, except the expected
+    // one of a member taking its session back.
+    const events = new SafeEmitter<TransportEvents>();
+    events.on('error', (err) => !(err instanceof SessionTakenOverError) && this.deps.ctx.events.emit('error', err));
+    const ctx = { ...this.deps.ctx, events, clientIds: new OtherMember(this.deps.ctx.clientIds, session.clientId) };
     const topology = subscriptionTopology(mine.spec, false, { prefix: ctx.options.prefix, ids: ctx.clientIds });
     let handled = 0;
     const sub = new MqttSubscription({ ...this.deps, ctx, readsDeadLetters: () => true }, mine.spec, (d) => {

@@ -29,9 +29,12 @@ interface Member {
   readonly proc: ChildProcess;
   readonly ready: Promise<void>;
   readonly exited: Promise<void>;
+  /** With T_START_ON_SIGNAL: loaded, waiting for SIGHUP to start its bus. */
+  readonly loaded: Promise<void>;
   readonly handled: string[];
   readonly warnings: Array<Record<string, unknown>>;
   readonly errors: string[];
+  readonly health: Array<{ ready: boolean; connected: boolean }>;
 }
 
 function spawnMember(env: Record<string, string>): Member {
@@ -40,7 +43,7 @@ function spawnMember(env: Record<string, string>): Member {
     env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const member: Member = { id: env.T_INSTANCE, proc, handled: [], warnings: [], errors: [], ready: undefined!, exited: undefined! };
+  const member: Member = { id: env.T_INSTANCE, proc, handled: [], warnings: [], errors: [], health: [], ready: undefined!, exited: undefined!, loaded: undefined! };
   let stderr = '';
   let rest = '';
   let readyNow: () => void;
@@ -49,6 +52,8 @@ function spawnMember(env: Record<string, string>): Member {
     setTimeout(() => reject(new Error(`member ${env.T_INSTANCE} not ready after 30 s: ${stderr}`)), 30_000).unref();
     proc.on('exit', () => reject(new Error(`member ${env.T_INSTANCE} exited before ready: ${stderr}`)));
   });
+  let loadedNow: () => void;
+  const loaded = new Promise<void>((resolve) => (loadedNow = resolve));
   ready.catch(() => undefined);
   proc.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
   proc.stdout!.on('data', (b: Buffer) => {
@@ -56,13 +61,15 @@ function spawnMember(env: Record<string, string>): Member {
     rest = lines.pop()!;
     for (const line of lines) {
       if (line === 'ready') readyNow();
+      else if (line === 'loaded') loadedNow();
       else if (line.startsWith('handled ')) member.handled.push(line.slice(8));
       else if (line.startsWith('warn ')) member.warnings.push(JSON.parse(line.slice(5)));
       else if (line.startsWith('error ')) member.errors.push(line.slice(6));
+      else if (line.startsWith('health ')) member.health.push(JSON.parse(line.slice(7)));
     }
   });
   const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
-  return Object.assign(member, { ready, exited });
+  return Object.assign(member, { ready, exited, loaded });
 }
 
 /** A raw mqtt.js client (another client on the wire), connected. */
@@ -130,17 +137,24 @@ describe('MQTT: a live member takes over the session of a member gone past its T
     for (const id of sessions) for (const s of [id, `${id}:retry`, `${id}:dead`]) await deleteSession(url, s).catch(() => undefined);
   });
 
-  async function run(takeover: boolean, delayMs = 100) {
+  async function run(takeover: boolean, delayMs = 100, spare?: (m: Member) => void) {
     const service = uniq('tk');
     const type = `${service}.job`;
     @Message(type)
     class Job {
       @IsString() id!: string;
     }
-    const start = (id: string) =>
-      spawnMember({ T_URL: url, T_TYPE: type, T_SERVICE: service, T_INSTANCE: id, T_DELAY_MS: String(delayMs), T_PREFETCH: '2', T_TAKEOVER: takeover ? '1' : '0', T_HEARTBEAT_MS: '200', T_TTL_MS: String(TTL_MS) });
+    const start = (id: string, extra: Record<string, string> = {}) =>
+      spawnMember({ ...extra, T_URL: url, T_TYPE: type, T_SERVICE: service, T_INSTANCE: id, T_DELAY_MS: String(delayMs), T_PREFETCH: '2', T_TAKEOVER: takeover ? '1' : '0', T_HEARTBEAT_MS: '200', T_TTL_MS: String(TTL_MS) });
     const [a, b] = [start('a'), start('b')];
     members.push(a, b);
+    if (spare) {
+      // b again (the same instance id and client id), loaded now, its bus started later on SIGHUP.
+      const b2 = start('b', { T_START_ON_SIGNAL: '1' });
+      members.push(b2);
+      spare(b2);
+      await Promise.race([b2.loaded, sleep(30_000)]);
+    }
     const listener = createBus({ transport: mqttTransport({ url, clientId: uniq('tk-listen') }), source: uniq('tklisten'), logger: silentLogger, discovery: { announce: false, heartbeatMs: 200, ttlMs: TTL_MS } });
     const publisher = createBus({ transport: mqttTransport({ url, clientId: uniq('tk-pub') }), source: uniq('tkpub'), logger: silentLogger });
     buses.push(listener, publisher);
@@ -174,7 +188,7 @@ describe('MQTT: a live member takes over the session of a member gone past its T
     // Round-robined by the broker to b's offline session, too.
     await publish(BATCH);
     await waitFor(() => leaves.some(([id, reason]) => id === 'b' && reason === 'expired'), 10_000, 'b expired');
-    return { a, b, held, published, killedAt, byBBeforeKill, start };
+    return { a, b, held, published, killedAt, byBBeforeKill };
   }
 
   const tally = (published: string[], handled: string[]) => {
@@ -209,6 +223,9 @@ describe('MQTT: a live member takes over the session of a member gone past its T
     assert.equal(after.sessionPresent, false, 'the taken-over session was deleted');
     assert.deepEqual(after.ids, []);
     assert.equal(a.proc.exitCode, null, 'a keeps running');
+    a.proc.kill('SIGUSR2');
+    await waitFor(() => a.health.length > 0, 5000, 'a reports its health');
+    assert.deepEqual([a.health[0].ready, a.health[0].connected], [true, true], 'the take-over leaves the bus healthy');
   });
 
   it('negative control, take-over off: what the SIGKILLed member\'s session holds is never handled', async () => {
@@ -235,11 +252,12 @@ describe('MQTT: a live member takes over the session of a member gone past its T
   });
 
   it('a member that returns during the take-over takes its session back: the take-over stops, 0 lost', async () => {
-    // A slower handler (400 ms) makes the drain last longer than a restart takes.
-    const { a, b, published, start } = await run(true, 400);
+    // A slower handler (250 ms) makes the drain last longer than a restart takes.
+    let b2!: Member;
+    const { a, b, published } = await run(true, 250, (m) => (b2 = m));
     await waitFor(() => a.warnings.some((w) => String(w.message).includes('taking over')), 10_000, 'the take-over started');
-    const b2 = start('b'); // the same instance id and client id: b restarted
-    members.push(b2);
+    await sleep(300);
+    b2.proc.kill('SIGHUP');
     await b2.ready;
     const all = () => [...a.handled, ...b.handled, ...b2.handled];
     await waitFor(() => tally(published, all()).lost.length === 0, 60_000, 'every id handled').catch(() => undefined);
@@ -258,5 +276,8 @@ describe('MQTT: a live member takes over the session of a member gone past its T
     assert.ok(b2.handled.length > 0, 'the returned member handles its session again');
     assert.equal(a.proc.exitCode, null);
     assert.equal(b2.proc.exitCode, null);
+    a.proc.kill('SIGUSR2');
+    await waitFor(() => a.health.length > 0, 5000, 'a reports its health');
+    assert.deepEqual([a.health[0].ready, a.health[0].connected], [true, true], 'the take-over given back leaves the bus healthy');
   });
 });
