@@ -25,8 +25,8 @@ export interface TakeoverResult {
   /** Deliveries handed to the handler from the taken-over session. */
   readonly handled: number;
   /**
-   * `drained`: emptied and deleted; `returned`: the member came back and took its session back
-   * (what was unacked goes to it); `timeout`: not drained in time, the session was left as it was;
+   * `drained`: emptied and deleted; `returned`: the member came back and took its session back, or
+   * the connection was cut (the session is left as it is; what was unacked stays in it); `timeout`: not drained in time, the session was left as it was;
    * `no-subscription`: this transport has no subscription of that group and name; `closed`: this
    * transport closed meanwhile (the session was left as it was).
    */
