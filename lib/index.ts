@@ -26,4 +26,6 @@ export { Outbox, createOutbox, OutboxRelay, runRelay, outboxScope } from './outb
 export type { OutboxOptions, OutboxPublishOptions, RelayOptions, RelayTarget, OutboxRoute, OutboxStore, InboxStore, OutboxEntry, ClaimedRow, FailedRow, BatchOutcome, OutboxStats } from './outbox';
 export { NoInstanceError, InstanceGoneError, BALANCE_STRATEGIES, PresenceTypes, directTopic } from './discovery';
 export type { DiscoveryOptions, ServiceInstance, OnInstanceGone, BalanceStrategy, LeaveReason, PresenceAnnouncement } from './discovery';
+export { canTakeOverSessions } from './session-takeover';
+export type { HeldSession, SessionTakeover, TakeoverOptions, TakeoverResult } from './session-takeover';
 export * from './ops';

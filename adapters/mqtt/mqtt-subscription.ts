@@ -46,7 +46,7 @@ export class MqttSubscription implements DeliveryOwner {
   constructor(
     private readonly deps: SubscriptionDeps,
     readonly spec: SubscriptionSpec,
-    private readonly handler: DeliveryHandler,
+    readonly handler: DeliveryHandler,
     readonly dead: boolean,
   ) {
     ({ ctx: this.ctx, publisher: this.publisher, requests: this.requests } = deps);
@@ -59,6 +59,11 @@ export class MqttSubscription implements DeliveryOwner {
 
   get queueName(): string {
     return this.topology.queueName;
+  }
+
+  /** Deliveries received and not settled yet: queued, held until their retry time, or with the handler. */
+  get pending(): number {
+    return this.queue.length + this.timers.size + this.active.size;
   }
 
   get retryTopic(): string {

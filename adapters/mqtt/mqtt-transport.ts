@@ -7,7 +7,7 @@
  * client with its reconnect policy and a session per connection (mqtt-connection.ts,
  * mqtt-startup.ts); the publisher on the kit's publish window (mqtt-publisher.ts);
  * subscriptions with their feeds and deliveries (mqtt-subscription.ts, mqtt-feed.ts,
- * mqtt-delivery.ts); request/reply (mqtt-requests.ts); topology as data (mqtt-topology.ts); the
+ * mqtt-delivery.ts); request/reply (mqtt-requests.ts); taking a gone member's session over (mqtt-takeover.ts); topology as data (mqtt-topology.ts); the
  * wire mapping (mqtt-mapping.ts); client ids (client-id-policy.ts); and every reach into mqtt.js's
  * private parts (mqtt-internals.ts).
  */
@@ -25,6 +25,7 @@ import {
   TransportEvent,
   TransportEvents,
 } from '../../lib/transport';
+import type { HeldSession, SessionTakeover, TakeoverOptions, TakeoverResult } from '../../lib/session-takeover';
 import { sendToSubscriptionTopic } from './mqtt-admin';
 import { ClientIdPolicy } from './client-id-policy';
 import { SafeEmitter } from '../../lib/adapter-kit';
@@ -34,10 +35,11 @@ import { MqttTransportOptions, resolveMqttOptions } from './mqtt-options';
 import { MqttPublisher } from './mqtt-publisher';
 import { MqttRequests } from './mqtt-requests';
 import { MqttSubscription, SubscriptionDeps } from './mqtt-subscription';
+import { MqttTakeovers } from './mqtt-takeover';
 
 export type { MqttTlsOptions, MqttTransportOptions } from './mqtt-options';
 
-export class MqttTransport implements Transport {
+export class MqttTransport implements Transport, SessionTakeover {
   readonly name = 'mqtt';
   readonly capabilities: TransportCapabilities;
   private readonly ctx: MqttContext;
@@ -45,6 +47,7 @@ export class MqttTransport implements Transport {
   private readonly requests: MqttRequests;
   private readonly subscriptions = new Set<MqttSubscription>();
   private readonly deps: SubscriptionDeps;
+  private readonly takeovers: MqttTakeovers;
   private connecting?: Promise<void>;
   private closing?: Promise<void>;
 
@@ -62,6 +65,7 @@ export class MqttTransport implements Transport {
         return false;
       },
     };
+    this.takeovers = new MqttTakeovers(this.deps, () => this.subscriptions);
     this.capabilities = {
       durableGroups: true,
       // A persistent session per instance subscription (instanceSessionId), expiring after its grace.
@@ -129,6 +133,17 @@ export class MqttTransport implements Transport {
     return sendToSubscriptionTopic(this.ctx.options.prefix, this.publishing, of, message);
   }
 
+  /** SessionTakeover (lib/session-takeover.ts): the persistent sessions of this transport's group members. */
+  heldSessions(): readonly HeldSession[] {
+    return this.takeovers.held();
+  }
+
+  /** SessionTakeover: drains and deletes a gone member's session through this transport's own subscription (mqtt-takeover.ts). */
+  takeOverSession(session: HeldSession, options?: TakeoverOptions): Promise<TakeoverResult> {
+    if (this.closing || !this.connecting) return Promise.reject(new TransportClosedError('takeOverSession'));
+    return this.takeovers.takeOver(session, options);
+  }
+
   request(message: OutgoingMessage, options: { timeoutMs: number }): Promise<ReceivedMessage> {
     return this.requests.request(message, options);
   }
@@ -182,6 +197,7 @@ export class MqttTransport implements Transport {
     const deadline = Date.now() + timeoutMs;
     this.publishing.closing = true;
     await this.connecting?.catch(() => undefined);
+    await this.takeovers.close(Math.max(0, deadline - Date.now()) / 2);
     const subscriptions = [...this.subscriptions];
     this.subscriptions.clear();
     // Stop taking deliveries, let those in flight settle (their retry / dead-letter copies are

@@ -14,6 +14,8 @@ import type { HandlerDefinition } from '../registry';
 import type { Delivery, OutgoingMessage, ReceivedMessage, Subscription, Transport } from '../transport';
 import { Balancer, BalanceStrategy } from './balancer';
 import { InstanceGoneError, LeaveReason, NoInstanceError } from './errors';
+import { canTakeOverSessions, TakeoverOptions } from '../session-takeover';
+import { sessionsToTakeOver } from './takeover';
 import { directTopic, parseAnnouncement, PresenceAnnouncement, PresenceTypes, PRESENCE_PATTERN, segmentProblems } from './presence';
 
 /** `createBus({ discovery })`. Every field is optional. */
@@ -34,6 +36,13 @@ export interface DiscoveryOptions {
   readonly announce?: boolean;
   /** Labels announced with the instance (zone, host). */
   readonly metadata?: Readonly<Record<string, string>>;
+  /**
+   * On a transport that can take sessions over (MQTT): when a member of one of this instance's
+   * groups expires, the first live member (by service/instance id) drains the persistent session
+   * it left and deletes it (lib/discovery/takeover.ts). `false`: leave such sessions to their
+   * member's return. Default true; an object sets the take-over's bounds.
+   */
+  readonly takeover?: boolean | TakeoverOptions;
 }
 
 /** A live instance, as this bus knows it. */
@@ -105,7 +114,7 @@ export class Discovery {
   problems(): string[] {
     const p: string[] = [];
     const o = this.options as Record<string, unknown>;
-    for (const k of Object.keys(o)) if (!['version', 'weight', 'heartbeatMs', 'ttlMs', 'announce', 'metadata'].includes(k)) p.push(`discovery: unknown option "${k}"`);
+    for (const k of Object.keys(o)) if (!['version', 'weight', 'heartbeatMs', 'ttlMs', 'announce', 'metadata', 'takeover'].includes(k)) p.push(`discovery: unknown option "${k}"`);
     if (!(this.heartbeatMs >= 10)) p.push('discovery: heartbeatMs must be at least 10');
     if (!(this.ttlMs > this.heartbeatMs)) p.push('discovery: ttlMs must exceed heartbeatMs');
     if (this.options.weight !== undefined && !(this.options.weight > 0 && Number.isFinite(this.options.weight))) p.push('discovery: weight must be a positive number');
@@ -282,7 +291,25 @@ export class Discovery {
       ttlMs: this.ttlMs,
       startedAt: this.startedAt,
       metadata: this.options.metadata ?? {},
+      ...(canTakeOverSessions(this.presenceTransport) ? { sessions: this.presenceTransport.heldSessions() } : {}),
     };
+  }
+
+  /** A member expired: drain the group sessions it left that fall to this instance (lib/discovery/takeover.ts). */
+  private takeOver(gone: PresenceAnnouncement): void {
+    const transport = this.presenceTransport;
+    if (this.options.takeover === false || !this.announcing || !this.running || !canTakeOverSessions(transport)) return;
+    const self = this.announcement();
+    const live = [...this.table.values()].map((e) => e.info);
+    const options = typeof this.options.takeover === 'object' ? this.options.takeover : {};
+    for (const session of sessionsToTakeOver(gone, live, self)) {
+      const fields = { instance: `${gone.service}/${gone.instanceId}`, group: session.group, name: session.name };
+      this.host.warn('discovery: taking over the group session of an expired instance', fields);
+      transport.takeOverSession(session, options).then(
+        (r) => this.host.warn(`discovery: take-over of an expired instance's session ended: ${r.outcome}`, { ...fields, handled: r.handled }),
+        (err) => this.host.warn('discovery: take-over of an expired instance\'s session failed', { ...fields, error: redactSecrets(String(err)) }),
+      );
+    }
   }
 
   private async send(type: string, data: unknown): Promise<void> {
@@ -338,6 +365,7 @@ export class Discovery {
     this.balancer.forget(key);
     for (const fail of [...entry.inFlight]) fail(reason);
     if (emit) this.host.emit('leave', this.view(key, entry), reason);
+    if (reason === 'expired') this.takeOver(entry.info);
   }
 
   private scheduleSweep(): void {

@@ -9,6 +9,7 @@
  * consumes them through a broadcast subscription to `_courier.presence.*`.
  */
 import { MalformedMessageError } from '../errors';
+import type { HeldSession } from '../session-takeover';
 import { checkPattern } from '../topic';
 
 export const PRESENCE_PATTERN = '_courier.presence.*';
@@ -45,6 +46,11 @@ export interface PresenceAnnouncement {
   readonly startedAt: string;
   /** Free-form labels (zone, host). */
   readonly metadata: Readonly<Record<string, string>>;
+  /**
+   * The persistent group sessions it holds, when its transport can take sessions over
+   * (lib/session-takeover.ts; MQTT): what a live member drains when this one expires.
+   */
+  readonly sessions?: readonly HeldSession[];
 }
 
 /**
@@ -96,5 +102,15 @@ export function parseAnnouncement(data: unknown): PresenceAnnouncement {
     ttlMs: num('ttlMs'),
     startedAt: typeof o.startedAt === 'string' ? o.startedAt : '',
     metadata: Object.fromEntries(Object.entries(meta).filter(([, v]) => typeof v === 'string')) as Record<string, string>,
+    ...(o.sessions === undefined ? {} : { sessions: sessionsOf(o.sessions) }),
   };
+}
+
+function sessionsOf(v: unknown): HeldSession[] {
+  const ok = (x: unknown): x is HeldSession => {
+    const s = x as Record<string, unknown> | null;
+    return !!s && typeof s === 'object' && [s.group, s.name, s.clientId].every((f) => typeof f === 'string' && f.length > 0 && f.length <= 1024);
+  };
+  if (!Array.isArray(v) || v.length > MAX_LIST || !v.every(ok)) throw new MalformedMessageError('presence: sessions must be a list of { group, name, clientId }');
+  return v.map((s) => ({ group: s.group, name: s.name, clientId: s.clientId }));
 }
