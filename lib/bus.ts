@@ -160,7 +160,9 @@ const NOT_MANDATORY = Object.freeze({ mandatory: undefined });
 
 export class Bus extends EventEmitter {
   /** What a handler's MessageContext publishes with: the bus's publish, not the bus. */
-  private readonly publishFromHandler: PublishFunction = (type, payload, options) => this.publish(type, payload, options);
+  /** ctx.publish: a handler's publish is sent during start() too (see publish()). */
+  private readonly publishFromHandler: PublishFunction = (type, payload, options) =>
+    this.state === 'starting' ? this.publishNow(type, payload, options) : this.publish(type, payload, options);
   private readonly transport: Transport;
   /** `transport` when it is the meter's wrapper. */
   private readonly metered?: MeteredTransport;
@@ -220,7 +222,7 @@ export class Bus extends EventEmitter {
    * Adds subscriber and publisher instances. Before start() only. Each `@Publish` method becomes
    * one that publishes what it returns, while the bus runs: called before start() it rejects with
    * BusNotStartedError, after stop() with BusStoppedError, without running the method; called
-   * while start() runs it waits for it (docs/failure-policy.md).
+   * while start() runs it waits for it, unless called from inside a handler (docs/failure-policy.md).
    */
   register(...instances: object[]): this {
     if (this.state !== 'new') throw new CourierError('register() must be called before start()');
@@ -298,7 +300,7 @@ export class Bus extends EventEmitter {
         writable: true,
         value: async (...args: unknown[]) => {
           // Inside outbox.within() the message goes into the caller's transaction, sent by the relay once the bus runs.
-          if (this.state !== 'started' && !outboxScope.getStore()) await this.whenStarted(operation);
+          if (this.state !== 'started' && !outboxScope.getStore() && !this.handlerDuringStart()) await this.whenStarted(operation);
           const value = await original.apply(instance, args);
           const outbox = outboxScope.getStore();
           if (outbox) await outbox.publish(pub.payload as PayloadClass, value, {});
@@ -307,6 +309,16 @@ export class Bus extends EventEmitter {
         },
       });
     }
+  }
+
+  /**
+   * True while start() runs, inside a handler (the message's async context): the backlog of a
+   * resumed MQTT session or an AMQP queue is delivered before start() resolves, and a handler
+   * that waited for the start it is part of would hold it up (or deadlock it). A delivery comes
+   * only once the transport is connected, so the handler's publishes are sent at once.
+   */
+  private handlerDuringStart(): boolean {
+    return this.state === 'starting' && currentMessage.getStore() !== undefined;
   }
 
   /**
@@ -357,10 +369,16 @@ export class Bus extends EventEmitter {
   /**
    * Validates and publishes; resolves once the transport accepted the message. Before start()
    * rejects with BusNotStartedError, once stop() was called with BusStoppedError, sending nothing;
-   * while start() runs waits for it.
+   * while start() runs waits for it, except from inside a handler (its deliveries may arrive
+   * during start: a handler's publish is sent at once; docs/failure-policy.md).
    */
   publish<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions = {}): Promise<string> {
-    if (this.state !== 'started') return this.whenStarted('publish').then(() => this.publish(type, payload, options));
+    if (this.state !== 'started' && !this.handlerDuringStart()) return this.whenStarted('publish').then(() => this.publish(type, payload, options));
+    return this.publishNow(type, payload, options);
+  }
+
+  /** publish() once the bus may send. */
+  private publishNow<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions = {}): Promise<string> {
     // Not an async function: while the broker confirms, only the id is held, not the message,
     // the instance and a suspended frame (each publish in flight is retained that long).
     // With the meter on, its count and the id share one reaction (MeteredTransport.publishThen).

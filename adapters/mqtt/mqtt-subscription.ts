@@ -15,6 +15,7 @@ import type { MqttContext } from './mqtt-context';
 import { DeliveryOwner, MqttDelivery } from './mqtt-delivery';
 import { Feed } from './mqtt-feed';
 import { Decoded, decode, topicToType } from './mqtt-mapping';
+import { DEFER_ACK } from './mqtt-internals';
 import type { MqttPublisher } from './mqtt-publisher';
 import type { MqttRequests } from './mqtt-requests';
 import { deadLetterTopic, subscriptionTopology, SubscriptionTopology } from './mqtt-topology';
@@ -186,8 +187,10 @@ export class MqttSubscription implements DeliveryOwner {
     const d = this.topology.deadSession;
     if (!d || this.deps.readsDeadLetters(this.spec)) return;
     const conn = new MqttConnection(this.ctx, { clientId: d.clientId, clean: false, role: `dead-letter session of ${this.queueName}` });
-    // Never PUBACK here: what arrives stays queued for the dead-letter consumer.
-    conn.client.handleMessage = () => undefined;
+    // Never PUBACK here: what arrives stays in the session for the dead-letter consumer. But call
+    // mqtt.js back (with DEFER_ACK, which skips its PUBACK): it reads no further packet until then,
+    // and dead letters queued from an earlier run arrive before the SUBACK this start waits for.
+    conn.client.handleMessage = (_packet, cb) => cb(DEFER_ACK);
     try {
       await conn.start([d.filter]);
     } finally {

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import {
   BusNotStartedError,
+  Bus,
   BusStoppedError,
   createBus,
+  MessageContext,
   OutgoingMessage,
   PublishOptions,
   Publish,
@@ -15,7 +17,7 @@ import {
   TransportWrapper,
 } from '../../lib';
 import { MemoryBroker, memoryTransport } from '../../adapters/memory';
-import { GetProduct, OrderPlaced, ProductView } from './fixtures';
+import { GetProduct, OrderCancelled, OrderPlaced, ProductView } from './fixtures';
 import { sleep, waitFor } from '../helpers/wait';
 
 /** Records what reaches the transport, in order; connect() can be slowed down. */
@@ -165,5 +167,86 @@ describe('bus: publishing outside start() and stop()', () => {
     assert.ok(err.cause instanceof StartupError);
     assert.deepEqual(transport.sent(), []);
     await bus.stop();
+  });
+});
+
+describe('bus: handlers that run while start() runs', () => {
+  // A group member's backlog (an MQTT persistent session, an AMQP queue) is delivered as soon as its
+  // subscription is up, while start() goes on (here: an attached component that has not finished
+  // starting). What those handlers publish - ctx.publish, bus.publish, @Publish - is sent at once;
+  // before, it waited for the start the handler was part of, and a start that waited for the
+  // handler never ended.
+  it('their publishes are sent at once (ctx.publish, bus.publish, @Publish); outside calls still wait', async () => {
+    const N = 9;
+    const broker = new MemoryBroker();
+    const events: string[] = [];
+    @Subscriber({ group: 'lifecycle-events' })
+    class Events {
+      @Subscribe(OrderCancelled)
+      on(e: OrderCancelled) {
+        events.push(e.orderId);
+      }
+    }
+    @Publisher()
+    class Notifier {
+      @Publish(OrderCancelled)
+      async cancelled(orderId: string) {
+        return { orderId };
+      }
+    }
+    const notifier = new Notifier();
+    let bus: Bus | undefined;
+    const handled: string[] = [];
+    @Subscriber({ group: 'lifecycle-worker' })
+    class Worker {
+      @Subscribe(OrderPlaced, { retry: { attempts: 1 } })
+      async on(o: OrderPlaced, ctx: MessageContext) {
+        const k = Number(o.orderId.split('-')[1]) % 3;
+        if (k === 0) await ctx.publish(OrderCancelled, { orderId: o.orderId });
+        else if (k === 1) await bus!.publish(OrderCancelled, { orderId: o.orderId });
+        else await notifier.cancelled(o.orderId);
+        handled.push(o.orderId);
+      }
+    }
+    const collector = createBus({ transport: memoryTransport({ broker }), source: 'collector', logger: silentLogger }).register(new Events());
+    const shop = createBus({ transport: memoryTransport({ broker }), source: 'shop', logger: silentLogger });
+    await collector.start();
+    await shop.start();
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    bus = createBus({ transport: memoryTransport({ broker }), source: 'worker', logger: silentLogger });
+    bus.register(new Worker(), notifier);
+    // A component that finishes starting when released (at the latest after 3 s).
+    bus.attach({
+      start: () => Promise.race([released, sleep(3000)]),
+      stop: async () => undefined,
+    });
+    const deadLetters: string[] = [];
+    bus.on('deadLetter', (e) => deadLetters.push(`${e.id} ${e.reason}`));
+    let started = false;
+    const starting = bus.start().then(() => (started = true));
+    try {
+      await waitFor(() => bus!.health().connected, 2000, 'the worker connected');
+      const sent = Array.from({ length: N }, (_, i) => `o-${i}`);
+      for (const orderId of sent) await shop.publish(OrderPlaced, { orderId });
+      // A publish from outside while start() runs still waits for it.
+      let outsideDone = false;
+      const outside = bus.publish(OrderCancelled, { orderId: 'outside' }).then(() => (outsideDone = true));
+      await waitFor(() => handled.length === N && events.filter((e) => e !== 'outside').length === N, 2000, `${N} handled and their events while start() runs (handled ${handled.length}, events ${events.length})`);
+      assert.equal(started, false, 'start() is still running');
+      assert.equal(outsideDone, false, 'the outside publish waits for start()');
+      release();
+      await starting;
+      await outside;
+      await waitFor(() => events.includes('outside'), 2000, 'the outside publish, after start');
+      assert.deepEqual([...handled].sort(), sent);
+      assert.deepEqual(events.filter((e) => e !== 'outside').sort(), sent);
+      assert.deepEqual(deadLetters, []);
+    } finally {
+      release();
+      await bus.stop();
+      await shop.stop();
+      await collector.stop();
+    }
   });
 });
