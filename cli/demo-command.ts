@@ -24,7 +24,8 @@ Options:
   --db URL|memory                where the services keep their state: SQLite by default (in memory
                                  in one process, a file per service with --role), postgres://...,
                                  or memory (lost on restart; also when better-sqlite3 is missing)
-  --data-dir DIR                 the SQLite files' folder with --role (default <tmp>/courier-demo/<ns>)
+  --data-dir DIR                 the SQLite files' folder with --role (default <tmp>/courier-demo/<ns>);
+                                 a driver keeps its run there: started again, it resumes that run
   --namespace NAME               isolate this run's groups and topics (default: a new one per run on a
                                  broker; none with --role, so that the processes meet)
   --remove-namespace             remove the --namespace's shared topology (AMQP: its exchange, its

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { Bus, PayloadClass, PayloadShape, Subscribe, Subscriber } from 'courier-bus';
 import { OrderConfirmed, OrderRejected, OrderSummary, PlaceOrder } from '../order-service';
 import { ChangePrice, CreateProduct, ListProducts, ProductCatalog } from '../product-service';
+import type { DriverJournal } from './driver-journal';
 import { ReportRequested, ServiceReport } from './messages';
 import { OrderReport, ProductReport, publishedBy } from './reporter';
 
@@ -37,6 +38,12 @@ export interface DriverOptions {
   readonly timeoutMs?: number;
   /** Resolves when the run must stop at once (SIGINT / SIGTERM). */
   readonly stop?: Promise<unknown>;
+  /**
+   * The driver's record of its run (a process of its own): a run found in it is resumed (its
+   * start stock, its orders, the final events seen; the orders that did not end are sent again).
+   * The observer must have been given it too.
+   */
+  readonly journal?: DriverJournal;
 }
 
 export interface Invariant {
@@ -67,6 +74,9 @@ export interface DriverResult {
   readonly convergedAfterMs: number | null;
   /** Why the run ended before its orders did (a signal, a deadline), or null. */
   readonly stopped: string | null;
+  /** Driver processes that ran this run (more than 1: it was restarted and resumed); orders they sent again on resuming. */
+  readonly driverProcesses: number;
+  readonly resent: number;
   readonly invariants: Record<'stockNeverNegative' | 'stockConserved' | 'replicaMatchesCatalog' | 'everyOrderEndedOnce', Invariant>;
 }
 
@@ -83,7 +93,20 @@ export class DriverObserver {
   duplicateFinals = 0;
   private waiters: Array<() => void> = [];
 
-  constructor(private readonly prefix: string) {}
+  /** `journal`: where final events are recorded as they arrive (a driver that can resume). */
+  constructor(
+    private readonly prefix: string,
+    private readonly journal?: DriverJournal,
+  ) {
+    if (!journal) return;
+    // A resumed run: what the earlier processes saw.
+    for (const f of journal.finals()) {
+      let states = this.finals.get(f.orderId);
+      if (!states) this.finals.set(f.orderId, (states = new Map()));
+      states.set(f.state, f.reason);
+    }
+    this.duplicateFinals = journal.duplicates();
+  }
 
   @Subscribe(OrderConfirmed, { instance: true })
   async onConfirmed(e: OrderConfirmed): Promise<void> {
@@ -116,9 +139,11 @@ export class DriverObserver {
   private final(orderId: string, state: 'confirmed' | 'rejected', reason?: string): void {
     if (!orderId.startsWith(this.prefix)) return; // another run's order
     let states = this.finals.get(orderId);
+    const duplicate = states !== undefined;
     if (!states) this.finals.set(orderId, (states = new Map()));
     else this.duplicateFinals++;
     states.set(state, reason);
+    this.journal?.final(orderId, state, reason, duplicate);
     if (!this.firstSeen.has(orderId)) this.firstSeen.set(orderId, performance.now());
     this.wake();
   }
@@ -157,18 +182,26 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
       }
     }
   };
-  const start = await waitForCatalog(bus, timeoutMs, interrupted);
-  const startStock = new Map(start.map((p) => [p.productId, p.stock]));
-  const productIds = start.map((p) => p.productId);
+  const journal = o.journal;
+  const driverProcesses = journal?.countProcess() ?? 1;
+  // A resumed run keeps the stock its first process found (the products it launched included).
+  const saved = journal?.startStock();
+  const start = saved ? saved.filter(([id]) => !id.startsWith(prefix)).map(([productId, stock]) => ({ productId, stock })) : await waitForCatalog(bus, timeoutMs, interrupted);
+  const startStock = new Map(saved ?? start.map((p) => [p.productId, p.stock]));
+  const productIds = [...startStock.keys()];
+  if (journal && !saved) journal.saveStartStock(startStock);
   const first = await collectReports(bus, observer, prefix, o.instances, timeoutMs, true, interrupted);
   const instances = o.instances ?? first.orders.length;
 
   const placed = new Map<string, { productId: string; quantity: number; at: number }>();
+  for (const [orderId, p] of journal?.orders() ?? []) placed.set(orderId, { ...p, at: Number.NaN });
   const latencies: number[] = [];
   const ended = () => observer.finals.size;
   const progress = o.progress ? setInterval(() => o.progress!(ended()), 250) : undefined;
   const started = performance.now();
-  let launches = 0;
+  const startedAt = journal?.startedAt() ?? Date.now();
+  const firstIndex = placed.size;
+  let resent = 0;
   /** Waits until `done()` or `timeoutMs` without progress; false when the deadline passed or the run stopped. */
   const waitProgress = async (done: () => boolean, what: () => string): Promise<boolean> => {
     let last = ended();
@@ -185,11 +218,19 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
     return true;
   };
   try {
-    for (let i = 0; i < o.orders && !interrupted(); i++) {
+    // Resuming: the orders placed by the earlier processes that did not end are sent again (a
+    // copy of one that arrived changes nothing: the order service knows its id).
+    for (const [orderId, p] of placed) {
+      if (interrupted()) break;
+      if (observer.finals.has(orderId)) continue;
+      await send(PlaceOrder, { orderId, productId: p.productId, quantity: p.quantity }, `PlaceOrder ${orderId} (again)`);
+      resent++;
+    }
+    for (let i = firstIndex; i < o.orders && !interrupted(); i++) {
       const open = () => placed.size - ended();
       if (!(await waitProgress(() => open() < window, () => `${open()} open orders to fall below the window of ${window}`))) break;
       if (o.rate) {
-        const due = started + (1000 * i) / o.rate - performance.now();
+        const due = started + (1000 * (i - firstIndex)) / o.rate - performance.now();
         if (due > 0) await new Promise((r) => setTimeout(r, due));
       }
       if (i > 0 && i % 7 === 0) {
@@ -198,15 +239,20 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
       let productId = pick(productIds, o.random);
       if (o.orders >= 3 && (i === Math.floor(o.orders / 3) || i === Math.floor((2 * o.orders) / 3))) {
         // A product launched now and ordered at once: the replicas may not have it yet (fallback).
-        productId = `${prefix}new${++launches}`;
-        await send(CreateProduct, { productId, name: `New product ${launches}`, priceCents: 1999, stock: 25 }, `CreateProduct ${productId}`);
-        productIds.push(productId);
-        startStock.set(productId, 25);
+        const launch = i === Math.floor(o.orders / 3) ? 1 : 2;
+        productId = `${prefix}new${launch}`;
+        if (!startStock.has(productId)) {
+          productIds.push(productId);
+          startStock.set(productId, 25);
+          journal?.saveStartStock(startStock); // before it is sent: a resumed run counts its stock
+        }
+        await send(CreateProduct, { productId, name: `New product ${launch}`, priceCents: 1999, stock: 25 }, `CreateProduct ${productId}`);
       }
       if (i === Math.floor(o.orders / 2)) await o.halfway?.();
       const orderId = `${prefix}o${i}`;
       const quantity = 1 + Math.floor(o.random() * 5);
       placed.set(orderId, { productId, quantity, at: performance.now() });
+      journal?.place(i, orderId, { productId, quantity });
       await send(PlaceOrder, { orderId, productId, quantity }, `PlaceOrder ${orderId}`);
       // The memory transport settles everything in microtasks: let timers (retries, the progress bar) run.
       await new Promise((resolve) => setImmediate(resolve));
@@ -216,11 +262,11 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
     if (progress) clearInterval(progress);
   }
   o.progress?.(ended());
-  const durationMs = performance.now() - started;
+  const durationMs = Date.now() - startedAt;
   // Latency: from placing an order to the first final event of it.
   for (const [orderId, p] of placed) {
     const seenAt = observer.firstSeen.get(orderId);
-    if (seenAt !== undefined) latencies.push(seenAt - p.at);
+    if (seenAt !== undefined && !Number.isNaN(p.at)) latencies.push(seenAt - p.at);
   }
 
   if (!interrupted()) await o.settle?.();
@@ -274,6 +320,8 @@ export async function drive(bus: Bus, observer: DriverObserver, runId: string, o
     duplicateFinals: observer.duplicateFinals,
     convergedAfterMs,
     stopped,
+    driverProcesses,
+    resent,
     invariants,
   };
 }

@@ -4,9 +4,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import path from 'node:path';
 import { Bus, createBus, Logger, silentLogger, Transport } from 'courier-bus';
 import { openServiceDatabase, OpenedDatabase } from '../storage/open-database';
 import { DriverObserver, DriverResult, drive } from './driver';
+import { DriverJournal } from './driver-journal';
 import { DuplicatingTransport, poisonMessages } from './faults';
 import { Running, startOrderInstances, startProductService } from './services';
 import { demoEnvironment, TransportName } from './transports';
@@ -113,6 +115,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
     return d.db;
   };
   let cleanup: 'own' | 'namespace' | null = null;
+  let journal: DriverJournal | undefined;
   try {
     if (o.role === 'product' || o.role === 'order') {
       if (o.role === 'product') {
@@ -154,8 +157,12 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
     const driverId = `driver-${instanceId}`;
     const driverTransport = env.makeTransport(driverId);
     const bus = createBus({ transport: wrap(driverTransport), source: env.group('demo-driver'), instanceId: driverId, instanceExpiresAfterMs: 60_000, logger });
-    const runId = `r${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
-    const observer = new DriverObserver(`${runId}-`);
+    // A driver of its own keeps its run in a file (driver-journal.ts): started again, it resumes.
+    if (o.role === 'driver') journal = openJournal(o.dataDir ?? path.join(os.tmpdir(), 'courier-demo', namespace ?? 'shared'), instanceId, notices, io);
+    const fresh = `r${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
+    const { runId, resumed } = journal?.runId(fresh) ?? { runId: fresh, resumed: false };
+    if (resumed) say(io, `resuming run ${runId} from ${journal!.where}`);
+    const observer = new DriverObserver(`${runId}-`, journal);
     bus.register(observer);
     await bus.start();
     running.push({ buses: [bus], stop: () => bus.stop() });
@@ -172,6 +179,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
       rate: o.rate,
       progress: bar,
       stop: io.stopSignal,
+      journal,
       settle: async () => void (await Promise.all(duplicating.map((d) => d.flush()))),
       halfway: o.faults
         ? async () => {
@@ -185,6 +193,8 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
     if (bar) io.stderr.write('\n');
     const seconds = (performance.now() - started) / 1000;
     const ok = result.stopped === null && Object.values(result.invariants).every((i) => i.ok);
+    // A run that ended is forgotten (the next start begins a new one); a stopped one can be resumed.
+    if (result.stopped === null) journal?.finish();
     return {
       transport: o.transport,
       orders: o.orders,
@@ -198,6 +208,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
     };
   } finally {
     for (const r of running.reverse()) await r.stop().catch(() => undefined);
+    journal?.close();
     for (const d of databases) await d.close().catch((err) => logger.warn(`closing a database failed: ${(err as Error).message}`));
     // Only what this process alone owns (docs/demo.md); a service role deletes nothing.
     if (cleanup) await env.cleanup(cleanup).catch((err) => logger.warn(`cleanup failed: ${(err as Error).message}`));
@@ -210,6 +221,7 @@ export function formatSummary(s: DemoSummary): string {
     ...s.notices.map((n) => `  note        ${n}`),
     ...(s.stopped ? [`  STOPPED     ${s.stopped} (${s.placed} of ${s.orders} orders placed)`] : []),
     `  state       products in ${s.product?.store ?? '-'}; orders in ${s.orderStore ?? '-'}`,
+    ...(s.driverProcesses > 1 ? [`  driver      resumed: ${s.driverProcesses} driver processes ran this run, ${s.resent} orders sent again on resuming`] : []),
     `  orders      ${s.confirmed} confirmed, ${s.rejected} rejected${Object.keys(s.rejectedBy).length ? ` (${Object.entries(s.rejectedBy).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}, ${s.ended} of ${s.placed} placed ended (the order service's records); ${s.duplicateFinals} final events seen twice`,
     `  messages    ${s.messages} in ${(s.durationMs / 1000).toFixed(2)} s: ${s.throughput} msg/s, ${s.ordersPerSecond} orders/s`,
     `  latency     p50 ${s.latencyMs.p50 ?? '-'} ms, p99 ${s.latencyMs.p99 ?? '-'} ms (order placed -> confirmed/rejected)`,
@@ -243,6 +255,19 @@ function progressBar(out: NodeJS.WritableStream, total: number, buses: Bus[]): (
     const done = Math.round((ended / Math.max(total, 1)) * width);
     out.write(`\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${ended}/${total} orders  publish ${Math.round(ps)}/s  consume ${Math.round(pd)}/s  backlog ${backlog}   `);
   };
+}
+
+/** The driver's journal, or undefined (with a notice) when better-sqlite3 is missing. */
+function openJournal(dir: string, instanceId: string, notices: string[], io: DemoIo): DriverJournal | undefined {
+  try {
+    return DriverJournal.open(dir, instanceId);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'MODULE_NOT_FOUND' || !/better-sqlite3/.test((err as Error).message)) throw err;
+    const notice = 'better-sqlite3 is not installed: the driver keeps its run in memory (a restarted driver begins a new run).';
+    notices.push(notice);
+    say(io, notice);
+    return undefined;
+  }
 }
 
 function say(io: DemoIo, line: string): void {

@@ -6,6 +6,9 @@
  * driver from the services' own records (issue 16 point 6f). Negative control: the same with the
  * services' state in memory (`--db memory`): the restarted product service has forgotten what it
  * sold, and the driver FAILs (oversold stock, unbalanced ledger).
+ * The chaos run (issue 17 point 6): every role through a TCP proxy cut every 300-800 ms for 15 s,
+ * then the driver (it resumes its run from its journal), product, oa and ob SIGKILLed and
+ * restarted in turn; its negative control (on AMQP) runs the same with the services' state in memory.
  */
 import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
@@ -13,7 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Bus, createBus, silentLogger, Subscribe, Subscriber } from 'courier-bus';
-import { OrderConfirmed, OrderRejected } from '../../samples/order-service';
+import { OrderConfirmed, OrderPlaced, OrderRejected } from '../../samples/order-service';
 import type { DemoSummary } from '../../samples/demo/run-demo';
 import { DemoEnvironment, demoEnvironment } from '../../samples/demo/transports';
 import { amqpBroker, mqttBroker } from '../helpers/brokers';
@@ -26,6 +29,12 @@ const BIN = path.join(__dirname, '..', '..', 'bin', 'courier.js');
 @Subscriber()
 class Observer {
   readonly outcomes = new Map<string, string[]>();
+  /** Orders the order service recorded as placed (its OrderPlaced events; an order rejected at placement, "unknown-product", has none), by id. */
+  readonly placed = new Set<string>();
+  @Subscribe(OrderPlaced, { instance: true })
+  async orderPlaced(e: OrderPlaced): Promise<void> {
+    this.placed.add(e.orderId);
+  }
   @Subscribe(OrderConfirmed, { instance: true })
   async confirmed(e: OrderConfirmed): Promise<void> {
     this.add(e.orderId, 'confirmed');
@@ -39,15 +48,15 @@ class Observer {
     l.push(outcome);
     this.outcomes.set(id, l);
   }
-  /** Orders ended, final events seen more than once, orders with two different outcomes. */
-  figures(): { ended: number; copies: number; contradictory: number } {
+  /** Orders placed (seen in OrderPlaced) and ended, final events seen more than once, orders with two different outcomes. */
+  figures(): { placed: number; ended: number; copies: number; contradictory: number } {
     let copies = 0;
     let contradictory = 0;
     for (const l of this.outcomes.values()) {
       copies += l.length - 1;
       if (new Set(l).size > 1) contradictory++;
     }
-    return { ended: this.outcomes.size, copies, contradictory };
+    return { placed: this.placed.size, ended: this.outcomes.size, copies, contradictory };
   }
 }
 
@@ -159,6 +168,103 @@ describe('courier demo, one process per role: SIGKILLs, restarts and cut connect
     );
   }
 
+  /**
+   * The chaos run: product, oa, ob and the driver as processes of their own, each through a TCP
+   * proxy; 15 s of cuts every 300-800 ms on every proxy; then the driver, product, oa and ob in
+   * turn SIGKILLed and restarted with the same arguments (the driver resumes its run from its
+   * journal). `db`: extra arguments of the service roles (the control: `--db memory`).
+   */
+  async function chaos(transport: 'amqp' | 'mqtt', url: string, db: string[]) {
+    const ns = uniq('cx').toLowerCase().replace(/[^a-z0-9-]/g, '');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'courier-demo-cx-'));
+    dirs.push(dir);
+    namespaces.push({ transport, url, ns });
+    const broker = new URL(url);
+    const proxied = async () => {
+      const p = new TcpProxy(broker.hostname, Number(broker.port || (transport === 'amqp' ? 5672 : 1883)));
+      proxies.push(p);
+      const port = await p.start();
+      const u = new URL(url);
+      u.port = String(port);
+      return { proxy: p, url: u.toString().replace(/\/$/, '') };
+    };
+    const via = { product: await proxied(), oa: await proxied(), ob: await proxied(), driver: await proxied() };
+    const args = (who: keyof typeof via) => ['--transport', transport, '--url', via[who].url, '--namespace', ns, '--data-dir', dir];
+    const roleArgs = {
+      product: [...args('product'), ...db, '--role', 'product', '--products', '40'],
+      oa: [...args('oa'), ...db, '--role', 'order', '--instances', '1', '--instance-id', 'oa'],
+      ob: [...args('ob'), ...db, '--role', 'order', '--instances', '1', '--instance-id', 'ob'],
+      driver: [...args('driver'), '--role', 'driver', '--orders', '1400', '--rate', '40', '--instances', '2', '--instance-id', 'drv', '--json'],
+    };
+    const env = demoEnvironment(transport, url, ns);
+    const observer = new Observer();
+    const obus = createBus({ transport: env.makeTransport(`observer-${ns}`), source: 'observer', instanceId: `observer-${ns}`, instanceExpiresAfterMs: 60_000, logger: silentLogger });
+    obus.register(observer);
+    observers.push({ bus: obus, env });
+    await obus.start();
+    const running: Record<string, Role> = {};
+    for (const who of ['product', 'oa', 'ob'] as const) {
+      running[who] = start(who, roleArgs[who]);
+      await ready(running[who]);
+    }
+    const started = Date.now();
+    running.driver = start('driver', roleArgs.driver);
+    for (const end = Date.now() + 60_000; observer.outcomes.size < 20; await sleep(20)) {
+      if (Date.now() > end || running.driver.child.exitCode !== null) throw new Error(`waited for orders to flow (${observer.outcomes.size} ended): ${running.driver.stderr}`);
+    }
+    // 15 s of cuts: each role's connections, every 300-800 ms at random.
+    let cuts = 0;
+    const cutUntil = Date.now() + 15_000;
+    await Promise.all(
+      Object.values(via).map(async ({ proxy }) => {
+        while (Date.now() < cutUntil) {
+          await sleep(300 + Math.floor(Math.random() * 500));
+          proxy.cut();
+          cuts++;
+        }
+      }),
+    );
+    const endedAfterCuts = observer.outcomes.size;
+    // Then each role in turn: SIGKILL, restart with the same arguments. The driver first, while
+    // most of its orders are still to be placed.
+    const kills: string[] = [];
+    const restartFailed: string[] = [];
+    for (const who of ['driver', 'product', 'oa', 'ob'] as const) {
+      if (running.driver.child.exitCode !== null) break;
+      const before = observer.outcomes.size;
+      running[who].child.kill('SIGKILL');
+      await running[who].exited;
+      running[who] = start(`${who} (restarted)`, roleArgs[who]);
+      kills.push(`${who} at ${before} ended`);
+      if (who === 'driver') {
+        for (const end = Date.now() + 30_000; !/resuming run/.test(running.driver.stderr) && running.driver.child.exitCode === null && Date.now() < end; ) await sleep(50);
+      } else {
+        try {
+          await ready(running[who]);
+        } catch (err) {
+          // With the services' state in memory, a restarted service may not even start (the control records why).
+          if (!db.includes('memory')) throw err;
+          restartFailed.push(`${who}: ${(/courier demo failed: .*/.exec((err as Error).message) ?? [(err as Error).message.slice(0, 160)])[0]}`);
+        }
+      }
+      await sleep(1500);
+    }
+    const driverExit = await Promise.race([running.driver.exited, sleep(150_000).then(() => 'no exit within 150 s')]);
+    const seconds = Math.round((Date.now() - started) / 1000);
+    await sleep(1000);
+    const summary = JSON.parse(running.driver.stdout || '{}') as DemoSummary;
+    const observed = observer.figures();
+    const failed = Object.entries(summary.invariants ?? {}).filter(([, i]) => !i.ok);
+    console.log(
+      `      ${transport} chaos${db.length ? ` (${db.join(' ')})` : ''}: ${cuts} cuts in 15 s (${endedAfterCuts} orders ended by then); SIGKILL + restart: ${kills.join(', ')}${restartFailed.length ? ` (restart failed: ${restartFailed.join('; ')})` : ''}; ` +
+        `driver exit ${driverExit} after ${seconds} s (${summary.driverProcesses} driver processes, ${summary.resent} orders sent again on resuming); ` +
+        `observer: ${observed.placed} OrderPlaced, ${observed.ended} orders ended, ${observed.copies} final events delivered more than once, ${observed.contradictory} contradictory; driver: ${summary.placed} placed, ${summary.confirmed} confirmed, ${summary.rejected} rejected, ` +
+        `${summary.ended} ended, ${summary.duplicateFinals} duplicates seen, dead letters ${summary.deadLetters?.total}, replicas converged after ${summary.convergedAfterMs} ms, stopped: ${summary.stopped ?? 'no'}; ` +
+        (!summary.invariants ? `no summary: ${JSON.stringify(summary).slice(0, 200)}` : failed.length ? `FAILED ${failed.map(([k, i]) => `${k} (${i.detail.slice(0, 200)})`).join('; ')}` : 'every invariant holds'),
+    );
+    return { summary, observed, endedIds: [...observer.outcomes.keys()], kills, restartFailed, driverExit, driverStderr: running.driver.stderr, failed };
+  }
+
   for (const [transport, broker] of [
     ['amqp', amqpBroker],
     ['mqtt', mqttBroker],
@@ -174,7 +280,7 @@ describe('courier demo, one process per role: SIGKILLs, restarts and cut connect
         const r = await run(transport, url, []);
         const s = r.summary;
         figures(`${transport} sqlite`, r);
-        assert.deepEqual(r.observed, { ended: 500, copies: r.observed.copies, contradictory: 0 });
+        assert.deepEqual(r.observed, { placed: r.observed.placed, ended: 500, copies: r.observed.copies, contradictory: 0 });
         assert.match(s.product?.store ?? '', /^sqlite .*product-service\.db$/);
         for (const [name, i] of Object.entries(s.invariants)) assert.ok(i.ok, `${name}: ${i.detail}`);
         assert.equal(s.stopped, null);
@@ -183,83 +289,17 @@ describe('courier demo, one process per role: SIGKILLs, restarts and cut connect
         assert.equal(s.ok, true);
       });
 
-      it('chaos: every role through a proxy cut every 300-800 ms for 15 s, then product, oa and ob each SIGKILLed and restarted while orders flow', async () => {
-        const ns = uniq('cx').toLowerCase().replace(/[^a-z0-9-]/g, '');
-        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'courier-demo-cx-'));
-        dirs.push(dir);
-        namespaces.push({ transport, url, ns });
-        const broker = new URL(url);
-        const proxied = async () => {
-          const p = new TcpProxy(broker.hostname, Number(broker.port || (transport === 'amqp' ? 5672 : 1883)));
-          proxies.push(p);
-          const port = await p.start();
-          const u = new URL(url);
-          u.port = String(port);
-          return { proxy: p, url: u.toString().replace(/\/$/, '') };
-        };
-        const via = { product: await proxied(), oa: await proxied(), ob: await proxied(), driver: await proxied() };
-        const args = (who: keyof typeof via) => ['--transport', transport, '--url', via[who].url, '--namespace', ns, '--data-dir', dir];
-        const roleArgs = {
-          product: [...args('product'), '--role', 'product', '--products', '40'],
-          oa: [...args('oa'), '--role', 'order', '--instances', '1', '--instance-id', 'oa'],
-          ob: [...args('ob'), '--role', 'order', '--instances', '1', '--instance-id', 'ob'],
-        };
-        const env = demoEnvironment(transport, url, ns);
-        const observer = new Observer();
-        const obus = createBus({ transport: env.makeTransport(`observer-${ns}`), source: 'observer', instanceId: `observer-${ns}`, instanceExpiresAfterMs: 60_000, logger: silentLogger });
-        obus.register(observer);
-        observers.push({ bus: obus, env });
-        await obus.start();
-        const running: Record<string, Role> = {};
-        for (const who of ['product', 'oa', 'ob'] as const) {
-          running[who] = start(who, roleArgs[who]);
-          await ready(running[who]);
-        }
-        const started = Date.now();
-        const driver = start('driver', [...args('driver'), '--role', 'driver', '--orders', '1400', '--rate', '40', '--instances', '2', '--instance-id', 'drv', '--json']);
-        for (const end = Date.now() + 60_000; observer.outcomes.size < 20; await sleep(20)) {
-          if (Date.now() > end || driver.child.exitCode !== null) throw new Error(`waited for orders to flow (${observer.outcomes.size} ended): ${driver.stderr}`);
-        }
-        // 15 s of cuts: each role's connections, every 300-800 ms at random.
-        let cuts = 0;
-        const cutUntil = Date.now() + 15_000;
-        await Promise.all(
-          Object.values(via).map(async ({ proxy }) => {
-            while (Date.now() < cutUntil) {
-              await sleep(300 + Math.floor(Math.random() * 500));
-              proxy.cut();
-              cuts++;
-            }
-          }),
-        );
-        const endedAfterCuts = observer.outcomes.size;
-        // Then each service role in turn: SIGKILL, restart with the same arguments.
-        const kills: string[] = [];
-        for (const who of ['product', 'oa', 'ob'] as const) {
-          if (driver.child.exitCode !== null) break;
-          const before = observer.outcomes.size;
-          running[who].child.kill('SIGKILL');
-          await running[who].exited;
-          running[who] = start(`${who} (restarted)`, roleArgs[who]);
-          await ready(running[who]);
-          kills.push(`${who} at ${before} ended`);
-          await sleep(1500);
-        }
-        const code = await Promise.race([driver.exited, sleep(150_000).then(() => 'no exit within 150 s')]);
-        await sleep(1000);
-        const sum = JSON.parse(driver.stdout || '{}') as DemoSummary;
-        const o = observer.figures();
-        const failed = Object.entries(sum.invariants ?? {}).filter(([, i]) => !i.ok);
-        console.log(
-          `      ${transport} chaos: ${cuts} cuts in 15 s (${endedAfterCuts} orders ended by then); SIGKILL + restart: ${kills.join(', ')}; driver exit ${code} after ${((Date.now() - started) / 1000).toFixed(0)} s; ` +
-            `observer: ${o.ended} orders ended, ${o.copies} final events delivered more than once, ${o.contradictory} contradictory; driver: ${sum.placed} placed, ${sum.confirmed} confirmed, ${sum.rejected} rejected, ` +
-            `${sum.duplicateFinals} duplicates seen, dead letters ${sum.deadLetters?.total}, replicas converged after ${sum.convergedAfterMs} ms, stopped: ${sum.stopped ?? 'no'}; ` +
-            (failed.length ? `FAILED ${failed.map(([k, i]) => `${k} (${i.detail.slice(0, 200)})`).join('; ')}` : 'every invariant holds'),
-        );
-        assert.equal(code, 0, driver.stderr.slice(-2000));
-        assert.equal(kills.length, 3, 'the three kills landed while the driver ran');
+      it('chaos: every role through a proxy cut every 300-800 ms for 15 s, then the driver, product, oa and ob each SIGKILLed and restarted while orders flow', async () => {
+        const r = await chaos(transport, url, []);
+        const sum = r.summary;
+        assert.equal(r.driverExit, 0, r.driverStderr.slice(-2000));
+        assert.equal(r.kills.length, 4, 'the four kills landed while the driver ran');
         for (const [name, i] of Object.entries(sum.invariants)) assert.ok(i.ok, `${name}: ${i.detail}`);
-        assert.deepEqual([sum.placed, sum.ended, o.ended, o.contradictory], [1400, 1400, 1400, 0]);
+        // The orders of the killed driver included: one run, resumed by the second driver process.
+        assert.equal(sum.driverProcesses, 2);
+        assert.deepEqual([sum.placed, sum.ended, r.observed.ended, r.observed.contradictory], [1400, 1400, 1400, 0]);
+        // Exactly the run's orders ended, o0..o1399, those the killed driver placed included.
+        assert.deepEqual(new Set(r.endedIds), new Set(Array.from({ length: 1400 }, (_, i) => `${sum.runId}-o${i}`)));
       });
 
       it('negative control, state in memory (--db memory): the restarted product service has lost what it sold (or cannot start), the driver FAILs', async () => {
@@ -269,6 +309,17 @@ describe('courier demo, one process per role: SIGKILLs, restarts and cut connect
         assert.equal(s.ok, false);
         // Lost state shows as unbalanced or oversold stock, or the service never comes back.
         assert.ok(!s.invariants.stockConserved.ok || !s.invariants.stockNeverNegative.ok || r.restartFailed, JSON.stringify(s.invariants));
+      });
+
+      // On one transport, to keep the spec near 5 min (AMQP: ~70 s). On MQTT the restarted product
+      // service with its state in memory sometimes cannot start at all (StartTimeoutError) and the
+      // driver then fails without a summary; when it starts, stock is oversold.
+      if (transport === 'amqp') it('negative control of the chaos run, the services\' state in memory (--db memory): the same cuts and kills break an invariant', async () => {
+        const r = await chaos(transport, url, ['--db', 'memory']);
+        // The driver ends by itself (it has deadlines) and an invariant FAILs: lost stock or orders.
+        assert.ok(r.driverExit === 1, `driver exit ${r.driverExit}: ${r.driverStderr.slice(-1000)}`);
+        assert.equal(r.summary.ok, false);
+        assert.ok(r.failed.length > 0, `an invariant FAILs: ${JSON.stringify(r.summary.invariants)}`);
       });
     });
   }
