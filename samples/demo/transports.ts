@@ -51,7 +51,7 @@ export interface DemoEnvironment {
 /** The demo's group subscriptions: each service's handlers (what `removeNamespace()` deletes the queues of). */
 export const GROUP_HANDLERS: Readonly<Record<'product-service' | 'order-service', readonly string[]>> = {
   'product-service': ['ProductService.onCreateProduct', 'ProductService.onChangePrice', 'ProductService.onOrderPlaced', 'ProductService.getProduct', 'ProductService.listProducts'],
-  'order-service': ['OrderService.onPlaceOrder', 'OrderService.onStockReserved', 'OrderService.onStockRejected'],
+  'order-service': ['OrderService.onPlaceOrder', 'OrderService.onStockReserved', 'OrderService.onStockRejected', 'OrderService.getOrder'],
 };
 
 export function demoEnvironment(transport: TransportName, url: string | undefined, namespace: string | undefined): DemoEnvironment {
