@@ -6,8 +6,19 @@ export interface AmqpTransportOptions {
   readonly url: string | readonly string[];
   /** The durable topic exchange of events. Default `courier.events`. */
   readonly exchange?: string;
-  /** Queue type of work and dead-letter queues. Quorum queues add `x-delivery-limit`. Default 'classic'. */
+  /**
+   * Type of every queue Courier keeps: work, dead-letter and retry (delay) queues. Quorum queues
+   * (replicated by Raft over a cluster's nodes) survive the loss of a node and add
+   * `x-delivery-limit`; see docs/scaling.md for the choice. Default 'classic'.
+   */
   readonly queueType?: 'classic' | 'quorum';
+  /**
+   * Classic queues count no redeliveries: a message that crashes its consumer comes back without
+   * end. With this on, Courier counts them in the message (a copy with `x-courier-redeliveries`
+   * put back in the queue) and dead-letters it with reason `delivery-limit` past the handler's
+   * attempts, as a quorum queue does. Off: the broker's plain behaviour. Default true.
+   */
+  readonly countRedeliveries?: boolean;
   /** Heartbeat interval the client asks for, in seconds (loss detection). Default 10. */
   readonly heartbeatSeconds?: number;
   /** Default publish timeout (PublishOptions.timeoutMs overrides). Default 15000. */
@@ -64,6 +75,7 @@ export function resolveOptions(o: AmqpTransportOptions): ResolvedAmqpOptions {
     urls,
     exchange: o.exchange ?? 'courier.events',
     queueType: o.queueType ?? 'classic',
+    countRedeliveries: o.countRedeliveries ?? true,
     heartbeatSeconds: o.heartbeatSeconds ?? 10,
     publishTimeoutMs: o.publishTimeoutMs ?? 15_000,
     maxUnconfirmed: o.maxUnconfirmed ?? 1000,

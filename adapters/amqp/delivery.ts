@@ -9,7 +9,7 @@ import { DeadLetterInfo, Delivery, Headers, ReplyMessage } from '../../lib/trans
 import type { ConfirmPublisher } from './confirm-publisher';
 import type { Consumer } from './subscriptions';
 import { deadLetterTarget, delayQueue, QueueDeclaration, TopologyOptions } from './topology';
-import { addBrokerDeathReason, decodeAttempt, decodeHeaders, decodeTopic, encodeProperties, TOPIC_HEADER } from './wire';
+import { addBrokerDeathReason, copyProperties, decodeAttempt, decodeHeaders, decodeRedeliveries, decodeTopic, encodeProperties, REDELIVERIES_HEADER, TOPIC_HEADER } from './wire';
 
 /** What a delivery needs from its transport (one object per transport, not per message). */
 export interface DeliveryHost {
@@ -50,7 +50,8 @@ export class AmqpDelivery extends SettleOnce implements Delivery {
     this.body = msg.content;
     this.headers = headers;
     this.attempt = decodeAttempt(headers);
-    this.redelivered = msg.fields.redelivered;
+    // A copy Courier put back in place of a redelivery (countRedelivery) is a redelivery too.
+    this.redelivered = msg.fields.redelivered || decodeRedeliveries(props) > 0;
     this.replyExpected = !!props.replyTo;
     this.raw = msg;
     this.#host = host;
@@ -67,9 +68,35 @@ export class AmqpDelivery extends SettleOnce implements Delivery {
 
   retry(delayMs: number): Promise<void> {
     return this.settle(async () => {
-      const queue = delayQueue(this.#consumer.sub.queue!, delayMs);
+      const queue = delayQueue(this.#consumer.sub.queue!, delayMs, this.#host.topology);
       await this.#orGiveBack(this.#host.ensureQueue(queue));
       await this.#moveTo(queue.name, { ...this.headers, [Headers.attempt]: String(this.attempt + 1) });
+    });
+  }
+
+  /**
+   * A redelivered message of a classic queue, before any handler sees it (classic queues count
+   * no redeliveries; a message that crashes its consumer would come back without end). The
+   * count lives in the message: a copy with REDELIVERIES_HEADER one higher is stored (confirmed)
+   * at the back of the same queue, then this delivery is acked; past `limit` redeliveries it is
+   * dead-lettered with reason `delivery-limit` instead. Like a quorum queue's `x-delivery-limit`,
+   * a message is handed over at most limit + 1 times per attempt; a retry() starts again at 0.
+   */
+  countRedelivery(limit: number): Promise<void> {
+    const count = decodeRedeliveries(this.raw.properties) + 1;
+    if (count > limit) {
+      return this.deadLetter({
+        reason: 'delivery-limit',
+        errorName: 'DeliveryLimitError',
+        errorMessage: `redelivered ${count} times (limit ${limit}): its consumer may crash on it`,
+      });
+    }
+    return this.settle(async () => {
+      const props = this.raw.properties;
+      const options = copyProperties(props, { [REDELIVERIES_HEADER]: count, [TOPIC_HEADER]: this.topic });
+      const queue = this.#consumer.sub.queue!;
+      await this.#orGiveBack(this.#host.publisher.publish({ exchange: '', routingKey: queue, content: this.raw.content, options, topic: this.topic }));
+      this.#ack();
     });
   }
 

@@ -13,7 +13,7 @@ import { AckBatcher } from './ack-batcher';
 import { toBrokerError } from './broker-errors';
 import { AmqpDelivery, DeliveryHost } from './delivery';
 import type { AmqpSession } from './session';
-import { subscriptionTopology } from './topology';
+import { redeliveryLimitOf, subscriptionTopology } from './topology';
 
 /** One subscription, for the transport's life. */
 export interface SubState {
@@ -35,6 +35,8 @@ export interface Consumer {
   readonly channel: Channel;
   readonly acks: AckBatcher;
   consumerTag?: string;
+  /** Set when Courier counts this queue's redeliveries itself (a classic queue; topology.ts redeliveryLimitOf). */
+  readonly redeliveryLimit?: number;
   /** Deliveries handed to the handler and not yet settled. */
   inflight: number;
 }
@@ -113,7 +115,8 @@ export class Subscriptions {
       if (topo.binding) await ch.bindQueue(queue, topo.binding.exchange, topo.binding.pattern);
       await ch.prefetch(topo.prefetch, false);
       sub.queue = queue;
-      const consumer: Consumer = { sub, channel: ch, acks: new AckBatcher(ch), inflight: 0 };
+      const redeliveryLimit = redeliveryLimitOf(sub.spec, sub.deadLetters, this.host.delivery.topology);
+      const consumer: Consumer = { sub, channel: ch, acks: new AckBatcher(ch), inflight: 0, redeliveryLimit };
       sub.consumer = consumer;
       session.consumers.add(consumer);
       const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(consumer, msg), { noAck: false, priority: topo.priority });
@@ -163,6 +166,10 @@ export class Subscriptions {
       if (sub.consumer !== consumer) return;
       const delivery = new AmqpDelivery(this.host.delivery, consumer, msg);
       consumer.inflight++;
+      if (msg.fields.redelivered && consumer.redeliveryLimit !== undefined) {
+        delivery.countRedelivery(consumer.redeliveryLimit).catch((err: unknown) => this.host.error(err as Error));
+        return;
+      }
       // Called at once (no extra promise per message); a throw or a rejection both land in handlerFailed.
       let result: unknown;
       try {

@@ -20,6 +20,8 @@ export interface TopologyOptions {
   /** The durable topic exchange of events. */
   readonly exchange: string;
   readonly queueType: 'classic' | 'quorum';
+  /** Classic queues: Courier counts redeliveries (redeliveryLimitOf). Default true. */
+  readonly countRedeliveries?: boolean;
 }
 
 /** One `queue.declare`. */
@@ -43,9 +45,25 @@ export interface SubscriptionTopology {
   readonly priority: number;
 }
 
-/** The arguments every work and dead-letter queue carries. */
+/** The arguments every queue Courier keeps (work, dead-letter, delay) carries. */
 export function queueArguments(options: TopologyOptions): Record<string, unknown> {
   return { 'x-queue-type': options.queueType };
+}
+
+/**
+ * The arguments of a queue the broker dead-letters from (a work queue: its delivery limit; a delay
+ * queue: its TTL) to `target` through the default exchange. A quorum queue dead-letters
+ * at-most-once unless told otherwise: a message whose target had no leader at that instant would
+ * be gone. `at-least-once` (RabbitMQ 3.10+, which requires `x-overflow: reject-publish`) keeps it
+ * in the source until the target confirmed it (docs/scaling.md, "Cluster and quorum queues").
+ */
+export function deadLetteringArguments(options: TopologyOptions, target: string): Record<string, unknown> {
+  const args: Record<string, unknown> = { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': target };
+  if (options.queueType === 'quorum') {
+    args['x-dead-letter-strategy'] = 'at-least-once';
+    args['x-overflow'] = 'reject-publish';
+  }
+  return args;
 }
 
 /** A spec's weight: a positive finite number, else 1. */
@@ -81,11 +99,11 @@ export function subscriptionTopology(spec: SubscriptionSpec, deadLetters: boolea
   const args: Record<string, unknown> = {
     ...queueArguments(options),
     // What RabbitMQ itself dead-letters (the quorum delivery limit) lands beside Courier's dead letters.
-    'x-dead-letter-exchange': '',
-    'x-dead-letter-routing-key': dead,
+    ...deadLetteringArguments(options, dead),
   };
-  // A backstop against a crash loop: the bus counts attempts, the broker counts redeliveries.
-  if (options.queueType === 'quorum') args['x-delivery-limit'] = spec.maxAttempts ?? 20;
+  // A backstop against a crash loop: the bus counts attempts, the broker counts redeliveries
+  // (a classic queue has no such limit: Courier counts them itself, redelivery-limit.ts).
+  if (options.queueType === 'quorum') args['x-delivery-limit'] = redeliveryLimit(spec);
   // Not exclusive: it outlives this connection. It goes once unused for the grace period, so
   // an instance that never returns leaks nothing (a changed grace is a PRECONDITION_FAILED).
   if (!group) args['x-expires'] = Math.max(1, Math.round(spec.expiresAfterMs ?? INSTANCE_QUEUE_GRACE_MS));
@@ -98,21 +116,43 @@ export function subscriptionTopology(spec: SubscriptionSpec, deadLetters: boolea
 }
 
 /**
+ * How often a message may be redelivered (given back by a crash, a cut or a requeue, not a retry)
+ * before it is dead-lettered with reason `delivery-limit`: the handler's attempts (default 20).
+ * A quorum queue counts with `x-delivery-limit`; on a classic queue Courier counts
+ * (redelivery-limit.ts). Both let a message be handed over at most limit + 1 times per attempt.
+ */
+export function redeliveryLimit(spec: SubscriptionSpec): number {
+  return spec.maxAttempts ?? 20;
+}
+
+/**
+ * The limit Courier enforces itself on the redeliveries of a subscription's deliveries, or
+ * undefined when it does not count: a quorum queue counts with `x-delivery-limit`; a broadcast's
+ * queue dies with its consumer (no loop); dead letters are not dead-lettered again; and
+ * `countRedeliveries: false` turns it off. Where the count lives: AmqpDelivery.countRedelivery.
+ */
+export function redeliveryLimitOf(spec: SubscriptionSpec, deadLetters: boolean, options: TopologyOptions): number | undefined {
+  if (options.queueType !== 'classic' || options.countRedeliveries === false || deadLetters) return undefined;
+  return spec.group || spec.instance ? redeliveryLimit(spec) : undefined;
+}
+
+/**
  * The delay queue a retry of a delivery from `queue` waits in: `<queue>.retry.<tier>`, the delay
  * rounded up to its tier (wire.ts), its TTL the tier; it dead-letters back to `queue` only,
- * through the default exchange, and expires unused.
+ * through the default exchange, and expires unused. Of the transport's queue type: a quorum
+ * delay queue survives the loss of a node with the retries waiting in it (RabbitMQ 3.10 quorum
+ * queues take `x-message-ttl` and `x-expires`).
  */
-export function delayQueue(queue: string, delayMs: number): QueueDeclaration {
+export function delayQueue(queue: string, delayMs: number, options: TopologyOptions): QueueDeclaration {
   const delay = retryDelayTier(delayMs);
   return {
     name: delayQueueName(queue, delay),
     options: {
       durable: true,
       arguments: {
-        'x-queue-type': 'classic',
+        ...queueArguments(options),
         'x-message-ttl': delay,
-        'x-dead-letter-exchange': '',
-        'x-dead-letter-routing-key': queue,
+        ...deadLetteringArguments(options, queue),
         'x-expires': delay + DELAY_QUEUE_GRACE_MS,
       },
     },

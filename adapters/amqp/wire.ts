@@ -11,6 +11,12 @@ export const HEADER_PREFIX = 'cloudEvents_';
 export const HEADER_PREFIX_COLON = 'cloudEvents:';
 /** Carries the original topic on the copies Courier makes (retry, dead letter): their routing key is a queue name. */
 export const TOPIC_HEADER = 'x-courier-topic';
+/**
+ * On a copy Courier put back in a classic queue in place of a redelivered message: how often the
+ * message was redelivered so far (AmqpDelivery.countRedelivery). Courier-internal; never shown to
+ * handlers (an `x-` header).
+ */
+export const REDELIVERIES_HEADER = 'x-courier-redeliveries';
 /** Ties a mandatory publish to its basic.return. Courier-internal; never shown to handlers. */
 export const RETURN_TOKEN_HEADER = 'x-courier-publish';
 
@@ -237,6 +243,25 @@ export function addBrokerDeathReason(headers: Record<string, string>, props: Par
   headers[Headers.deadReason] = reason === 'delivery_limit' ? 'delivery-limit' : 'rejected';
   headers[Headers.deadError] = `x-death:${reason}`;
   if (death.queue !== undefined) headers[Headers.deadQueue] = fieldToString(death.queue);
+}
+
+/** The redeliveries Courier counted for a message so far (REDELIVERIES_HEADER), 0 when none. */
+export function decodeRedeliveries(props: Partial<MessageProperties> | undefined): number {
+  const v = (props?.headers as Record<string, unknown> | undefined)?.[REDELIVERIES_HEADER];
+  const n = typeof v === 'number' ? v : Number.parseInt(v === undefined || v === null ? '' : fieldToString(v), 10);
+  return Number.isInteger(n) && n > 0 ? n : 0;
+}
+
+/**
+ * The properties of a copy of `props` put back in a queue by Courier: everything the original
+ * carried (reply-to, correlation id, expiry ...) but the user id (the broker checks it against
+ * the copier's login), with `extraTable` added to its headers.
+ */
+export function copyProperties(props: MessageProperties, extraTable: Record<string, unknown>): Options.Publish {
+  const { headers, deliveryMode, userId: _userId, ...rest } = props;
+  const out: Options.Publish = { headers: { ...(headers ?? {}), ...extraTable }, persistent: deliveryMode === undefined ? true : deliveryMode === 2 };
+  for (const [k, v] of Object.entries(rest)) if (v !== undefined && v !== null) (out as Record<string, unknown>)[k] = v;
+  return out;
 }
 
 /** The attempt count of a delivery (1-based). */

@@ -274,8 +274,24 @@ export function pingDocker(dockerHost: string, timeoutMs = 3000): Promise<boolea
 
 type Started = import('testcontainers').StartedTestContainer;
 const live = new Map<string, Started>();
+/** What else stopAllContainers() removes after the containers (a cluster's network). */
+const afterStop = new Set<() => Promise<void>>();
 
-async function loadTestcontainers(): Promise<typeof import('testcontainers')> {
+/**
+ * Puts a container started elsewhere (test/helpers/rabbit-cluster.ts) under the same clean-up as
+ * this module's own: removed by stopAllContainers(), and on exit as a last resort.
+ */
+export function trackContainer(started: Started): void {
+  installExitHandlers();
+  live.set(started.getId(), started);
+}
+
+/** Runs `fn` at the end of stopAllContainers(), once (e.g. removing a network). */
+export function atStopAll(fn: () => Promise<void>): void {
+  afterStop.add(fn);
+}
+
+export async function loadTestcontainers(): Promise<typeof import('testcontainers')> {
   process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
   // /.dockerenv exists on these machines, so testcontainers would answer Podman's gateway address;
   // the published ports are reachable on the loopback address, which is what tests may target.
@@ -291,7 +307,7 @@ const built = new Map<string, Promise<void>>();
  * built once from test/containers/<name>/Containerfile, on localhost/courier-base:bookworm when
  * that exists, else on COURIER_BASE_IMAGE (default debian:bookworm-slim, pulled by the engine).
  */
-function ensureImage(kind: BrokerKind): Promise<void> {
+export function ensureImage(kind: BrokerKind): Promise<void> {
   const image = IMAGES[kind]();
   let p = built.get(image);
   if (!p) {
@@ -466,6 +482,9 @@ export async function stopAllContainers(): Promise<void> {
       }
     }),
   );
+  const cleanups = [...afterStop];
+  afterStop.clear();
+  for (const fn of cleanups) await withTimeout(fn(), 30_000, 'a clean-up after the containers').catch((err) => console.warn(`[brokers] ${(err as Error).message}`));
 }
 
 async function removeByLabel(label: string): Promise<void> {
@@ -554,7 +573,7 @@ export function speaks(kind: BrokerKind, host: string, port: number, timeoutMs =
   });
 }
 
-async function untilSpeaks(kind: BrokerKind, host: string, port: number, timeoutMs: number): Promise<void> {
+export async function untilSpeaks(kind: BrokerKind, host: string, port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await speaks(kind, host, port))) {
     if (Date.now() > deadline) throw new Error(`${kind} broker at ${host}:${port} does not answer after ${timeoutMs} ms`);
@@ -563,7 +582,7 @@ async function untilSpeaks(kind: BrokerKind, host: string, port: number, timeout
 }
 
 /** A port that is free on the loopback address now (used for a fixed host port mapping). */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();

@@ -38,6 +38,10 @@ describe('amqp topology as data', () => {
     assert.equal(subscriptionTopology(spec({ group: 'billing' }), false, QUORUM).queues[1].options.arguments!['x-delivery-limit'], 20);
     assert.equal(subscriptionTopology(spec({ group: 'billing', maxAttempts: 5 }), false, CLASSIC).queues[1].options.arguments!['x-delivery-limit'], undefined);
     assert.equal(t.binding!.exchange, 'x.events');
+    // The broker's own dead-lettering (the delivery limit) is at-least-once on quorum queues.
+    assert.equal(t.queues[1].options.arguments!['x-dead-letter-strategy'], 'at-least-once');
+    assert.equal(t.queues[1].options.arguments!['x-overflow'], 'reject-publish');
+    assert.equal(subscriptionTopology(spec({ group: 'billing' }), false, CLASSIC).queues[1].options.arguments!['x-dead-letter-strategy'], undefined);
   });
 
   it('an instance subscription: a durable <instance>.<name> with x-expires (its grace, default an hour), dead letters shared as a broadcast\'s', () => {
@@ -82,7 +86,7 @@ describe('amqp topology as data', () => {
   });
 
   it('a delay queue: named and timed by the delay\'s tier, back to its queue through the default exchange, expiring unused', () => {
-    const q = delayQueue('billing.Billing.onOrder', 5);
+    const q = delayQueue('billing.Billing.onOrder', 5, CLASSIC);
     assert.equal(q.name, 'billing.Billing.onOrder.retry.5');
     assert.deepEqual(q.options, {
       durable: true,
@@ -96,14 +100,29 @@ describe('amqp topology as data', () => {
     });
     // A tier is its own fixed point: the name's delay is the TTL (main's retryDelayTier fix).
     for (let d = 0; d <= 5000; d += 7) {
-      const t = delayQueue('q', d);
+      const t = delayQueue('q', d, CLASSIC);
       assert.equal(t.name, `q.retry.${t.options.arguments!['x-message-ttl']}`, `delay ${d}`);
-      assert.equal(delayQueue('q', t.options.arguments!['x-message-ttl'] as number).name, t.name, `delay ${d}`);
+      assert.equal(delayQueue('q', t.options.arguments!['x-message-ttl'] as number, CLASSIC).name, t.name, `delay ${d}`);
     }
     // A server-named queue's prefix is dropped from the name (clients may not declare amq.*), not from the target.
-    const s = delayQueue('amq.gen-abc', 100);
+    const s = delayQueue('amq.gen-abc', 100, CLASSIC);
     assert.equal(s.name.startsWith('gen-abc.retry.'), true);
     assert.equal(s.options.arguments!['x-dead-letter-routing-key'], 'amq.gen-abc');
+  });
+
+  it('with quorum queues the delay queues are quorum too, dead-lettering back at-least-once', () => {
+    assert.deepEqual(delayQueue('billing.Billing.onOrder', 5, QUORUM).options, {
+      durable: true,
+      arguments: {
+        'x-queue-type': 'quorum',
+        'x-message-ttl': 5,
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': 'billing.Billing.onOrder',
+        'x-dead-letter-strategy': 'at-least-once',
+        'x-overflow': 'reject-publish',
+        'x-expires': 5 + DELAY_QUEUE_GRACE_MS,
+      },
+    });
   });
 
   it('dead-letter targets: a group\'s .dead queue as declared; a broadcast\'s shared one declared on the fly; dead letters of dead letters stay', () => {
