@@ -51,6 +51,8 @@ export interface SubscriptionsHost {
 
 /** A closed subscription channel is opened again after this long (the connection still up). */
 const REATTACH_AFTER_MS = 1000;
+/** The longest wait between two attempts to attach a subscription that keeps failing. */
+const REATTACH_AT_MOST_MS = 30_000;
 
 export class Subscriptions {
   private readonly subs = new Set<SubState>();
@@ -85,6 +87,7 @@ export class Subscriptions {
       } catch (err) {
         if (first) throw err;
         this.host.error(err as Error);
+        this.attachLater(sub, session, 1);
       }
     }
   }
@@ -143,10 +146,25 @@ export class Subscriptions {
     const refusal = closed.refusal;
     if (refusal) this.host.error(toBrokerError(refusal, { user: session.user, action: `consume ${sub.spec.pattern}`, resource: sub.queue && `queue '${sub.queue}'` }));
     // A channel error leaves the connection up: open the subscription's channel again.
+    this.attachLater(sub, session, 0);
+  }
+
+  /**
+   * Attaches `sub` to `session` again after a while, and again (the wait doubling up to
+   * REATTACH_AT_MOST_MS) while it fails: on a cluster the queue may be briefly unavailable (a
+   * quorum queue electing its leader, a classic queue whose node is down and comes back); a
+   * consumer that gave up after one failure would never resume. Each failure is reported.
+   */
+  private attachLater(sub: SubState, session: AmqpSession, failures: number): void {
+    const wait = Math.min(REATTACH_AT_MOST_MS, REATTACH_AFTER_MS * 2 ** Math.max(0, failures - 1));
     setTimeout(() => {
-      if (sub.closed || this.host.closing() || this.host.session() !== session || !session.ready || sub.consumer) return;
-      this.attach(sub, session).catch((err) => this.host.error(err as Error));
-    }, REATTACH_AFTER_MS).unref();
+      if (sub.closed || this.host.closing() || this.host.session() !== session || session.ended || sub.consumer) return;
+      if (!session.ready) return this.attachLater(sub, session, failures); // still being set up: attachAll runs
+      this.attach(sub, session).catch((err) => {
+        this.host.error(err as Error);
+        this.attachLater(sub, session, failures + 1);
+      });
+    }, wait).unref();
   }
 
   private onMessage(consumer: Consumer, msg: ConsumeMessage | null): void {
