@@ -23,6 +23,7 @@ import { renderTable, Row, Side } from './report';
 import { outboxCase } from './outbox-cases';
 import { brokerCpuDelta, brokerCpuMs } from './broker-cpu';
 import { serviceCase } from './service-cases';
+import { queueTypeCase } from './queue-type-cases';
 
 interface Options {
   readonly smoke: boolean;
@@ -343,6 +344,25 @@ function serviceCaseDef(kind: 'balanced' | 'gateway'): CaseDef {
   };
 }
 
+/**
+ * Case q (bench/queue-type-cases.ts): events on quorum queues in the Courier column, on classic
+ * queues in the raw column (both Courier; the ratio is quorum / classic).
+ */
+const queueTypeCaseDef: CaseDef = {
+  id: 'q',
+  title: 'q AMQP events on quorum queues (raw = classic queues)',
+  unit: 'msg/s',
+  raw: true,
+  brokerCpu: true,
+  async run(ctx, side, tag) {
+    try {
+      return await queueTypeCase(side === 'courier' ? 'quorum' : 'classic', { amqpUrl: ctx.amqpUrl, n: ctx.sizes.events, window: WINDOW, tag });
+    } finally {
+      await cleanAmqp(ctx.amqpUrl, [`${tag}.QueueSink.on`, `${tag}.QueueSink.on.dead`], [tag]);
+    }
+  },
+};
+
 const CASES: CaseDef[] = [
   eventsCase('a', 'a AMQP events, persistent + confirms', 'amqp'),
   rpcCase(1),
@@ -358,6 +378,7 @@ const CASES: CaseDef[] = [
   serviceCaseDef('gateway'),
   tracingCase('off'),
   tracingCase('on'),
+  queueTypeCaseDef,
 ];
 
 function selected(o: Options): CaseDef[] {
