@@ -4,8 +4,12 @@
  * for every publish timeout) on one ConfirmChannel, paused while there is no channel or its
  * buffer is full, and re-publication of everything unconfirmed when the channel is replaced. A
  * publish promise settles exactly once: on the broker's ack (after a basic.return for a mandatory
- * publish: reject), its nack, a refusal of the channel, or the publish timeout; nothing is
- * retried after a reject.
+ * publish: reject), a refusal of the channel, or the publish timeout. A nack (the broker did not
+ * store the message) is published again after a back-off, until the publish timeout: on a
+ * cluster RabbitMQ nacks what was in flight to a quorum queue whose leader went down (issue 21:
+ * a third of the publishes of a stream through three leader kills), and a queue full with
+ * `x-overflow: reject-publish` nacks until there is room; the caller gets PublishTimeoutError
+ * (not PublishRejectedError) when it never was stored.
  *
  * Per message on the hot path: one Pending (a WindowEntry, also the promise's executor target),
  * one promise, one confirm callback.
@@ -15,7 +19,7 @@
  */
 import type { ConfirmChannel, Message, Options } from 'amqplib';
 import { PublishWindow, WindowEntry } from '../../lib/adapter-kit';
-import { NotConnectedError, PublishRejectedError, PublishTimeoutError, UnroutableError } from '../../lib/errors';
+import { NotConnectedError, PublishTimeoutError, UnroutableError } from '../../lib/errors';
 import { isNack } from './amqplib-internals';
 import { isChannelRefusal } from './broker-errors';
 import { ConfirmedMessage, publishConfirmedOn, publishFields, PublishFields } from './direct-publish';
@@ -33,8 +37,14 @@ export interface ConfirmPublish {
   readonly timeoutMs?: number;
 }
 
+/** The first wait before a nacked message is published again, and the longest. */
+const NACK_RESEND_AFTER_MS = 50;
+const NACK_RESEND_AT_MOST_MS = 1000;
+
 class Pending extends WindowEntry implements ConfirmedMessage {
   returned = false;
+  /** The broker's nacks of it so far (each one published again after a back-off). */
+  nacks = 0;
   /** The channel it was last written to; a confirm from any other channel is stale. */
   channel: ConfirmChannel | undefined = undefined;
   readonly exchange: string;
@@ -168,9 +178,16 @@ export class ConfirmPublisher {
     // settle here; amqplib tells them apart only by the error's text (amqplib-internals.ts).
     if (err && !isNack(err)) return;
     p.channel = undefined;
-    if (err) this.finish(p, new PublishRejectedError(p.label, 'the broker nacked it (basic.nack)', { cause: err }));
+    if (err) this.resendLater(p);
     else if (p.returned) this.finish(p, new UnroutableError(p.label));
     else this.finish(p);
+  }
+
+  /** A nacked publish: its slot freed, written again after 50 ms, doubling up to 1 s; its deadline still holds. */
+  private resendLater(p: Pending): void {
+    this.window.release(p, false);
+    const wait = Math.min(NACK_RESEND_AT_MOST_MS, NACK_RESEND_AFTER_MS * 2 ** p.nacks++);
+    setTimeout(() => this.window.resubmit(p), wait).unref();
   }
 
   private onReturn(msg: Message): void {

@@ -111,6 +111,7 @@ if (!engine.ok && containersRequired()) {
       let publishing = true;
       let n = 0;
       let failedPublishes = 0;
+      const failures = new Map<string, number>();
       let lastConfirm = 0;
       let stallMs = 0;
       const pending: Promise<void>[] = [];
@@ -123,7 +124,11 @@ if (!engine.ok && containersRequired()) {
                 if (lastConfirm) stallMs = Math.max(stallMs, now - lastConfirm);
                 lastConfirm = now;
               },
-              () => void failedPublishes++,
+              (err: Error) => {
+                failedPublishes++;
+                const k = `${err.name}: ${err.message.slice(0, 120)}`;
+                failures.set(k, (failures.get(k) ?? 0) + 1);
+              },
             ),
           );
           await sleep(PUBLISH_EVERY_MS);
@@ -147,6 +152,7 @@ if (!engine.ok && containersRequired()) {
         `      [${f.case}] publish stall ${stallMs} ms, fault ${faultMs} ms, failed publishes ${failedPublishes}, ` +
           `publisher reconnects ${publisher.reconnects()}, consumer reconnects ${figures.consumerReconnects}, handled after the fault ${handledAfter}`,
       );
+      for (const [k, v] of failures) console.log(`      [${f.case}] ${v} publishes failed with ${k}`);
       record(figures);
       await deleteQueues(cluster, [queue, `${queue}.dead`]);
       return figures;
@@ -182,13 +188,13 @@ if (!engine.ok && containersRequired()) {
 
     it('quorum queue: its leader cut off from the other nodes (partition, pause_minority), then healed: nothing lost, the consumer resumes', async () => {
       let cut = '';
-      const figures = await stream('quorum, leader partitioned 20 s', {
+      const figures = await stream('quorum, leader partitioned 15 s', {
         queueType: 'quorum',
         fault: async ({ cluster, queue }) => {
           cut = await cluster.leaderOf(queue);
           const node = cluster.byNode(cut);
           await node.partition();
-          await sleep(20_000);
+          await sleep(15_000);
           const newLeader = await cluster.leaderOf(queue, [cut]).catch(() => '?');
           console.log(`      [cluster] ${cut} cut off; leader during the cut: ${newLeader}`);
           await node.heal();

@@ -109,7 +109,7 @@ describe('amqp adapter', function () {
       }
     });
 
-    it('rejects with PublishRejectedError when the broker nacks (a full reject-publish queue)', async () => {
+    it('a nacked publish (a full reject-publish queue) is published again until there is room, else ends in PublishTimeoutError', async () => {
       const topic = uniq('amqp.nack.');
       const t = await transport();
       await t.connect();
@@ -121,15 +121,31 @@ describe('amqp adapter', function () {
         await raw.close();
       });
       const ch = await raw.createChannel();
-      await ch.assertQueue(queue, { durable: true, arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } });
+      await ch.assertQueue(queue, { durable: true, arguments: { 'x-max-length': 1, 'x-overflow': 'reject-publish' } });
       await ch.bindQueue(queue, 'courier.events', topic);
-      await assert.rejects(t.publish(message(topic, 1)), (err: unknown) => {
-        assert.ok(err instanceof PublishRejectedError, String(err));
-        assert.equal(err.topic, topic);
+      await t.publish(message(topic, 1));
+      // The queue is full: the broker nacks the next one, again and again, until a message leaves.
+      let second: 'pending' | 'resolved' | Error = 'pending';
+      const p2 = t.publish(message(topic, 2), { timeoutMs: 20_000 }).then(
+        () => void (second = 'resolved'),
+        (err: Error) => void (second = err),
+      );
+      await sleep(600);
+      assert.equal(second, 'pending', 'nacked, and published again: not rejected');
+      const first = await ch.get(queue, { noAck: true });
+      assert.ok(first, 'the first message was stored');
+      await p2;
+      assert.equal(second, 'resolved', 'stored once there was room');
+      const got = await ch.get(queue, { noAck: true });
+      assert.ok(got && JSON.parse(got.content.toString()).n === 2);
+      // Never room: the publish ends with its timeout, not a false success.
+      await t.publish(message(topic, 3));
+      await assert.rejects(t.publish(message(topic, 4), { timeoutMs: 800 }), (err: unknown) => {
+        assert.ok(err instanceof PublishTimeoutError, String(err));
         return true;
       });
-      // The channel survives a nack: the next publish elsewhere resolves.
-      await t.publish(message(uniq('amqp.nobody.'), 2));
+      // The channel survives the nacks: the next publish elsewhere resolves.
+      await t.publish(message(uniq('amqp.nobody.'), 5));
     });
 
     it('mandatory: rejects with UnroutableError when no queue is bound; plain publish resolves', async () => {
