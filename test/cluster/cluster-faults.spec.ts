@@ -10,7 +10,7 @@
  * killed node loses and strands its messages.
  *
  * Both buses get every node's URL (the transport moves on to the next after a loss) and a 2 s
- * heartbeat: a SIGKILLed container sends no RST, and the heartbeat is what notices it.
+ * heartbeat: a node cut off the network sends no RST, and the heartbeat is what notices it.
  * Registration as in test/containers/container-faults.spec.ts: CI (COURIER_REQUIRE_CONTAINERS)
  * fails without an engine; a developer without one gets a console line, not a green "pending".
  */
