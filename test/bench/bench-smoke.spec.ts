@@ -42,14 +42,14 @@ describe('bench (smoke mode)', function () {
     assert.deepEqual(report.failures, []);
     assert.deepEqual(
       report.rows.map((r) => r.id),
-      ['a', 'b1', 'b100', 'c', 'd-events', 'd-rpc', 'e', 'f-plain', 'f-postgres', 'f-sqlite', 'g-balanced', 'g-gateway', 'h-otel-off', 'h-otel-on'],
+      ['a', 'b1', 'b100', 'c', 'd-events', 'd-rpc', 'e', 'f-plain', 'f-postgres', 'f-sqlite', 'g-balanced', 'g-gateway', 'h-otel-off', 'h-otel-on', 'q'],
     );
     const positive = (x: unknown, what: string) => assert.ok(typeof x === 'number' && Number.isFinite(x) && x > 0, `${what}: ${x}`);
     for (const row of report.rows) {
       const courierOnly = row.id.startsWith('d') || row.id.startsWith('f') || row.id.startsWith('g');
       const sides = courierOnly ? [row.courier] : [row.courier, row.raw];
       assert.equal(row.raw === undefined, courierOnly, `${row.id}: raw side present only where there is a raw client`);
-      // Cases h: the "raw" side is the same bus without tracing.
+      // Cases h: the "raw" side is the same bus without tracing; case q: classic queues.
       // The plain raw client a user would write (issue 19) beside a, b and c.
       const plainToo = ['a', 'b1', 'b100', 'c'].includes(row.id);
       assert.equal(row.plain !== undefined, plainToo, `${row.id}: plain side present only on a, b and c`);
@@ -58,7 +58,7 @@ describe('bench (smoke mode)', function () {
         const who = `${row.id} ${['Courier', 'raw', 'plain'][i]}`;
         positive(side?.rate, `${who} rate`);
         positive(side?.peakRssMb, `${who} peak RSS`);
-        if (row.id.startsWith('b') || row.id === 'd-rpc' || row.id.startsWith('f') || row.id.startsWith('g')) {
+        if (row.id.startsWith('b') || row.id === 'd-rpc' || row.id.startsWith('f') || row.id.startsWith('g') || row.id === 'q') {
           positive(side?.p50, `${who} p50`);
           positive(side?.p99, `${who} p99`);
         }

@@ -4,8 +4,10 @@
  * themselves are exercised against RabbitMQ by the conformance suite and amqp.spec.ts.
  */
 import assert from 'node:assert/strict';
-import { deadLetterTarget, delayQueue, DELAY_QUEUE_GRACE_MS, INSTANCE_QUEUE_GRACE_MS, subscriptionTopology, TopologyOptions } from '../../../adapters/amqp/topology';
+import { deadLetterTarget, delayQueue, DELAY_QUEUE_GRACE_MS, INSTANCE_QUEUE_GRACE_MS, redeliveryLimitOf, subscriptionTopology, TopologyOptions } from '../../../adapters/amqp/topology';
 import type { SubscriptionSpec } from '../../../lib/transport';
+import { copyProperties, decodeRedeliveries, REDELIVERIES_HEADER } from '../../../adapters/amqp/wire';
+import type { MessageProperties } from 'amqplib';
 
 const CLASSIC: TopologyOptions = { exchange: 'courier.events', queueType: 'classic' };
 const QUORUM: TopologyOptions = { exchange: 'x.events', queueType: 'quorum' };
@@ -123,6 +125,26 @@ describe('amqp topology as data', () => {
         'x-expires': 5 + DELAY_QUEUE_GRACE_MS,
       },
     });
+  });
+
+  it('Courier counts redeliveries only where the broker does not: classic group and instance queues, not dead letters, not broadcasts, not when turned off', () => {
+    assert.equal(redeliveryLimitOf(spec({ group: 'g', maxAttempts: 4 }), false, CLASSIC), 4);
+    assert.equal(redeliveryLimitOf(spec({ group: 'g' }), false, CLASSIC), 20);
+    assert.equal(redeliveryLimitOf(spec({ instance: 'o.i' }), false, CLASSIC), 20);
+    assert.equal(redeliveryLimitOf(spec({ group: 'g' }), false, QUORUM), undefined, 'x-delivery-limit counts');
+    assert.equal(redeliveryLimitOf(spec({ group: 'g' }), true, CLASSIC), undefined, 'dead letters');
+    assert.equal(redeliveryLimitOf(spec({}), false, CLASSIC), undefined, 'a broadcast queue dies with its consumer');
+    assert.equal(redeliveryLimitOf(spec({ group: 'g' }), false, { ...CLASSIC, countRedeliveries: false }), undefined);
+  });
+
+  it('a redelivery copy keeps every property but the user id, adds its count; the count reads back (absent or bad: 0)', () => {
+    const props = { headers: { a: 'b', [REDELIVERIES_HEADER]: 1 }, deliveryMode: 2, replyTo: 'amq.rabbitmq.reply-to.x', correlationId: 'c1', messageId: 'm1', userId: 'guest', expiration: undefined } as unknown as MessageProperties;
+    const copy = copyProperties(props, { [REDELIVERIES_HEADER]: 2 });
+    assert.deepEqual(copy, { headers: { a: 'b', [REDELIVERIES_HEADER]: 2 }, persistent: true, replyTo: 'amq.rabbitmq.reply-to.x', correlationId: 'c1', messageId: 'm1' });
+    assert.equal(decodeRedeliveries({ headers: copy.headers } as unknown as MessageProperties), 2);
+    assert.equal(decodeRedeliveries({ headers: { [REDELIVERIES_HEADER]: '3' } } as unknown as MessageProperties), 3);
+    assert.equal(decodeRedeliveries({ headers: { [REDELIVERIES_HEADER]: 'x' } } as unknown as MessageProperties), 0);
+    assert.equal(decodeRedeliveries({} as unknown as MessageProperties), 0);
   });
 
   it('dead-letter targets: a group\'s .dead queue as declared; a broadcast\'s shared one declared on the fly; dead letters of dead letters stay', () => {
