@@ -39,6 +39,11 @@ Options:
   --http PORT                    serve the services over HTTP on 127.0.0.1:PORT until stopped, instead of
                                  driving orders: GET /products/:id, POST /orders, GET /orders/:id (0: a free port)
                                  (and /ready, /live) while the demo runs (needs prom-client)
+  --dashboard PORT               serve the live dashboard of the run on http://127.0.0.1:PORT/ (docs/dashboard.md;
+                                 token from COURIER_DASHBOARD_TOKEN if set); orders are then paced at 25/s
+                                 unless --rate says otherwise, and the page stays up after the run until Ctrl-C
+  --slow Class.method=MS         delay each message of that handler by MS ms (a stalled dependency: watch
+                                 its backlog grow on the dashboard), e.g. ProductService.onOrderPlaced=2000
   --help, -h                     this text
 
 Exit status: 0 when every invariant holds, 1 when one fails or the run fails, 2 for bad usage.
@@ -63,11 +68,13 @@ const OPTIONS = {
   verbose: { type: 'boolean' },
   'metrics-port': { type: 'string' },
   http: { type: 'string' },
+  dashboard: { type: 'string' },
+  slow: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 /** `courier demo`'s arguments (after the command name) as options, or `'help'`; throws {@link UsageError} for bad usage. */
-export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly metricsPort?: number }) | 'help' {
+export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly metricsPort?: number; readonly dashboard?: number }) | 'help' {
   let values: ReturnType<typeof parseNodeArgs<{ options: typeof OPTIONS; args: string[] }>>['values'];
   try {
     ({ values } = parseNodeArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }));
@@ -111,6 +118,17 @@ export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly me
     metricsPort: values['metrics-port'] === undefined ? undefined : integer(values['metrics-port'], 'metrics-port', 0, 1, 65535),
     http: values.http === undefined ? undefined : integer(values.http, 'http', 0, 0, 65535),
     removeNamespace: values['remove-namespace'] === true,
+    ...dashboardOptions(values.dashboard, values.slow, values.rate),
+  };
+}
+
+/** `--dashboard PORT` (which paces the orders at 25/s unless --rate is given) and `--slow Class.method=MS`. */
+function dashboardOptions(dashboard: string | undefined, slow: string | undefined, rate: string | undefined) {
+  const m = slow === undefined ? undefined : /^([A-Za-z_$][\w$]*\.[A-Za-z_$][\w$]*)=(\d{1,6})$/.exec(slow);
+  if (slow !== undefined && !m) throw new UsageError(`--slow must be Class.method=MS (e.g. ProductService.onOrderPlaced=2000), not "${slow}"`);
+  return {
+    ...(dashboard === undefined ? {} : { dashboard: integer(dashboard, 'dashboard', 0, 0, 65535), ...(rate === undefined ? { rate: 25 } : {}) }),
+    ...(m ? { slow: { handler: m[1], ms: Number(m[2]) } } : {}),
   };
 }
 
@@ -124,7 +142,7 @@ function integer(raw: string | undefined, name: string, fallback: number, min: n
 export async function run(args: readonly string[], io: CommandIO): Promise<number> {
   const parsed = parseOrExit(() => parseArgs(args), USAGE, io);
   if ('status' in parsed) return parsed.status;
-  const options: (DemoOptions & { readonly metricsPort?: number }) = parsed.options;
+  const options: DemoOptions & { readonly metricsPort?: number; readonly dashboard?: number } = parsed.options;
   const { formatSummary, runDemo } = await import('../samples/demo/run-demo');
   const { AdapterMissingError } = await import('../samples/demo/transports');
   const stopSignal = new Promise<void>((resolve) => {
@@ -133,9 +151,14 @@ export async function run(args: readonly string[], io: CommandIO): Promise<numbe
   });
   let summary: DemoSummary | null;
   let metrics: { onBuses: (buses: readonly Bus[]) => void; close: () => Promise<void> } | undefined;
+  const dashboard = options.dashboard === undefined ? undefined : await import('./demo-dashboard').then((m) => m.demoDashboard(options.dashboard!, io, stopSignal));
   try {
     if (options.metricsPort !== undefined) metrics = await serveMetrics(options.metricsPort, io);
-    summary = await runDemo(options, { ...io, stopSignal, onBuses: metrics?.onBuses });
+    const onBuses = (buses: readonly Bus[]) => {
+      metrics?.onBuses(buses);
+      dashboard?.onBuses(buses);
+    };
+    summary = await runDemo(options, { ...io, stopSignal, onBuses, ...(dashboard ? { onTransportFactory: dashboard.onTransportFactory, beforeStop: (s: DemoSummary) => dashboard.beforeStop(s, options.json) } : {}) });
   } catch (err) {
     const e = err as Error;
     io.stderr.write(`courier demo failed: ${e instanceof AdapterMissingError ? e.message : e.stack ?? e.message}\n`);
@@ -143,9 +166,11 @@ export async function run(args: readonly string[], io: CommandIO): Promise<numbe
     return 1;
   } finally {
     await metrics?.close();
+    await dashboard?.close();
   }
   if (!summary) return 0;
-  io.stdout.write(options.json ? JSON.stringify(summary) + '\n' : formatSummary(summary));
+  // With --dashboard, the summary was written when the run ended (the page stayed up after it).
+  if (!dashboard) io.stdout.write(options.json ? JSON.stringify(summary) + '\n' : formatSummary(summary));
   return summary.ok ? 0 : 1;
 }
 

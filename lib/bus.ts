@@ -115,8 +115,19 @@ const BUS_KEYS = optionKeys<BusOptions>({
  * Something that runs with the bus (an outbox relay): started after the transport connected,
  * stopped before it closes. See {@link Bus.attach}.
  */
+/** What a component is given at start. */
+export interface BusComponentHost {
+  readonly transport: Transport;
+  readonly meter?: Meter;
+  readonly logger: Logger;
+  /** The bus's `source`. */
+  readonly source?: string;
+  /** The bus's {@link Bus.instanceId}. */
+  readonly instanceId?: string;
+}
+
 export interface BusComponent {
-  start(host: { readonly transport: Transport; readonly meter?: Meter; readonly logger: Logger }): Promise<void>;
+  start(host: BusComponentHost): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -236,6 +247,11 @@ export class Bus extends EventEmitter {
     if (this.state !== 'new' || this.starting) throw new CourierError('attach() must be called before start()');
     this.components.push(component);
     return this;
+  }
+
+  /** The `instanceId` option, else the id discovery generated; undefined without either. */
+  get instanceId(): string | undefined {
+    return this.options.instanceId ?? this.discovery?.instanceId;
   }
 
   /** Checks everything registered (one StartupError listing every problem), subscribes, connects. */
@@ -360,7 +376,7 @@ export class Bus extends EventEmitter {
     }
     await this.discovery?.subscribe(this.transport, this.options.transport, registry.handlers, (h, d) => this.handle(h, d));
     await this.transport.connect();
-    for (const c of this.components) await c.start({ transport: this.transport, meter: this.meter, logger: this.log });
+    for (const c of this.components) await c.start({ transport: this.transport, meter: this.meter, logger: this.log, source: this.source, instanceId: this.instanceId });
     await this.discovery?.start();
     // Unless stop() was called meanwhile.
     if (this.state === 'starting') this.state = 'started';

@@ -117,6 +117,13 @@ export interface BrokerQueueMetrics {
 export interface HandlerMetrics {
   /** The handler's pattern (null when unknown: a meter used through {@link Meter.started} alone). */
   readonly pattern: string | null;
+  /**
+   * The subscription the handler consumes from, as the transport was given it (null when unknown,
+   * as `pattern`): its group (null for an instance or broadcast subscription), its name
+   * (`Class.method`) and, for an instance subscription, `<source>.<instanceId>`. What an operator
+   * needs to reach its dead letters (lib/ops) and what the dashboard groups instances by.
+   */
+  readonly subscription: { readonly group: string | null; readonly name: string; readonly instance: string | null } | null;
   readonly consumed: number;
   readonly failed: number;
   readonly deadLettered: number;
@@ -196,6 +203,7 @@ export interface HandlerState {
   deadLettered: number;
   inFlight: number;
   pattern?: string;
+  subscription?: { readonly group: string | null; readonly name: string; readonly instance: string | null };
   /** Per topic it received. */
   readonly topics: Map<string, HandlerTopicState>;
   brokerQueue?: BrokerQueueMetrics;
@@ -295,9 +303,10 @@ export class Meter {
    * @internal The state of a handler, for {@link MeteredTransport} (looked up once per
    * subscription), with its pattern: the types whose backlog it is counted in.
    */
-  handlerState(handler: string, pattern?: string): HandlerState {
+  handlerState(handler: string, pattern?: string, spec?: Pick<SubscriptionSpec, 'group' | 'name' | 'instance'>): HandlerState {
     const h = this.handler(handler);
     if (pattern !== undefined) h.pattern = pattern;
+    if (spec !== undefined) h.subscription = { group: spec.group ?? null, name: spec.name, instance: spec.group ? null : spec.instance ?? null };
     return h;
   }
 
@@ -359,6 +368,7 @@ export class Meter {
       }
       handlers[name] = {
         pattern: h.pattern ?? null,
+        subscription: h.subscription ?? null,
         consumed: h.consumed.total,
         failed: h.failed,
         deadLettered: h.deadLettered,
@@ -530,7 +540,7 @@ export class MeteredTransport extends TransportWrapper {
   override subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     const name = spec.group ? `${spec.group}.${spec.name}` : spec.name;
     const meter = this.meter;
-    const h = meter.handlerState(name, spec.pattern);
+    const h = meter.handlerState(name, spec.pattern, spec);
     if (spec.group || spec.instance) this.depths.set(name, spec);
     return this.inner.subscribe(spec, (d: Delivery) => handler(new MeteredDelivery(d, meter, h))).then((sub) => {
       // A subscription added once the transport runs: its queue exists now.
