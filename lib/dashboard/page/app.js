@@ -94,8 +94,8 @@
     var types = g.types;
     var rowH = 20;
     var rows = Math.max(pubs.length, types.length, subs.length, 1);
-    var W = 1100, H = rows * rowH + 20;
-    var x = [10, 380, 760];
+    var W = 1120, H = rows * rowH + 20;
+    var x = [10, 300, 690];
     var svg = document.createElementNS(NS, 'svg');
     svg.setAttribute('width', W); svg.setAttribute('height', H); svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
     var y = function (list, item) {
@@ -118,7 +118,7 @@
       p.setAttribute('stroke', color);
       svg.appendChild(p);
     };
-    g.publishers.forEach(function (p) { line(x[0] + 200, y(pubs, p.service) - 4, x[1] - 6, y(types, p.type) - 4, '#2f6fdf'); });
+    g.publishers.forEach(function (p) { line(x[0] + 170, y(pubs, p.service) - 4, x[1] - 6, y(types, p.type) - 4, '#2f6fdf'); });
     g.subscribers.forEach(function (s) { line(x[1] + 250, y(types, s.type) - 4, x[2] - 6, y(subs, s.handler) - 4, '#1f9d6b'); });
     pubs.forEach(function (p) { text(x[0], y(pubs, p), p).setAttribute('data-publisher', p); });
     types.forEach(function (t) {

@@ -19,6 +19,8 @@
     });
     var svg = el('svg', { width: w, height: h, viewBox: '0 0 ' + w + ' ' + h, role: 'img' });
     svg.appendChild(el('rect', { x: 0, y: 0, width: w, height: h, fill: '#f6f8fb' }));
+    // The x axis spans the points present, at least a minute's, at most `cap`.
+    var span = Math.min(cap, Math.max(60, series.reduce(function (m, s) { return Math.max(m, s.values.length); }, 0)));
     series.forEach(function (s) {
       var n = s.values.length;
       var d = '';
@@ -26,7 +28,7 @@
       for (var i = 0; i < n; i++) {
         var v = s.values[i];
         if (v === null || v === undefined) { pen = false; continue; }
-        var x = w - ((n - 1 - i) * w) / Math.max(1, cap - 1);
+        var x = w - ((n - 1 - i) * w) / Math.max(1, span - 1);
         var y = h - 2 - (max > 0 ? (v / max) * (h - 4) : 0);
         d += (pen ? 'L' : 'M') + x.toFixed(1) + ' ' + y.toFixed(1);
         pen = true;
