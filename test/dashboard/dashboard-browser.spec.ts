@@ -3,7 +3,7 @@
  * installed by scripts/browser.sh) driven by playwright-core, over `courier demo --dashboard 0`
  * run as a process of its own (the built CLI). A missing browser fails the spec: it is never skipped.
  *
- * 1. With --faults: the page shows both services, its charts move, the poison orders appear as
+ * 1. With --faults, on memory and on RabbitMQ: the page shows both services, its charts move, the poison orders appear as
  *    dead letters by reason, one opens, and Replay sends it back (it dies again: a copy replayed
  *    before appears). The page's screenshot goes to docs/dashboard.png (COURIER_DASHBOARD_SCREENSHOT
  *    elsewhere, as CI does).
@@ -14,6 +14,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
+import { amqpBroker } from '../helpers/brokers';
 import { ROOT, Running, start } from '../ops/cli';
 import { sleep, waitFor } from '../helpers/wait';
 
@@ -58,63 +59,66 @@ describe('dashboard in headless Chromium (courier demo --dashboard)', function (
     return v === null || v === '' ? -1 : Number(v);
   };
 
-  it('shows both services, moving charts, the dead letters by reason, opens one and replays it', async () => {
-    const { run, url } = await demo(['--orders', '400', '--faults']);
-    try {
-      const page = await context.newPage();
-      await page.goto(url);
-      await page.locator('[data-service="order-service"]').waitFor({ timeout: 15_000 });
-      await page.locator('[data-service="product-service"]').waitFor({ timeout: 15_000 });
-      assert.equal(await page.locator('[data-service="order-service"] [data-instance]').count(), 2, 'two order-service instances');
-      // The graph: the product service publishes stock.reserved, which the order service's group consumes.
-      await page.locator('[data-publisher="product-service"]').waitFor({ timeout: 10_000 });
-      await page.locator('[data-subscriber="order-service/OrderService.onStockReserved"]').waitFor({ timeout: 10_000 });
+  for (const transport of ['memory', 'amqp'] as const) {
+    it(`on ${transport}: shows both services, moving charts, the dead letters by reason, opens one and replays it`, async () => {
+      const broker = transport === 'amqp' ? ['--transport', 'amqp', '--url', (await amqpBroker()).url] : [];
+      const { run, url } = await demo(['--orders', '400', '--faults', ...broker]);
+      try {
+        const page = await context.newPage();
+        await page.goto(url);
+        // On a broker the demo's groups carry the run's namespace (order-service-<ns>).
+        await page.locator('[data-service^="order-service"]').waitFor({ timeout: 15_000 });
+        await page.locator('[data-service^="product-service"]').waitFor({ timeout: 15_000 });
+        assert.equal(await page.locator('[data-service^="order-service"] [data-instance]').count(), 2, 'two order-service instances');
+        // The graph: the product service publishes stock.reserved, which the order service's group consumes.
+        await page.locator('[data-publisher^="product-service"]').waitFor({ timeout: 10_000 });
+        await page.locator('[data-subscriber^="order-service"][data-subscriber$="/OrderService.onStockReserved"]').waitFor({ timeout: 10_000 });
 
-      // The charts move: the frames come, and the rate chart of order.place is redrawn with new points.
-      const chart = page.locator('#types tr[data-type="order.place"] td:nth-child(2) svg path').first();
-      await chart.waitFor({ timeout: 10_000 });
-      const firstAt = Number(await page.locator('body').getAttribute('data-frame-at'));
-      const d1 = await chart.getAttribute('d');
-      await sleep(2500);
-      const d2 = await page.locator('#types tr[data-type="order.place"] td:nth-child(2) svg path').first().getAttribute('d');
-      assert.ok(Number(await page.locator('body').getAttribute('data-frame-at')) > firstAt, 'new frames arrived');
-      assert.notEqual(d2, d1, 'the chart was redrawn with new points');
-      const rate = Number(await page.locator('#types tr[data-type="order.place"]').getAttribute('data-rate'));
-      assert.ok(rate > 0, `order.place is published (rate ${rate}/s)`);
+        // The charts move: the frames come, and the rate chart of order.place is redrawn with new points.
+        const chart = page.locator('#types tr[data-type="order.place"] td:nth-child(2) svg path').first();
+        await chart.waitFor({ timeout: 10_000 });
+        const firstAt = Number(await page.locator('body').getAttribute('data-frame-at'));
+        const d1 = await chart.getAttribute('d');
+        await sleep(2500);
+        const d2 = await page.locator('#types tr[data-type="order.place"] td:nth-child(2) svg path').first().getAttribute('d');
+        assert.ok(Number(await page.locator('body').getAttribute('data-frame-at')) > firstAt, 'new frames arrived');
+        assert.notEqual(d2, d1, 'the chart was redrawn with new points');
+        const rate = Number(await page.locator('#types tr[data-type="order.place"]').getAttribute('data-rate'));
+        assert.ok(rate > 0, `order.place is published (rate ${rate}/s)`);
 
-      // The poison orders (half-way through the run, at 25 orders/s) become dead letters by reason.
-      const row = page.locator(`#dead-letters tr[data-subscription="${SLOW}"]`);
-      const t0 = Date.now();
-      await row.first().waitFor({ timeout: 40_000 });
-      const seenAfterMs = Date.now() - t0;
-      await page.locator('[data-reason="invalid"]').waitFor({ timeout: 10_000 });
-      await page.locator('[data-reason="malformed"]').waitFor({ timeout: 10_000 });
-      const invalid = page.locator(`#dead-letters tr[data-subscription="${SLOW}"][data-dead-letter^="invalid-"]`);
-      const id = await invalid.getAttribute('data-dead-letter');
-      assert.ok(id, 'the invalid order is a dead letter with its id');
+        // The poison orders (half-way through the run, at 25 orders/s) become dead letters by reason.
+        const row = page.locator(`#dead-letters tr[data-subscription$="/ProductService.onOrderPlaced"]`);
+        const t0 = Date.now();
+        await row.first().waitFor({ timeout: 40_000 });
+        const seenAfterMs = Date.now() - t0;
+        await page.locator('[data-reason="invalid"]').waitFor({ timeout: 10_000 });
+        await page.locator('[data-reason="malformed"]').waitFor({ timeout: 10_000 });
+        const invalid = page.locator(`#dead-letters tr[data-subscription$="/ProductService.onOrderPlaced"][data-dead-letter^="invalid-"]`);
+        const id = await invalid.getAttribute('data-dead-letter');
+        assert.ok(id, 'the invalid order is a dead letter with its id');
 
-      await invalid.locator('button[data-action="open"]').click();
-      await page.locator('#dl-detail:not([hidden])').waitFor({ timeout: 10_000 });
-      const detail = JSON.parse((await page.locator('#dl-detail').textContent()) ?? '{}') as { id: string; reason: string; body: string };
-      assert.equal(detail.id, id);
-      assert.equal(detail.reason, 'invalid');
-      assert.match(detail.body, /"quantity"\s*:\s*0/);
+        await invalid.locator('button[data-action="open"]').click();
+        await page.locator('#dl-detail:not([hidden])').waitFor({ timeout: 10_000 });
+        const detail = JSON.parse((await page.locator('#dl-detail').textContent()) ?? '{}') as { id: string; reason: string; body: string };
+        assert.equal(detail.id, id);
+        assert.equal(detail.reason, 'invalid');
+        assert.match(detail.body, /"quantity"\s*:\s*0/);
 
-      const screenshot = process.env.COURIER_DASHBOARD_SCREENSHOT ?? path.join(ROOT, 'docs', 'dashboard.png');
-      await page.screenshot({ path: screenshot, fullPage: true });
+        if (transport === 'memory') await page.screenshot({ path: process.env.COURIER_DASHBOARD_SCREENSHOT ?? path.join(ROOT, 'docs', 'dashboard.png'), fullPage: true });
 
-      await page.locator(`#dead-letters tr[data-dead-letter="${id}"] button[data-action="replay"]`).click();
-      await page.locator(`#dead-letters tr[data-dead-letter="${id}"][data-replayed="yes"]`).waitFor({ timeout: 15_000 });
-      // Replayed to its subscription alone, it fails validation again: a copy replayed before is the dead letter now.
-      await page.locator(`#dead-letters tr[data-dead-letter="${id}"][data-replayed-before="yes"]`).waitFor({ timeout: 15_000 });
-      console.log(`      dead letters shown ${seenAfterMs} ms after the page was looked at for them`);
-      await page.close();
-    } finally {
-      await stop(run);
-    }
-    const foreign = requests.filter((u) => !u.startsWith('http://127.0.0.1:'));
-    assert.deepEqual(foreign, [], 'the page loads nothing from elsewhere');
-  });
+        await page.locator(`#dead-letters tr[data-dead-letter="${id}"] button[data-action="replay"]`).click();
+        await page.locator(`#dead-letters tr[data-dead-letter="${id}"][data-replayed="yes"]`).waitFor({ timeout: 15_000 });
+        // Replayed to its subscription alone, it fails validation again: a copy replayed before is the dead letter now.
+        await page.locator(`#dead-letters tr[data-dead-letter="${id}"][data-replayed-before="yes"]`).waitFor({ timeout: 15_000 });
+        console.log(`      ${transport}: dead letters shown ${seenAfterMs} ms after the page was looked at for them`);
+        await page.close();
+      } finally {
+        await stop(run);
+      }
+      const foreign = requests.filter((u) => !u.startsWith('http://127.0.0.1:'));
+      assert.deepEqual(foreign, [], 'the page loads nothing from elsewhere');
+    });
+  }
 
   it('shows the backlog of a stalled handler rising within seconds', async () => {
     const { run, url } = await demo(['--orders', '2000', '--slow', 'ProductService.onOrderPlaced=2000']);
