@@ -106,8 +106,7 @@ export class FleetModel {
   /** The frame of `instances` at `now`. */
   frame(instances: readonly InstanceView[], now: number): FleetFrame {
     const live = new Set<string>();
-    const published = new Map<string, number>(this.retired.published);
-    const consumed = new Map<string, number>(this.retired.consumed);
+    const counted: Counters = { published: new Map(), consumed: new Map() };
     const typeSet = new Set<string>();
     const handlerAgg = new Map<string, Agg>();
     const pubRate = new Map<string, number>();
@@ -128,8 +127,8 @@ export class FleetModel {
       const s = inst.snapshot;
       if (!s) continue;
       const counters = this.count(ikey, s);
-      for (const [t, n] of counters.published) add(published, t, n);
-      for (const [h, n] of counters.consumed) add(consumed, h, n);
+      for (const [t, n] of counters.published) add(counted.published, t, n);
+      for (const [h, n] of counters.consumed) add(counted.consumed, h, n);
       for (const [t, m] of Object.entries(s.topics)) {
         if (isInternalType(t) || !this.room(typeSet, t)) continue;
         add(pubRate, t, m.publishRate['1s']);
@@ -155,7 +154,13 @@ export class FleetModel {
       this.retire(c);
       this.seen.delete(ikey);
     }
+    // A type whose publishers left is still waited for by its handlers.
+    for (const [t, n] of this.retired.published) if (n > 0) this.room(typeSet, t);
 
+    const published = new Map<string, number>(this.retired.published);
+    const consumed = new Map<string, number>(this.retired.consumed);
+    for (const [t, n] of counted.published) add(published, t, n);
+    for (const [h, n] of counted.consumed) add(consumed, h, n);
     const types = [...typeSet].sort();
     const handlers: Record<string, HandlerView> = {};
     const subscribers: Array<{ type: string; handler: string }> = [];
