@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { IsInt } from 'class-validator';
-import { createBus, Bus, Message, metricsReporter, Subscribe, Subscriber } from '../../lib';
+import { createBus, Bus, Message, MessageContext, metricsReporter, RejectMessageError, Subscribe, Subscriber } from '../../lib';
 import { memoryTransport, MemoryBroker } from '../../adapters/memory';
 import { amqpTransport } from '../../adapters/amqp';
 import { createDashboard, Dashboard, DashboardSource, FleetFrame, InstanceView } from '../../lib/dashboard';
@@ -64,6 +64,7 @@ describe('dashboard server', function () {
     let dashboard: Dashboard;
     let url: string;
     let stuck = 0;
+    let fastCount = 0;
 
     @Subscriber({ group: 'slow-group' })
     class Stuck {
@@ -76,14 +77,27 @@ describe('dashboard server', function () {
     @Subscriber({ group: 'fast-group' })
     class Fast {
       @Subscribe(Tick)
-      async on(): Promise<void> {}
+      async on(): Promise<void> {
+        fastCount++;
+      }
+    }
+
+    const picky: Array<{ n: number; replayed: boolean; attempt: string | undefined }> = [];
+    @Subscriber({ group: 'picky-group' })
+    class Picky {
+      @Subscribe(Tick)
+      async on(t: Tick, ctx: MessageContext): Promise<void> {
+        const replayed = ctx.headers.courierreplayed !== undefined;
+        picky.push({ n: t.n, replayed, attempt: ctx.headers.courierattempt });
+        if (!replayed && t.n === 7) throw new RejectMessageError('seven is rejected until replayed');
+      }
     }
 
     before(async () => {
       const broker = new MemoryBroker();
       const publisher = createBus({ transport: memoryTransport({ broker }), source: 'publisher-svc', logger: { warn: () => undefined, error: () => undefined } });
       const slow = createBus({ transport: memoryTransport({ broker }), source: 'slow-svc', shutdownTimeoutMs: 100, logger: { warn: () => undefined, error: () => undefined } }).register(new Stuck());
-      const fast = createBus({ transport: memoryTransport({ broker }), source: 'fast-svc', logger: { warn: () => undefined, error: () => undefined } }).register(new Fast());
+      const fast = createBus({ transport: memoryTransport({ broker }), source: 'fast-svc', logger: { warn: () => undefined, error: () => undefined } }).register(new Fast(), new Picky());
       buses.push(publisher, slow, fast);
       for (const b of buses) await b.start();
       dashboard = createDashboard({ buses, deadLetters: memoryTransport({ broker }), token: 'secret-token-1', title: 'test' });
@@ -106,12 +120,59 @@ describe('dashboard server', function () {
       assert.equal(f.handlers['fast-group/Fast.on'].backlog, 0);
       assert.equal(f.types['dash.tick'].backlog, N, "the type's backlog is its worst handler's");
       assert.deepEqual(f.graph.publishers.filter((p) => p.type === 'dash.tick'), [{ service: 'publisher-svc', type: 'dash.tick' }]);
-      assert.deepEqual(f.graph.subscribers.filter((s) => s.type === 'dash.tick').map((s) => s.handler).sort(), ['fast-group/Fast.on', 'slow-group/Stuck.on']);
+      assert.deepEqual(f.graph.subscribers.filter((s) => s.type === 'dash.tick').map((s) => s.handler).sort(), ['fast-group/Fast.on', 'picky-group/Picky.on', 'slow-group/Stuck.on']);
       assert.deepEqual(f.services.map((s) => s.name), ['fast-svc', 'publisher-svc', 'slow-svc']);
       // The page's own state carries the same frame and the history.
       const state = JSON.parse((await get(`${url}api/state`, { authorization: 'Bearer secret-token-1' })).body) as { frame: FleetFrame; history: unknown[] };
       assert.equal(state.frame.handlers['slow-group/Stuck.on'].backlog, N);
       assert.ok(state.history.length >= 1);
+    });
+
+    it('lists a dead letter by reason, opens it and replays it to its subscription alone (memory transport)', async () => {
+      const auth = { authorization: 'Bearer secret-token-1' };
+      await waitFor(() => picky.some((p) => p.n === 7), 5000, 'the rejected message');
+      // The dead letters are read while a page is open.
+      const stream = http.get(`${url}events`, { headers: auth }, (res) => res.resume());
+      try {
+        type View = { byReason: Record<string, number>; subscriptions: Array<{ subscription: string; items: Array<{ id: string; reason: string }> }> };
+        let view: View | undefined;
+        const t0 = Date.now();
+        while (Date.now() - t0 < 10_000) {
+          view = JSON.parse((await get(`${url}api/dead-letters`, auth)).body) as View;
+          if (view.subscriptions.some((x) => x.subscription === 'picky-group/Picky.on')) break;
+          await sleep(200);
+        }
+        const sub = view!.subscriptions.find((x) => x.subscription === 'picky-group/Picky.on');
+        assert.ok(sub, JSON.stringify(view));
+        assert.deepEqual(view!.byReason, { rejected: 1 });
+        const id = sub.items[0].id;
+        const shown = JSON.parse((await get(`${url}api/dead-letters/show?subscription=picky-group%2FPicky.on&id=${id}`, auth)).body) as { reason: string; body: string };
+        assert.equal(shown.reason, 'rejected');
+        assert.deepEqual(JSON.parse(shown.body), { n: 7 });
+        assert.equal((await get(`${url}api/dead-letters/show?subscription=picky-group%2FPicky.on&id=nope`, auth)).status, 404);
+        const replay = (body: object) =>
+          new Promise<{ status: number; body: string }>((resolve, reject) => {
+            const req = http.request(`${url}api/dead-letters/replay`, { method: 'POST', headers: { ...auth, 'x-courier-dashboard': '1', 'content-type': 'application/json' } }, (res) => {
+              let b = '';
+              res.on('data', (c) => (b += c));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+            });
+            req.on('error', reject);
+            req.end(JSON.stringify(body));
+          });
+        const before = picky.length;
+        const fastBefore = fastCount;
+        const r = await replay({ subscription: 'picky-group/Picky.on', id });
+        assert.equal(r.status, 200, r.body);
+        assert.deepEqual(JSON.parse(r.body), { replayed: 1, failed: 0 });
+        await waitFor(() => picky.length === before + 1, 5000, 'the replayed copy');
+        assert.deepEqual(picky[picky.length - 1], { n: 7, replayed: true, attempt: '1' });
+        await sleep(200);
+        assert.equal(fastCount, fastBefore, 'the other groups got no copy');
+        assert.equal((await replay({ subscription: 'picky-group/Picky.on', id })).status, 404, 'it is gone');
+      } finally {
+        stream.destroy();
+      }
     });
 
     it('refuses requests without the token, from a foreign Host, and a POST without its header', async () => {
