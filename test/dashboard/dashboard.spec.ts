@@ -89,7 +89,7 @@ describe('dashboard server', function () {
       async on(t: Tick, ctx: MessageContext): Promise<void> {
         const replayed = ctx.headers.courierreplayed !== undefined;
         picky.push({ n: t.n, replayed, attempt: ctx.headers.courierattempt });
-        if (!replayed && t.n === 7) throw new RejectMessageError('seven is rejected until replayed');
+        if (!replayed && t.n === 1007) throw new RejectMessageError('1007 is rejected until replayed');
       }
     }
 
@@ -130,7 +130,8 @@ describe('dashboard server', function () {
 
     it('lists a dead letter by reason, opens it and replays it to its subscription alone (memory transport)', async () => {
       const auth = { authorization: 'Bearer secret-token-1' };
-      await waitFor(() => picky.some((p) => p.n === 7), 5000, 'the rejected message');
+      await buses[0].publish(Tick, { n: 1007 });
+      await waitFor(() => picky.some((p) => p.n === 1007), 5000, 'the rejected message');
       // The dead letters are read while a page is open.
       const stream = http.get(`${url}events`, { headers: auth }, (res) => res.resume());
       try {
@@ -148,7 +149,7 @@ describe('dashboard server', function () {
         const id = sub.items[0].id;
         const shown = JSON.parse((await get(`${url}api/dead-letters/show?subscription=picky-group%2FPicky.on&id=${id}`, auth)).body) as { reason: string; body: string };
         assert.equal(shown.reason, 'rejected');
-        assert.deepEqual(JSON.parse(shown.body), { n: 7 });
+        assert.deepEqual(JSON.parse(shown.body), { n: 1007 });
         assert.equal((await get(`${url}api/dead-letters/show?subscription=picky-group%2FPicky.on&id=nope`, auth)).status, 404);
         const replay = (body: object) =>
           new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -166,7 +167,7 @@ describe('dashboard server', function () {
         assert.equal(r.status, 200, r.body);
         assert.deepEqual(JSON.parse(r.body), { replayed: 1, failed: 0 });
         await waitFor(() => picky.length === before + 1, 5000, 'the replayed copy');
-        assert.deepEqual(picky[picky.length - 1], { n: 7, replayed: true, attempt: '1' });
+        assert.deepEqual(picky[picky.length - 1], { n: 1007, replayed: true, attempt: '1' });
         await sleep(200);
         assert.equal(fastCount, fastBefore, 'the other groups got no copy');
         assert.equal((await replay({ subscription: 'picky-group/Picky.on', id })).status, 404, 'it is gone');
