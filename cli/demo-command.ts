@@ -2,9 +2,9 @@
  * `courier demo`: the order and product services of samples/ with a driver and the invariant
  * checks. The demo and with it Courier and class-validator load only when a demo runs.
  */
-import { parseArgs as parseNodeArgs } from 'node:util';
 import type { DemoOptions, DemoSummary } from '../samples/demo/run-demo';
 import type { Bus } from 'courier-bus';
+import { integerOption as integer, parseCommandArgs } from './broker-options';
 import { CommandIO, parseOrExit, UsageError } from './command';
 
 export const USAGE = `Usage: courier demo [options]
@@ -75,13 +75,7 @@ const OPTIONS = {
 
 /** `courier demo`'s arguments (after the command name) as options, or `'help'`; throws {@link UsageError} for bad usage. */
 export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly metricsPort?: number; readonly dashboard?: number }) | 'help' {
-  let values: ReturnType<typeof parseNodeArgs<{ options: typeof OPTIONS; args: string[] }>>['values'];
-  try {
-    ({ values } = parseNodeArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }));
-  } catch (err) {
-    // node:util's messages name the option and what is wrong ("Option '--orders <value>' argument missing").
-    throw new UsageError((err as Error).message);
-  }
+  const { values } = parseCommandArgs(rest, OPTIONS, false);
   if (values.help) return 'help';
   const transport = values.transport ?? 'memory';
   if (transport !== 'memory' && transport !== 'amqp' && transport !== 'mqtt') throw new UsageError(`--transport must be memory, amqp or mqtt, not "${transport}"`);
@@ -130,12 +124,6 @@ function dashboardOptions(dashboard: string | undefined, slow: string | undefine
     ...(dashboard === undefined ? {} : { dashboard: integer(dashboard, 'dashboard', 0, 0, 65535), ...(rate === undefined ? { rate: 25 } : {}) }),
     ...(m ? { slow: { handler: m[1], ms: Number(m[2]) } } : {}),
   };
-}
-
-function integer(raw: string | undefined, name: string, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, not "${raw}"`);
-  return Number(raw);
 }
 
 /** Runs `courier demo` with its arguments; resolves to the exit status. */

@@ -5,6 +5,7 @@
  * - {@link deadLetterHeaders}: the headers of a dead letter (docs/wire-format.md);
  * - {@link SafeEmitter}: a typed event emitter whose emit() never throws;
  * - {@link SettleOnce}: the settle-once state machine of a delivery;
+ * - {@link setDeliveryFields} and {@link DeliveryFields}: a delivery's data fields, set in one place;
  * - {@link InFlight} and {@link Wakeup}: waiting, with a timeout, until in-flight work is done;
  * - {@link backoffDelay}: the one exponential backoff with jitter;
  * - {@link PublishWindow}: publishes in flight with a size limit and one deadline timer;
@@ -18,6 +19,8 @@ export type { DeadLetterHeaderInput } from './dead-letter-headers';
 export { SafeEmitter } from './safe-emitter';
 export type { EventMap, ListenerErrorHandler, SafeEmitterOptions } from './safe-emitter';
 export { SettleOnce, SettleState } from './settle-once';
+export { setDeliveryFields } from './delivery-fields';
+export type { DeliveryFields } from './delivery-fields';
 export { InFlight, Wakeup } from './in-flight';
 export { backoffDelay } from './backoff';
 export type { BackoffPolicy } from './backoff';
