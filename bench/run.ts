@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --smoke] [--json] [--json-out FILE] [--case a,b] [--rounds N] [--cpu-prof DIR] [--raw-keeps-unconfirmed] [--raw-envelope]`
+ * `npm run bench [-- --smoke] [--json] [--json-out FILE] [--case a,b] [--rounds N] [--cpu-prof DIR] [--raw-keeps-unconfirmed] [--raw-envelope] [--raw-persistent-requests]`
  *
  * Each case runs for Courier and for the raw client doing the same work on the same broker, the
  * producer and the consumer in separate child processes (bench/child.ts), Courier and raw
@@ -43,6 +43,11 @@ interface Options {
    * message, apart from Courier's own CPU. A diagnostic, not the default.
    */
   readonly rawEnvelope: boolean;
+  /**
+   * The like-for-like raw requests of b are persistent (Courier's default before issue 19): what
+   * persisting a request costs the broker. A diagnostic, not the default.
+   */
+  readonly rawPersistentRequests: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -61,6 +66,7 @@ function parseArgs(argv: string[]): Options {
     jsonOut: get('--json-out'),
     rawKeepsUnconfirmed: argv.includes('--raw-keeps-unconfirmed'),
     rawEnvelope: argv.includes('--raw-envelope'),
+    rawPersistentRequests: argv.includes('--raw-persistent-requests'),
   };
 }
 
@@ -207,7 +213,7 @@ function rpcCase(inflight: 1 | 100): CaseDef {
       const n = inflight === 1 ? ctx.sizes.rpc1 : ctx.sizes.rpc100;
       const common = {
         url: ctx.amqpUrl, exchange: tag, queue: `${tag}.raw`, routingKey: 'bench.request', source: tag, transport: 'amqp',
-        n, inflight, warmup: Math.min(500, Math.ceil(n / 10)), prefetch: 100, envelope: ctx.o.rawEnvelope,
+        n, inflight, warmup: Math.min(500, Math.ceil(n / 10)), prefetch: 100, envelope: ctx.o.rawEnvelope, persistentRequests: ctx.o.rawPersistentRequests,
       };
       const server = roleOf(side, 'amqp', 'rpc-server');
       const client = roleOf(side, 'amqp', 'rpc-client');
@@ -447,7 +453,7 @@ async function main(): Promise<void> {
   }
   const info = await machine(ctx.amqpUrl, mosquitto || cases.some((c) => c.id === 'c') ? OwnMosquitto.version() : undefined);
   const report = {
-    mode: (o.smoke ? 'smoke' : 'full') + (o.rawKeepsUnconfirmed ? ' (raw AMQP producer keeps unconfirmed messages)' : '') + (o.rawEnvelope ? " (raw AMQP sides carry Courier's envelope)" : ''), rounds: o.rounds, sizes: ctx.sizes, machine: info, rows, failures, wallMs: Date.now() - started };
+    mode: (o.smoke ? 'smoke' : 'full') + (o.rawKeepsUnconfirmed ? ' (raw AMQP producer keeps unconfirmed messages)' : '') + (o.rawEnvelope ? " (raw AMQP sides carry Courier's envelope)" : '') + (o.rawPersistentRequests ? ' (raw AMQP requests persistent)' : ''), rounds: o.rounds, sizes: ctx.sizes, machine: info, rows, failures, wallMs: Date.now() - started };
   if (o.jsonOut) fs.writeFileSync(o.jsonOut, `${JSON.stringify(report, null, 2)}\n`);
   if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else process.stdout.write(renderTable(report));
