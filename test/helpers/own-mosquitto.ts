@@ -17,6 +17,11 @@ export interface OwnMosquittoOptions {
   readonly acl?: string;
   /** The broker's outgoing QoS 1/2 window per client (max_inflight_messages). Default 100. */
   readonly inflight?: number;
+  /**
+   * Persistence as docs/brokers.md recommends: `persistence true` in the broker's own directory,
+   * `autosave_interval 1` with `autosave_on_changes true`, `max_queued_bytes` 1 GiB. Default off.
+   */
+  readonly persistence?: boolean;
 }
 
 export class OwnMosquitto {
@@ -45,7 +50,9 @@ export class OwnMosquitto {
       [
         `listener ${this.port} 127.0.0.1`,
         'allow_anonymous true',
-        'persistence false',
+        ...(this.options.persistence
+          ? ['persistence true', `persistence_location ${this.dir}/`, 'autosave_interval 1', 'autosave_on_changes true', 'max_queued_bytes 1073741824']
+          : ['persistence false']),
         'max_queued_messages 0', // no limit: never drop for a subscriber that is behind
         `max_inflight_messages ${this.options.inflight ?? 100}`,
         'log_dest stderr',
