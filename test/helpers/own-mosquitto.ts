@@ -51,7 +51,7 @@ export class OwnMosquitto {
         `listener ${this.port} 127.0.0.1`,
         'allow_anonymous true',
         ...(this.options.persistence
-          ? ['persistence true', `persistence_location ${this.dir}/`, 'autosave_interval 1', 'autosave_on_changes true', 'max_queued_bytes 1073741824']
+          ? ['persistence true', `persistence_location ${this.persistenceDir()}/`, 'autosave_interval 1', 'autosave_on_changes true', 'max_queued_bytes 1073741824']
           : ['persistence false']),
         'max_queued_messages 0', // no limit: never drop for a subscriber that is behind
         `max_inflight_messages ${this.options.inflight ?? 100}`,
@@ -72,6 +72,14 @@ export class OwnMosquitto {
       if (Date.now() > deadline || this.proc.exitCode !== null) throw new Error(`mosquitto did not start: ${stderr}`);
       await sleep(50);
     }
+  }
+
+  /** A directory the broker can write after it dropped to its own user (it runs as `mosquitto` when started as root). */
+  private persistenceDir(): string {
+    const dir = path.join(this.dir, 'data');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.chmodSync(dir, 0o777);
+    return dir;
   }
 
   async stop(): Promise<void> {
