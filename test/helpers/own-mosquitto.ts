@@ -22,6 +22,11 @@ export interface OwnMosquittoOptions {
    * `autosave_interval 1` with `autosave_on_changes true`, `max_queued_bytes` 1 GiB. Default off.
    */
   readonly persistence?: boolean;
+  /**
+   * With `persistence`: save after every change (`autosave_on_changes true`, docs/brokers.md's
+   * durable setting; default) or once a second (`autosave_on_changes false`, the periodic one).
+   */
+  readonly autosaveOnChanges?: boolean;
 }
 
 export class OwnMosquitto {
@@ -51,7 +56,7 @@ export class OwnMosquitto {
         `listener ${this.port} 127.0.0.1`,
         'allow_anonymous true',
         ...(this.options.persistence
-          ? ['persistence true', `persistence_location ${this.persistenceDir()}/`, 'autosave_interval 1', 'autosave_on_changes true', 'max_queued_bytes 1073741824']
+          ? ['persistence true', `persistence_location ${this.persistenceDir()}/`, 'autosave_interval 1', `autosave_on_changes ${this.options.autosaveOnChanges ?? true}`, 'max_queued_bytes 1073741824']
           : ['persistence false']),
         'max_queued_messages 0', // no limit: never drop for a subscriber that is behind
         `max_inflight_messages ${this.options.inflight ?? 100}`,
