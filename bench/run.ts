@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --smoke] [--json] [--json-out FILE] [--case a,b] [--rounds N] [--cpu-prof DIR] [--raw-keeps-unconfirmed] [--raw-envelope]`
+ * `npm run bench [-- --smoke] [--json] [--json-out FILE] [--case a,b] [--rounds N] [--cpu-prof DIR] [--raw-keeps-unconfirmed] [--raw-envelope] [--raw-persistent-requests]`
  *
  * Each case runs for Courier and for the raw client doing the same work on the same broker, the
  * producer and the consumer in separate child processes (bench/child.ts), Courier and raw
@@ -43,6 +43,11 @@ interface Options {
    * message, apart from Courier's own CPU. A diagnostic, not the default.
    */
   readonly rawEnvelope: boolean;
+  /**
+   * The like-for-like raw requests of b are persistent (Courier's default before issue 19): what
+   * persisting a request costs the broker. A diagnostic, not the default.
+   */
+  readonly rawPersistentRequests: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -61,6 +66,7 @@ function parseArgs(argv: string[]): Options {
     jsonOut: get('--json-out'),
     rawKeepsUnconfirmed: argv.includes('--raw-keeps-unconfirmed'),
     rawEnvelope: argv.includes('--raw-envelope'),
+    rawPersistentRequests: argv.includes('--raw-persistent-requests'),
   };
 }
 
@@ -77,7 +83,8 @@ interface Ctx {
   readonly o: Options;
   readonly sizes: Sizes;
   readonly amqpUrl: string;
-  mqttUrl?: string;
+  /** The Mosquitto of each MQTT broker kind (see MqttBroker). */
+  readonly mqttUrls: Partial<Record<MqttBroker, string>>;
   readonly runId: string;
   /** The transpiled child entry (bench/build.ts). */
   readonly entry: string;
@@ -103,6 +110,8 @@ interface CaseDef {
   readonly raw: boolean;
   /** Also measured against the plain raw client a user would write (issue 19: bench/roles/plain-*.ts). */
   readonly plain?: boolean;
+  /** The Mosquitto an MQTT case runs against. */
+  readonly mqttBroker?: MqttBroker;
   /** Reports RabbitMQ's CPU per 1,000 messages (bench/broker-cpu.ts); the sample's detail holds `count`. */
   readonly brokerCpu?: boolean;
   /** Rounds it runs (the back-pressure case runs once: it compares sizes, not sides). */
@@ -159,7 +168,24 @@ const rssOf = (...r: ChildResult[]) => Math.max(...r.map((x) => x.peakRssMb));
 /** A side's role for a kind of work: `courier-<kind>`, else `<side>-<transport>-<kind>`. */
 const roleOf = (side: SideName, transport: 'amqp' | 'mqtt', kind: string) => (side === 'courier' ? `courier-${kind}` : `${side}-${transport}-${kind}`);
 
-function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt'): CaseDef {
+/**
+ * The Mosquittos of the MQTT cases (bench/run.ts starts each on a free port unless
+ * COURIER_BENCH_MQTT_URL names one for both). `recommended`: what docs/brokers.md tells users to
+ * set for throughput (adapters/mqtt/mosquitto.conf: persistence, no count limit on queues,
+ * max_inflight_messages MQTT_INFLIGHT) with the periodic save (every second): the durable save
+ * after every change holds every client, raw ones too, to ~1,300 msg/s (docs/brokers.md), so the
+ * case would measure the broker's disk writes and nothing of the client. `held`: Mosquitto's default window of 20 (which it
+ * announces to MQTT 5 clients as their Receive Maximum) with no queue limit, so nothing is dropped
+ * and every message can be counted; there the raw publishers are held to the same 20 in flight
+ * as Courier's.
+ */
+type MqttBroker = 'recommended' | 'held';
+/** max_inflight_messages of the recommended Mosquitto (docs/brokers.md). */
+const MQTT_INFLIGHT = 1000;
+/** Mosquitto's default max_inflight_messages. */
+const MOSQUITTO_DEFAULT_INFLIGHT = 20;
+
+function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt', mqttBroker: MqttBroker = 'recommended'): CaseDef {
   return {
     id,
     title,
@@ -167,6 +193,7 @@ function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt'): Case
     raw: true,
     plain: true,
     brokerCpu: transport === 'amqp',
+    mqttBroker: transport === 'mqtt' ? mqttBroker : undefined,
     async run(ctx, side, tag) {
       const n = transport === 'amqp' ? ctx.sizes.events : ctx.sizes.mqtt;
       const base = { n, window: WINDOW, prefetch: PREFETCH };
@@ -177,7 +204,9 @@ function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt'): Case
         consumer = [roleOf(side, 'amqp', 'consumer'), common];
         producer = [roleOf(side, 'amqp', 'producer'), common];
       } else {
-        const common = { ...base, url: ctx.mqttUrl, prefix: tag, clientId: tag, source: tag, group: tag, topic: `${tag}/bench/event`, transport };
+        // Held: the raw publishers keep no more in flight than Courier's, which honours the broker's Receive Maximum.
+        const window = mqttBroker === 'held' && side !== 'courier' ? MOSQUITTO_DEFAULT_INFLIGHT : WINDOW;
+        const common = { ...base, window, url: ctx.mqttUrls[mqttBroker], prefix: tag, clientId: tag, source: tag, group: tag, topic: `${tag}/bench/event`, transport };
         consumer = [roleOf(side, 'mqtt', 'consumer'), common];
         producer = [roleOf(side, 'mqtt', 'producer'), common];
       }
@@ -186,7 +215,10 @@ function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt'): Case
         return {
           rate: rate(r.consumer.count, r.producer.first, r.consumer.last),
           rssMb: rssOf(r.consumer, r.producer),
-          detail: { consumerRssMb: r.consumer.peakRssMb, producerRssMb: r.producer.peakRssMb, count: r.consumer.count },
+          detail: {
+            consumerRssMb: r.consumer.peakRssMb, producerRssMb: r.producer.peakRssMb, count: r.consumer.count,
+            producerCpuUs: (r.producer.cpuMs * 1000) / n, consumerCpuUs: (r.consumer.cpuMs * 1000) / Math.max(1, r.consumer.count),
+          },
         };
       } finally {
         if (transport === 'amqp') await cleanAmqp(ctx.amqpUrl, [`${tag}.raw`, `${tag}.EventSink.handle`, `${tag}.EventSink.handle.dead`], [tag]);
@@ -207,7 +239,7 @@ function rpcCase(inflight: 1 | 100): CaseDef {
       const n = inflight === 1 ? ctx.sizes.rpc1 : ctx.sizes.rpc100;
       const common = {
         url: ctx.amqpUrl, exchange: tag, queue: `${tag}.raw`, routingKey: 'bench.request', source: tag, transport: 'amqp',
-        n, inflight, warmup: Math.min(500, Math.ceil(n / 10)), prefetch: 100, envelope: ctx.o.rawEnvelope,
+        n, inflight, warmup: Math.min(500, Math.ceil(n / 10)), prefetch: 100, envelope: ctx.o.rawEnvelope, persistentRequests: ctx.o.rawPersistentRequests,
       };
       const server = roleOf(side, 'amqp', 'rpc-server');
       const client = roleOf(side, 'amqp', 'rpc-client');
@@ -219,7 +251,11 @@ function rpcCase(inflight: 1 | 100): CaseDef {
           p50: c.p50,
           p99: c.p99,
           rssMb: rssOf(r.consumer, r.producer),
-          detail: { serverRssMb: r.consumer.peakRssMb, clientRssMb: r.producer.peakRssMb, count: c.count },
+          detail: {
+            serverRssMb: r.consumer.peakRssMb, clientRssMb: r.producer.peakRssMb, count: c.count,
+            // Per request over the whole run (the warm-up's requests included: count is after it).
+            clientCpuUs: (r.producer.cpuMs * 1000) / n, serverCpuUs: (r.consumer.cpuMs * 1000) / n,
+          },
         };
       } finally {
         await cleanAmqp(ctx.amqpUrl, [`${tag}.raw`, `${tag}.RpcServer.handle`, `${tag}.RpcServer.handle.dead`], [tag]);
@@ -238,7 +274,7 @@ function memoryCase(kind: 'events' | 'rpc'): CaseDef {
       const n = kind === 'events' ? ctx.sizes.memEvents : ctx.sizes.memRpc;
       const params = { transport: 'memory', source: tag, n, window: WINDOW, prefetch: PREFETCH, inflight: 100, warmup: Math.min(500, n / 10) };
       const r = await runSingle(ctx, kind === 'events' ? 'courier-memory-events' : 'courier-memory-rpc', params);
-      return { rate: rate(r.count, r.first, r.last), p50: r.p50, p99: r.p99, rssMb: r.peakRssMb, detail: {} };
+      return { rate: rate(r.count, r.first, r.last), p50: r.p50, p99: r.p99, rssMb: r.peakRssMb, detail: { cpuUs: (r.cpuMs * 1000) / n } };
     },
   };
 }
@@ -347,7 +383,8 @@ const CASES: CaseDef[] = [
   eventsCase('a', 'a AMQP events, persistent + confirms', 'amqp'),
   rpcCase(1),
   rpcCase(100),
-  eventsCase('c', 'c MQTT events, QoS 1', 'mqtt'),
+  eventsCase('c', 'c MQTT events, QoS 1, Mosquitto as docs/brokers.md recommends (periodic save)', 'mqtt'),
+  eventsCase('c-held', 'c MQTT events, QoS 1, Mosquitto default window of 20, raw publishers held to it', 'mqtt', 'held'),
   memoryCase('events'),
   memoryCase('rpc'),
   backPressure,
@@ -392,20 +429,26 @@ async function main(): Promise<void> {
     o,
     sizes: o.smoke ? SMOKE : FULL,
     amqpUrl: process.env.COURIER_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
-    mqttUrl: process.env.COURIER_BENCH_MQTT_URL,
+    mqttUrls: {},
     runId: `bench-${Date.now().toString(36)}-${randomBytes(2).toString('hex')}`,
     entry: buildChildren(),
     log: (line) => process.stderr.write(`${line}\n`),
   };
   const cases = selected(o);
-  let mosquitto: OwnMosquitto | undefined;
-  const killMosquitto = () => mosquitto?.kill();
+  const mosquittos: OwnMosquitto[] = [];
+  const killMosquitto = () => mosquittos.forEach((m) => m.kill());
   process.once('exit', killMosquitto);
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => (killMosquitto(), process.exit(130)));
-  if (cases.some((c) => c.id === 'c') && !ctx.mqttUrl) {
-    mosquitto = new OwnMosquitto({ inflight: WINDOW });
-    await mosquitto.start();
-    ctx.mqttUrl = mosquitto.url;
+  for (const kind of new Set(cases.map((c) => c.mqttBroker).filter((k): k is MqttBroker => k !== undefined))) {
+    const given = process.env.COURIER_BENCH_MQTT_URL;
+    if (given) {
+      ctx.mqttUrls[kind] = given;
+      continue;
+    }
+    const m = new OwnMosquitto(kind === 'recommended' ? { inflight: MQTT_INFLIGHT, persistence: true, autosaveOnChanges: false } : { inflight: MOSQUITTO_DEFAULT_INFLIGHT });
+    mosquittos.push(m);
+    await m.start();
+    ctx.mqttUrls[kind] = m.url;
   }
   const rows: Row[] = [];
   const failures: string[] = [];
@@ -443,11 +486,11 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await mosquitto?.stop();
+    await Promise.all(mosquittos.map((m) => m.stop()));
   }
-  const info = await machine(ctx.amqpUrl, mosquitto || cases.some((c) => c.id === 'c') ? OwnMosquitto.version() : undefined);
+  const info = await machine(ctx.amqpUrl, cases.some((c) => c.mqttBroker) ? OwnMosquitto.version() : undefined);
   const report = {
-    mode: (o.smoke ? 'smoke' : 'full') + (o.rawKeepsUnconfirmed ? ' (raw AMQP producer keeps unconfirmed messages)' : '') + (o.rawEnvelope ? " (raw AMQP sides carry Courier's envelope)" : ''), rounds: o.rounds, sizes: ctx.sizes, machine: info, rows, failures, wallMs: Date.now() - started };
+    mode: (o.smoke ? 'smoke' : 'full') + (o.rawKeepsUnconfirmed ? ' (raw AMQP producer keeps unconfirmed messages)' : '') + (o.rawEnvelope ? " (raw AMQP sides carry Courier's envelope)" : '') + (o.rawPersistentRequests ? ' (raw AMQP requests persistent)' : ''), rounds: o.rounds, sizes: ctx.sizes, machine: info, rows, failures, wallMs: Date.now() - started };
   if (o.jsonOut) fs.writeFileSync(o.jsonOut, `${JSON.stringify(report, null, 2)}\n`);
   if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else process.stdout.write(renderTable(report));
