@@ -126,7 +126,7 @@ export function replayTopology(spec: SubscriptionSpec, options: TopologyOptions)
     queues: [base.queues[0], position, history.queue],
     binding: history.binding,
     resource: `queue '${history.queue.name}'`,
-    // A stream consumer needs a prefetch; its acks only give credit.
+    // A stream consumer needs a prefetch; its acks only give credit. No x-priority: a stream refuses it.
     prefetch: Math.max(1, spec.prefetch),
     priority: 0,
   };

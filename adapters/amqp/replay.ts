@@ -3,8 +3,8 @@
  * subscription that reads the history stream of its type (partition-topology.ts) with
  * `x-stream-offset`, and keeps its group's position itself, since AMQP 0.9.1 has no server-side
  * offset tracking: the last offset handled (every offset before it handled too) is written to the
- * group's `.position` queue, a last-value queue of one message (x-max-length 1), at most every
- * `saveEveryMs` and when the subscription closes; each attach reads it with basic.get and resumes
+ * group's `.position` queue, a last-value queue of one message (x-max-length 1), every
+ * `saveEveryMs` or `saveEvery` messages, whichever comes first, and when the subscription closes; each attach reads it with basic.get and resumes
  * after it. At-least-once: what was handled after the last write is handled again after a crash.
  * A stream cannot take a message back, so requeue() and retry() wait in place (in-place-retry.ts).
  */
@@ -48,6 +48,8 @@ export class ReplaySubscription implements Subscription {
   private startAt = 0;
   private handled?: number;
   private saved?: number;
+  /** One write at a time: a later one never lands before an earlier one. */
+  private saving = false;
   private timer?: NodeJS.Timeout;
   private closed = false;
 
@@ -56,6 +58,7 @@ export class ReplaySubscription implements Subscription {
     private readonly spec: SubscriptionSpec,
     private readonly handler: DeliveryHandler,
     private readonly saveEveryMs = 1000,
+    private readonly saveEvery = 100,
   ) {
     this.queue = positionQueueName(spec.group!, spec.name);
   }
@@ -112,21 +115,29 @@ export class ReplaySubscription implements Subscription {
       this.handled = this.pending.shift()!;
       this.done.delete(this.handled);
     }
+    if (!this.saving && this.handled !== undefined && this.handled - (this.saved ?? -1) >= this.saveEvery) {
+      void this.save().catch((err) => this.host.error(err as Error));
+    }
   }
 
   /** Writes the position when it moved (confirmed: once this resolves, a restart resumes after it). */
   private async save(): Promise<void> {
     const offset = this.handled;
-    if (offset === undefined || offset === this.saved) return;
+    if (offset === undefined || offset === this.saved || this.saving) return;
     const position: StoredPosition = { offset, time: new Date().toISOString() };
-    await this.host.publisher.publish({
-      exchange: '',
-      routingKey: this.queue,
-      content: Buffer.from(JSON.stringify(position)),
-      options: { persistent: true, contentType: 'application/json' },
-      topic: this.queue,
-    });
-    this.saved = offset;
+    this.saving = true;
+    try {
+      await this.host.publisher.publish({
+        exchange: '',
+        routingKey: this.queue,
+        content: Buffer.from(JSON.stringify(position)),
+        options: { persistent: true, contentType: 'application/json' },
+        topic: this.queue,
+      });
+      this.saved = offset;
+    } finally {
+      this.saving = false;
+    }
   }
 }
 

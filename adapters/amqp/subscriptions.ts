@@ -124,7 +124,7 @@ export class Subscriptions {
       sub.consumer = consumer;
       session.consumers.add(consumer);
       const args = sub.consumeArguments ? await sub.consumeArguments(ch) : undefined;
-      const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(consumer, msg), { noAck: false, priority: topo.priority, arguments: args });
+      const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(consumer, msg), { noAck: false, priority: topo.priority > 0 ? topo.priority : undefined, arguments: args });
       consumer.consumerTag = consumerTag;
     } catch (err) {
       if (sub.consumer?.channel === ch) this.drop(session, sub.consumer);
