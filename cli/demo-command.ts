@@ -39,6 +39,9 @@ Options:
   --http PORT                    serve the services over HTTP on 127.0.0.1:PORT until stopped, instead of
                                  driving orders: GET /products/:id, POST /orders, GET /orders/:id (0: a free port)
                                  (and /ready, /live) while the demo runs (needs prom-client)
+  --late-replica                 (amqp) instead of the order demo: a replica that starts after --orders
+                                 sales and builds itself from the stream's history, then follows, stops
+                                 and resumes from its stored position (docs/scaling.md)
   --help, -h                     this text
 
 Exit status: 0 when every invariant holds, 1 when one fails or the run fails, 2 for bad usage.
@@ -63,11 +66,12 @@ const OPTIONS = {
   verbose: { type: 'boolean' },
   'metrics-port': { type: 'string' },
   http: { type: 'string' },
+  'late-replica': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 /** `courier demo`'s arguments (after the command name) as options, or `'help'`; throws {@link UsageError} for bad usage. */
-export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly metricsPort?: number }) | 'help' {
+export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly metricsPort?: number; readonly lateReplica?: true }) | 'help' {
   let values: ReturnType<typeof parseNodeArgs<{ options: typeof OPTIONS; args: string[] }>>['values'];
   try {
     ({ values } = parseNodeArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }));
@@ -111,7 +115,17 @@ export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly me
     metricsPort: values['metrics-port'] === undefined ? undefined : integer(values['metrics-port'], 'metrics-port', 0, 1, 65535),
     http: values.http === undefined ? undefined : integer(values.http, 'http', 0, 0, 65535),
     removeNamespace: values['remove-namespace'] === true,
+    ...(values['late-replica'] ? { lateReplica: lateReplicaUsage(transport, values) } : {}),
   };
+}
+
+/** `--late-replica` runs alone, on AMQP (streams). */
+function lateReplicaUsage(transport: string, values: Record<string, unknown>): true {
+  if (transport !== 'amqp') throw new UsageError('--late-replica needs --transport amqp (RabbitMQ streams keep the history)');
+  for (const other of ['role', 'namespace', 'remove-namespace', 'http', 'faults', 'db']) {
+    if (values[other] !== undefined) throw new UsageError(`--late-replica runs alone: not with --${other}`);
+  }
+  return true;
 }
 
 function integer(raw: string | undefined, name: string, fallback: number, min: number, max: number): number {
@@ -124,7 +138,8 @@ function integer(raw: string | undefined, name: string, fallback: number, min: n
 export async function run(args: readonly string[], io: CommandIO): Promise<number> {
   const parsed = parseOrExit(() => parseArgs(args), USAGE, io);
   if ('status' in parsed) return parsed.status;
-  const options: (DemoOptions & { readonly metricsPort?: number }) = parsed.options;
+  const options: (DemoOptions & { readonly metricsPort?: number; readonly lateReplica?: true }) = parsed.options;
+  if (options.lateReplica) return runLateReplica(options, io);
   const { formatSummary, runDemo } = await import('../samples/demo/run-demo');
   const { AdapterMissingError } = await import('../samples/demo/transports');
   const stopSignal = new Promise<void>((resolve) => {
@@ -147,6 +162,22 @@ export async function run(args: readonly string[], io: CommandIO): Promise<numbe
   if (!summary) return 0;
   io.stdout.write(options.json ? JSON.stringify(summary) + '\n' : formatSummary(summary));
   return summary.ok ? 0 : 1;
+}
+
+/** `--late-replica`: samples/demo/late-replica.ts. */
+async function runLateReplica(options: DemoOptions, io: CommandIO): Promise<number> {
+  const { runLateReplicaDemo } = await import('../samples/demo/late-replica');
+  try {
+    const url = options.url ?? 'amqp://guest:guest@127.0.0.1:5672';
+    const summary = await runLateReplicaDemo({ url, orders: options.orders, products: options.products, seed: options.seed }, (line) => {
+      if (!options.json) io.stdout.write(line + '\n');
+    });
+    if (options.json) io.stdout.write(JSON.stringify(summary) + '\n');
+    return summary.ok ? 0 : 1;
+  } catch (err) {
+    io.stderr.write(`courier demo --late-replica failed: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
 }
 
 /** `--metrics-port`: /metrics (courier-bus/prometheus) and /ready, /live of the demo's buses on 127.0.0.1. */

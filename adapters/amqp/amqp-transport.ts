@@ -73,6 +73,8 @@ export class AmqpTransport implements Transport {
   private closePromise?: Promise<void>;
   /** The message types whose history is kept (retain()), declared on every connection. */
   private readonly histories = new Map<string, HistoryRetention>();
+  /** Partitioned and replay subscriptions: closed first at close() (a replay writes its position then). */
+  private readonly composite = new Set<Subscription>();
 
   constructor(options: AmqpTransportOptions) {
     this.options = resolveOptions(options);
@@ -252,8 +254,11 @@ export class AmqpTransport implements Transport {
   // ---- subscribe ------------------------------------------------------------------------------
 
   subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
-    if (spec.partitions !== undefined && spec.group) return new PartitionedSubscription(this.orderedHost(), spec, handler).open();
-    if (spec.replay !== undefined && spec.group) return new ReplaySubscription(this.orderedHost(), spec, handler).open();
+    if (spec.group && (spec.partitions !== undefined || spec.replay !== undefined)) {
+      const sub = spec.partitions !== undefined ? new PartitionedSubscription(this.orderedHost(), spec, handler) : new ReplaySubscription(this.orderedHost(), spec, handler);
+      this.composite.add(sub);
+      return sub.open();
+    }
     return this.subscriptions.add(spec, handler, false);
   }
 
@@ -310,7 +315,9 @@ export class AmqpTransport implements Transport {
   private async shutdown(timeoutMs: number): Promise<void> {
     this.closing = true;
     // Stop consuming, let the handlers in flight settle, then give back what they did not.
-    await this.subscriptions.closeAll(Date.now() + timeoutMs);
+    const deadline = Date.now() + timeoutMs;
+    await Promise.all([...this.composite].map((s) => s.close()));
+    await this.subscriptions.closeAll(deadline);
     // The copies made by retry() / deadLetter() and plain publishes: each ends by its own timeout at the latest.
     // Unless nothing could ever send them: never connected and not trying to.
     if (this.session || this.connector.trying) await this.publisher.whenIdle();
