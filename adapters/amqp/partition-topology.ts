@@ -134,12 +134,12 @@ export function replayTopology(spec: SubscriptionSpec, options: TopologyOptions)
 
 /**
  * A declaration of an exchange type the broker lacks closes the whole connection (503
- * COMMAND_INVALID "unknown exchange type"): the StartupError naming the plugin to enable, when
+ * COMMAND_INVALID "unknown exchange type", or "invalid" once the plugin was disabled): the StartupError naming the plugin to enable, when
  * that is what closed `session`'s connection. It would be refused again: connect() stops trying.
  */
 export function missingExchangeType(session: { readonly lastError?: Error }, topo: ExtendedTopology): StartupError | undefined {
   const text = session.lastError?.message ?? '';
-  if (!topo.exchanges?.length || !/unknown exchange type/i.test(text)) return undefined;
+  if (!topo.exchanges?.length || !/(unknown|invalid) exchange type/i.test(text)) return undefined;
   return new StartupError([
     `amqp: per-key order (partitions) needs RabbitMQ's consistent-hash exchange, and the broker has no exchange type '${HASH_EXCHANGE_TYPE}': enable its plugin with \`rabbitmq-plugins enable ${HASH_PLUGIN}\``,
   ]);

@@ -129,6 +129,8 @@ export class Subscriptions {
     } catch (err) {
       if (sub.consumer?.channel === ch) this.drop(session, sub.consumer);
       ch.close().catch(() => undefined);
+      // The connection's own 'error' (503 COMMAND_INVALID) may come a turn after the channel's rejection.
+      if (topo.exchanges?.length) await new Promise((r) => setTimeout(r, 50));
       const missing = missingExchangeType(session, topo);
       if (missing) throw missing;
       throw toBrokerError(err, { user: session.user, action: `subscribe to ${sub.spec.pattern}`, resource: topo.resource });
