@@ -17,7 +17,7 @@ import { stepClass } from './fixtures/steps';
 import { checkOrder, deleteAll, handlingsOf, spawnWorker, Worker } from './scaling-harness';
 
 const KEYS = 32;
-const SEQS = 80;
+const SEQS = 120;
 const PARTITIONS = 8;
 
 describe('scaling, AMQP: per-key order over partitions, four consumer processes', function () {
@@ -82,7 +82,7 @@ describe('scaling, AMQP: per-key order over partitions, four consumer processes'
         const recent = killed.at - 1_000_000_000n;
         spread = Object.fromEntries(workers.map((w) => [w.name, new Set(handlingsOf([w]).filter((h) => h.start > recent && h.start < killed!.at).map((h) => h.key)).size]));
       }
-      console.log(`      partitions ${partitions || 'none'}: ${JSON.stringify({ ...report, moved, keysPerWorkerBeforeKill: spread })}`);
+      console.log(`      partitions ${partitions || 'none'}: ${JSON.stringify({ ...report, moved, keysPerWorkerLastSecondBeforeKill: spread })}`);
       return { report, moved, killed, spread };
     } finally {
       await publisher.stop();
