@@ -400,9 +400,9 @@ export class Bus extends EventEmitter {
     // the instance and a suspended frame (each publish in flight is retained that long).
     // With the meter on, its count and the id share one reaction (MeteredTransport.publishThen).
     try {
-      const meta = messageMetadata(type);
-      if (meta?.history !== undefined && !this.retained.has(meta.type)) return this.retainThenPublish(type, payload, options);
-      const message = this.encodeMessage(type, payload, options);
+      const meta = this.meta(type);
+      if (meta.history !== undefined && !this.retained.has(meta.type)) return this.retainThenPublish(type, payload, options);
+      const message = this.encodeWith(meta, type, payload, options);
       const publishOptions = options.mandatory ? MANDATORY : NOT_MANDATORY;
       const metered = this.metered;
       const waiting = this.waiting;
@@ -424,7 +424,10 @@ export class Bus extends EventEmitter {
 
   /** The message publish() would send (validated, in its envelope), without sending it: what an outbox stores. */
   encodeMessage<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions = {}): OutgoingMessage {
-    const meta = this.meta(type);
+    return this.encodeWith(this.meta(type), type, payload, options);
+  }
+
+  private encodeWith<T>(meta: MessageMetadata, type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions): OutgoingMessage {
     const valid = validatePayload(type, meta.type, payload);
     const message = encode(valid, this.envelope(meta.type, options));
     if (meta.key !== undefined || options.key !== undefined) stampKey(message, meta, valid, options.key);
