@@ -23,6 +23,7 @@ import { renderTable, Row, Side } from './report';
 import { outboxCase } from './outbox-cases';
 import { brokerCpuDelta, brokerCpuMs } from './broker-cpu';
 import { serviceCase } from './service-cases';
+import { partitionCase, partitionCaseResources } from './partition-cases';
 
 interface Options {
   readonly smoke: boolean;
@@ -70,8 +71,8 @@ function parseArgs(argv: string[]): Options {
   };
 }
 
-const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000], outbox: 10_000, service: 20_000 };
-const SMOKE = { events: 2_000, rpc1: 200, rpc100: 2_000, mqtt: 2_000, memEvents: 5_000, memRpc: 2_000, bulk: [1_000, 4_000], outbox: 500, service: 500 };
+const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000], outbox: 10_000, service: 20_000, partitioned: 10_000 };
+const SMOKE = { events: 2_000, rpc1: 200, rpc100: 2_000, mqtt: 2_000, memEvents: 5_000, memRpc: 2_000, bulk: [1_000, 4_000], outbox: 500, service: 500, partitioned: 500 };
 const WINDOW = 1000;
 const PREFETCH = 1000;
 /** Case e: a slow consumer, 5 ms per message, 10 at a time (at most ~2,000 messages/s). */
@@ -379,6 +380,24 @@ function serviceCaseDef(kind: 'balanced' | 'gateway'): CaseDef {
   };
 }
 
+/** Cases i (bench/partition-cases.ts): per-key order (8 partitions) with 1, 2 and 4 consumers, against a plain group. */
+function partitionCaseDef(consumers: 1 | 2 | 4): CaseDef {
+  return {
+    id: `i-${consumers}`,
+    title: `i AMQP per-key order, 8 partitions, ${consumers} consumer${consumers > 1 ? 's' : ''}, 1 ms handler (vs a plain group)`,
+    unit: 'msg/s',
+    raw: false,
+    async run(ctx, _side, tag) {
+      try {
+        return await partitionCase({ amqpUrl: ctx.amqpUrl, n: ctx.sizes.partitioned, consumers, tag });
+      } finally {
+        const { queues, exchanges } = partitionCaseResources(tag);
+        await cleanAmqp(ctx.amqpUrl, queues, exchanges);
+      }
+    },
+  };
+}
+
 const CASES: CaseDef[] = [
   eventsCase('a', 'a AMQP events, persistent + confirms', 'amqp'),
   rpcCase(1),
@@ -393,6 +412,9 @@ const CASES: CaseDef[] = [
   outboxCaseDef('sqlite'),
   serviceCaseDef('balanced'),
   serviceCaseDef('gateway'),
+  partitionCaseDef(1),
+  partitionCaseDef(2),
+  partitionCaseDef(4),
   tracingCase('off'),
   tracingCase('on'),
 ];

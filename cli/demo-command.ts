@@ -44,6 +44,9 @@ Options:
                                  unless --rate says otherwise, and the page stays up after the run until Ctrl-C
   --slow Class.method=MS         delay each message of that handler by MS ms (a stalled dependency: watch
                                  its backlog grow on the dashboard), e.g. ProductService.onOrderPlaced=2000
+  --late-replica                 (amqp) instead of the order demo: a replica that starts after --orders
+                                 sales and builds itself from the stream's history, then follows, stops
+                                 and resumes from its stored position (docs/scaling.md)
   --help, -h                     this text
 
 Exit status: 0 when every invariant holds, 1 when one fails or the run fails, 2 for bad usage.
@@ -70,11 +73,12 @@ const OPTIONS = {
   http: { type: 'string' },
   dashboard: { type: 'string' },
   slow: { type: 'string' },
+  'late-replica': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 /** `courier demo`'s arguments (after the command name) as options, or `'help'`; throws {@link UsageError} for bad usage. */
-export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly metricsPort?: number; readonly dashboard?: number }) | 'help' {
+export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly metricsPort?: number; readonly dashboard?: number; readonly lateReplica?: true }) | 'help' {
   const { values } = parseCommandArgs(rest, OPTIONS, false);
   if (values.help) return 'help';
   const transport = values.transport ?? 'memory';
@@ -113,6 +117,7 @@ export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly me
     http: values.http === undefined ? undefined : integer(values.http, 'http', 0, 0, 65535),
     removeNamespace: values['remove-namespace'] === true,
     ...dashboardOptions(values.dashboard, values.slow, values.rate),
+    ...(values['late-replica'] ? { lateReplica: lateReplicaUsage(transport, values) } : {}),
   };
 }
 
@@ -126,11 +131,21 @@ function dashboardOptions(dashboard: string | undefined, slow: string | undefine
   };
 }
 
+/** `--late-replica` runs alone, on AMQP (streams). */
+function lateReplicaUsage(transport: string, values: Record<string, unknown>): true {
+  if (transport !== 'amqp') throw new UsageError('--late-replica needs --transport amqp (RabbitMQ streams keep the history)');
+  for (const other of ['role', 'namespace', 'remove-namespace', 'http', 'faults', 'db', 'dashboard']) {
+    if (values[other] !== undefined) throw new UsageError(`--late-replica runs alone: not with --${other}`);
+  }
+  return true;
+}
+
 /** Runs `courier demo` with its arguments; resolves to the exit status. */
 export async function run(args: readonly string[], io: CommandIO): Promise<number> {
   const parsed = parseOrExit(() => parseArgs(args), USAGE, io);
   if ('status' in parsed) return parsed.status;
-  const options: DemoOptions & { readonly metricsPort?: number; readonly dashboard?: number } = parsed.options;
+  const options: DemoOptions & { readonly metricsPort?: number; readonly dashboard?: number; readonly lateReplica?: true } = parsed.options;
+  if (options.lateReplica) return runLateReplica(options, io);
   const { formatSummary, runDemo } = await import('../samples/demo/run-demo');
   const { AdapterMissingError } = await import('../samples/demo/transports');
   const stopSignal = new Promise<void>((resolve) => {
@@ -160,6 +175,22 @@ export async function run(args: readonly string[], io: CommandIO): Promise<numbe
   // With --dashboard, the summary was written when the run ended (the page stayed up after it).
   if (!dashboard) io.stdout.write(options.json ? JSON.stringify(summary) + '\n' : formatSummary(summary));
   return summary.ok ? 0 : 1;
+}
+
+/** `--late-replica`: samples/demo/late-replica.ts. */
+async function runLateReplica(options: DemoOptions, io: CommandIO): Promise<number> {
+  const { runLateReplicaDemo } = await import('../samples/demo/late-replica');
+  try {
+    const url = options.url ?? 'amqp://guest:guest@127.0.0.1:5672';
+    const summary = await runLateReplicaDemo({ url, orders: options.orders, products: options.products, seed: options.seed }, (line) => {
+      if (!options.json) io.stdout.write(line + '\n');
+    });
+    if (options.json) io.stdout.write(JSON.stringify(summary) + '\n');
+    return summary.ok ? 0 : 1;
+  } catch (err) {
+    io.stderr.write(`courier demo --late-replica failed: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
 }
 
 /** `--metrics-port`: /metrics (courier-bus/prometheus) and /ready, /live of the demo's buses on 127.0.0.1. */

@@ -6,6 +6,7 @@ import {
   DeadLetterInfo,
   Delivery,
   DeliveryHandler,
+  HistoryRetention,
   OutgoingMessage,
   PublishOptions,
   ReceivedMessage,
@@ -45,6 +46,10 @@ export class TransportWrapper implements Transport {
   }
   close(options?: { timeoutMs?: number }): Promise<void> {
     return this.inner.close(options);
+  }
+  retain(type: string, retention: HistoryRetention): Promise<void> {
+    if (!this.inner.retain) return Promise.reject(new Error(`${this.inner.name}: no message history (capability replay)`));
+    return this.inner.retain(type, retention);
   }
   on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
     this.inner.on(event, listener);

@@ -29,3 +29,5 @@ export type { PublishWindowOptions } from './publish-window';
 export { DeadlineTimer } from '../deadline-timer';
 export { LinkedList } from '../linked-list';
 export type { Linked } from '../linked-list';
+export { InPlaceRetryDelivery } from './in-place-retry';
+export type { InPlaceRetryOptions } from './in-place-retry';
