@@ -1,7 +1,8 @@
 /**
  * Entry of every benchmark child process: `child.ts <role> <params as JSON>`. Talks to run.ts over
  * the IPC channel: sends `ready` once connected (and, for a consumer, consuming), waits for `go`
- * (producers) or `stop` (open-ended consumers), sends `result` with its peak RSS, then exits.
+ * (producers) or `stop` (open-ended consumers), sends `result` with its peak RSS and its CPU time
+ * (user + system) from `ready` on, connection and set-up excluded, then exits.
  */
 import 'reflect-metadata';
 import { finish as finishDiagnostics, onNewPeak } from './diagnostics';
@@ -45,11 +46,18 @@ async function main(): Promise<void> {
     if (m?.type === 'go') onGo();
     if (m?.type === 'stop') onStop();
   });
-  const io: ChildIo = { params: JSON.parse(json), ready: () => void send({ type: 'ready' }), go, stop };
+  let cpuAtReady: NodeJS.CpuUsage | undefined;
+  const ready = () => {
+    cpuAtReady = process.cpuUsage();
+    void send({ type: 'ready' });
+  };
+  const io: ChildIo = { params: JSON.parse(json), ready, go, stop };
   const result = await role(io);
+  const cpu = process.cpuUsage(cpuAtReady);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   sample();
   await finishDiagnostics(name);
-  await send({ type: 'result', result: { ...result, peakRssMb: peakRss / 1024 / 1024 } });
+  await send({ type: 'result', result: { ...result, peakRssMb: peakRss / 1024 / 1024, cpuMs } });
   process.disconnect();
   // Whatever a client library left open must not keep the process (and the run) alive.
   setTimeout(() => process.exit(0), 200).unref();

@@ -3,6 +3,8 @@ import { ChildProcess, fork } from 'node:child_process';
 
 export interface ChildResult extends Record<string, any> {
   readonly peakRssMb: number;
+  /** The child's CPU time (user + system, ms) from its `ready` to its result. */
+  readonly cpuMs: number;
 }
 
 export class Child {

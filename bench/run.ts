@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --smoke] [--json] [--json-out FILE] [--case a,b] [--rounds N] [--cpu-prof DIR] [--raw-keeps-unconfirmed] [--raw-envelope]`
+ * `npm run bench [-- --smoke] [--json] [--json-out FILE] [--case a,b] [--rounds N] [--cpu-prof DIR] [--raw-keeps-unconfirmed] [--raw-envelope] [--raw-persistent-requests]`
  *
  * Each case runs for Courier and for the raw client doing the same work on the same broker, the
  * producer and the consumer in separate child processes (bench/child.ts), Courier and raw
@@ -24,6 +24,7 @@ import { outboxCase } from './outbox-cases';
 import { brokerCpuDelta, brokerCpuMs } from './broker-cpu';
 import { serviceCase } from './service-cases';
 import { queueTypeCase } from './queue-type-cases';
+import { partitionCase, partitionCaseResources } from './partition-cases';
 
 interface Options {
   readonly smoke: boolean;
@@ -44,6 +45,11 @@ interface Options {
    * message, apart from Courier's own CPU. A diagnostic, not the default.
    */
   readonly rawEnvelope: boolean;
+  /**
+   * The like-for-like raw requests of b are persistent (Courier's default before issue 19): what
+   * persisting a request costs the broker. A diagnostic, not the default.
+   */
+  readonly rawPersistentRequests: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -62,11 +68,12 @@ function parseArgs(argv: string[]): Options {
     jsonOut: get('--json-out'),
     rawKeepsUnconfirmed: argv.includes('--raw-keeps-unconfirmed'),
     rawEnvelope: argv.includes('--raw-envelope'),
+    rawPersistentRequests: argv.includes('--raw-persistent-requests'),
   };
 }
 
-const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000], outbox: 10_000, service: 20_000 };
-const SMOKE = { events: 2_000, rpc1: 200, rpc100: 2_000, mqtt: 2_000, memEvents: 5_000, memRpc: 2_000, bulk: [1_000, 4_000], outbox: 500, service: 500 };
+const FULL = { events: 50_000, rpc1: 4_000, rpc100: 30_000, mqtt: 50_000, memEvents: 100_000, memRpc: 50_000, bulk: [25_000, 100_000], outbox: 10_000, service: 20_000, partitioned: 10_000 };
+const SMOKE = { events: 2_000, rpc1: 200, rpc100: 2_000, mqtt: 2_000, memEvents: 5_000, memRpc: 2_000, bulk: [1_000, 4_000], outbox: 500, service: 500, partitioned: 500 };
 const WINDOW = 1000;
 const PREFETCH = 1000;
 /** Case e: a slow consumer, 5 ms per message, 10 at a time (at most ~2,000 messages/s). */
@@ -78,7 +85,8 @@ interface Ctx {
   readonly o: Options;
   readonly sizes: Sizes;
   readonly amqpUrl: string;
-  mqttUrl?: string;
+  /** The Mosquitto of each MQTT broker kind (see MqttBroker). */
+  readonly mqttUrls: Partial<Record<MqttBroker, string>>;
   readonly runId: string;
   /** The transpiled child entry (bench/build.ts). */
   readonly entry: string;
@@ -104,6 +112,8 @@ interface CaseDef {
   readonly raw: boolean;
   /** Also measured against the plain raw client a user would write (issue 19: bench/roles/plain-*.ts). */
   readonly plain?: boolean;
+  /** The Mosquitto an MQTT case runs against. */
+  readonly mqttBroker?: MqttBroker;
   /** Reports RabbitMQ's CPU per 1,000 messages (bench/broker-cpu.ts); the sample's detail holds `count`. */
   readonly brokerCpu?: boolean;
   /** Rounds it runs (the back-pressure case runs once: it compares sizes, not sides). */
@@ -160,7 +170,24 @@ const rssOf = (...r: ChildResult[]) => Math.max(...r.map((x) => x.peakRssMb));
 /** A side's role for a kind of work: `courier-<kind>`, else `<side>-<transport>-<kind>`. */
 const roleOf = (side: SideName, transport: 'amqp' | 'mqtt', kind: string) => (side === 'courier' ? `courier-${kind}` : `${side}-${transport}-${kind}`);
 
-function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt'): CaseDef {
+/**
+ * The Mosquittos of the MQTT cases (bench/run.ts starts each on a free port unless
+ * COURIER_BENCH_MQTT_URL names one for both). `recommended`: what docs/brokers.md tells users to
+ * set for throughput (adapters/mqtt/mosquitto.conf: persistence, no count limit on queues,
+ * max_inflight_messages MQTT_INFLIGHT) with the periodic save (every second): the durable save
+ * after every change holds every client, raw ones too, to ~1,300 msg/s (docs/brokers.md), so the
+ * case would measure the broker's disk writes and nothing of the client. `held`: Mosquitto's default window of 20 (which it
+ * announces to MQTT 5 clients as their Receive Maximum) with no queue limit, so nothing is dropped
+ * and every message can be counted; there the raw publishers are held to the same 20 in flight
+ * as Courier's.
+ */
+type MqttBroker = 'recommended' | 'held';
+/** max_inflight_messages of the recommended Mosquitto (docs/brokers.md). */
+const MQTT_INFLIGHT = 1000;
+/** Mosquitto's default max_inflight_messages. */
+const MOSQUITTO_DEFAULT_INFLIGHT = 20;
+
+function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt', mqttBroker: MqttBroker = 'recommended'): CaseDef {
   return {
     id,
     title,
@@ -168,6 +195,7 @@ function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt'): Case
     raw: true,
     plain: true,
     brokerCpu: transport === 'amqp',
+    mqttBroker: transport === 'mqtt' ? mqttBroker : undefined,
     async run(ctx, side, tag) {
       const n = transport === 'amqp' ? ctx.sizes.events : ctx.sizes.mqtt;
       const base = { n, window: WINDOW, prefetch: PREFETCH };
@@ -178,7 +206,9 @@ function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt'): Case
         consumer = [roleOf(side, 'amqp', 'consumer'), common];
         producer = [roleOf(side, 'amqp', 'producer'), common];
       } else {
-        const common = { ...base, url: ctx.mqttUrl, prefix: tag, clientId: tag, source: tag, group: tag, topic: `${tag}/bench/event`, transport };
+        // Held: the raw publishers keep no more in flight than Courier's, which honours the broker's Receive Maximum.
+        const window = mqttBroker === 'held' && side !== 'courier' ? MOSQUITTO_DEFAULT_INFLIGHT : WINDOW;
+        const common = { ...base, window, url: ctx.mqttUrls[mqttBroker], prefix: tag, clientId: tag, source: tag, group: tag, topic: `${tag}/bench/event`, transport };
         consumer = [roleOf(side, 'mqtt', 'consumer'), common];
         producer = [roleOf(side, 'mqtt', 'producer'), common];
       }
@@ -187,7 +217,10 @@ function eventsCase(id: string, title: string, transport: 'amqp' | 'mqtt'): Case
         return {
           rate: rate(r.consumer.count, r.producer.first, r.consumer.last),
           rssMb: rssOf(r.consumer, r.producer),
-          detail: { consumerRssMb: r.consumer.peakRssMb, producerRssMb: r.producer.peakRssMb, count: r.consumer.count },
+          detail: {
+            consumerRssMb: r.consumer.peakRssMb, producerRssMb: r.producer.peakRssMb, count: r.consumer.count,
+            producerCpuUs: (r.producer.cpuMs * 1000) / n, consumerCpuUs: (r.consumer.cpuMs * 1000) / Math.max(1, r.consumer.count),
+          },
         };
       } finally {
         if (transport === 'amqp') await cleanAmqp(ctx.amqpUrl, [`${tag}.raw`, `${tag}.EventSink.handle`, `${tag}.EventSink.handle.dead`], [tag]);
@@ -208,7 +241,7 @@ function rpcCase(inflight: 1 | 100): CaseDef {
       const n = inflight === 1 ? ctx.sizes.rpc1 : ctx.sizes.rpc100;
       const common = {
         url: ctx.amqpUrl, exchange: tag, queue: `${tag}.raw`, routingKey: 'bench.request', source: tag, transport: 'amqp',
-        n, inflight, warmup: Math.min(500, Math.ceil(n / 10)), prefetch: 100, envelope: ctx.o.rawEnvelope,
+        n, inflight, warmup: Math.min(500, Math.ceil(n / 10)), prefetch: 100, envelope: ctx.o.rawEnvelope, persistentRequests: ctx.o.rawPersistentRequests,
       };
       const server = roleOf(side, 'amqp', 'rpc-server');
       const client = roleOf(side, 'amqp', 'rpc-client');
@@ -220,7 +253,11 @@ function rpcCase(inflight: 1 | 100): CaseDef {
           p50: c.p50,
           p99: c.p99,
           rssMb: rssOf(r.consumer, r.producer),
-          detail: { serverRssMb: r.consumer.peakRssMb, clientRssMb: r.producer.peakRssMb, count: c.count },
+          detail: {
+            serverRssMb: r.consumer.peakRssMb, clientRssMb: r.producer.peakRssMb, count: c.count,
+            // Per request over the whole run (the warm-up's requests included: count is after it).
+            clientCpuUs: (r.producer.cpuMs * 1000) / n, serverCpuUs: (r.consumer.cpuMs * 1000) / n,
+          },
         };
       } finally {
         await cleanAmqp(ctx.amqpUrl, [`${tag}.raw`, `${tag}.RpcServer.handle`, `${tag}.RpcServer.handle.dead`], [tag]);
@@ -239,7 +276,7 @@ function memoryCase(kind: 'events' | 'rpc'): CaseDef {
       const n = kind === 'events' ? ctx.sizes.memEvents : ctx.sizes.memRpc;
       const params = { transport: 'memory', source: tag, n, window: WINDOW, prefetch: PREFETCH, inflight: 100, warmup: Math.min(500, n / 10) };
       const r = await runSingle(ctx, kind === 'events' ? 'courier-memory-events' : 'courier-memory-rpc', params);
-      return { rate: rate(r.count, r.first, r.last), p50: r.p50, p99: r.p99, rssMb: r.peakRssMb, detail: {} };
+      return { rate: rate(r.count, r.first, r.last), p50: r.p50, p99: r.p99, rssMb: r.peakRssMb, detail: { cpuUs: (r.cpuMs * 1000) / n } };
     },
   };
 }
@@ -363,11 +400,30 @@ const queueTypeCaseDef: CaseDef = {
   },
 };
 
+/** Cases i (bench/partition-cases.ts): per-key order (8 partitions) with 1, 2 and 4 consumers, against a plain group. */
+function partitionCaseDef(consumers: 1 | 2 | 4): CaseDef {
+  return {
+    id: `i-${consumers}`,
+    title: `i AMQP per-key order, 8 partitions, ${consumers} consumer${consumers > 1 ? 's' : ''}, 1 ms handler (vs a plain group)`,
+    unit: 'msg/s',
+    raw: false,
+    async run(ctx, _side, tag) {
+      try {
+        return await partitionCase({ amqpUrl: ctx.amqpUrl, n: ctx.sizes.partitioned, consumers, tag });
+      } finally {
+        const { queues, exchanges } = partitionCaseResources(tag);
+        await cleanAmqp(ctx.amqpUrl, queues, exchanges);
+      }
+    },
+  };
+}
+
 const CASES: CaseDef[] = [
   eventsCase('a', 'a AMQP events, persistent + confirms', 'amqp'),
   rpcCase(1),
   rpcCase(100),
-  eventsCase('c', 'c MQTT events, QoS 1', 'mqtt'),
+  eventsCase('c', 'c MQTT events, QoS 1, Mosquitto as docs/brokers.md recommends (periodic save)', 'mqtt'),
+  eventsCase('c-held', 'c MQTT events, QoS 1, Mosquitto default window of 20, raw publishers held to it', 'mqtt', 'held'),
   memoryCase('events'),
   memoryCase('rpc'),
   backPressure,
@@ -376,6 +432,9 @@ const CASES: CaseDef[] = [
   outboxCaseDef('sqlite'),
   serviceCaseDef('balanced'),
   serviceCaseDef('gateway'),
+  partitionCaseDef(1),
+  partitionCaseDef(2),
+  partitionCaseDef(4),
   tracingCase('off'),
   tracingCase('on'),
   queueTypeCaseDef,
@@ -413,20 +472,26 @@ async function main(): Promise<void> {
     o,
     sizes: o.smoke ? SMOKE : FULL,
     amqpUrl: process.env.COURIER_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
-    mqttUrl: process.env.COURIER_BENCH_MQTT_URL,
+    mqttUrls: {},
     runId: `bench-${Date.now().toString(36)}-${randomBytes(2).toString('hex')}`,
     entry: buildChildren(),
     log: (line) => process.stderr.write(`${line}\n`),
   };
   const cases = selected(o);
-  let mosquitto: OwnMosquitto | undefined;
-  const killMosquitto = () => mosquitto?.kill();
+  const mosquittos: OwnMosquitto[] = [];
+  const killMosquitto = () => mosquittos.forEach((m) => m.kill());
   process.once('exit', killMosquitto);
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => (killMosquitto(), process.exit(130)));
-  if (cases.some((c) => c.id === 'c') && !ctx.mqttUrl) {
-    mosquitto = new OwnMosquitto({ inflight: WINDOW });
-    await mosquitto.start();
-    ctx.mqttUrl = mosquitto.url;
+  for (const kind of new Set(cases.map((c) => c.mqttBroker).filter((k): k is MqttBroker => k !== undefined))) {
+    const given = process.env.COURIER_BENCH_MQTT_URL;
+    if (given) {
+      ctx.mqttUrls[kind] = given;
+      continue;
+    }
+    const m = new OwnMosquitto(kind === 'recommended' ? { inflight: MQTT_INFLIGHT, persistence: true, autosaveOnChanges: false } : { inflight: MOSQUITTO_DEFAULT_INFLIGHT });
+    mosquittos.push(m);
+    await m.start();
+    ctx.mqttUrls[kind] = m.url;
   }
   const rows: Row[] = [];
   const failures: string[] = [];
@@ -464,11 +529,11 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await mosquitto?.stop();
+    await Promise.all(mosquittos.map((m) => m.stop()));
   }
-  const info = await machine(ctx.amqpUrl, mosquitto || cases.some((c) => c.id === 'c') ? OwnMosquitto.version() : undefined);
+  const info = await machine(ctx.amqpUrl, cases.some((c) => c.mqttBroker) ? OwnMosquitto.version() : undefined);
   const report = {
-    mode: (o.smoke ? 'smoke' : 'full') + (o.rawKeepsUnconfirmed ? ' (raw AMQP producer keeps unconfirmed messages)' : '') + (o.rawEnvelope ? " (raw AMQP sides carry Courier's envelope)" : ''), rounds: o.rounds, sizes: ctx.sizes, machine: info, rows, failures, wallMs: Date.now() - started };
+    mode: (o.smoke ? 'smoke' : 'full') + (o.rawKeepsUnconfirmed ? ' (raw AMQP producer keeps unconfirmed messages)' : '') + (o.rawEnvelope ? " (raw AMQP sides carry Courier's envelope)" : '') + (o.rawPersistentRequests ? ' (raw AMQP requests persistent)' : ''), rounds: o.rounds, sizes: ctx.sizes, machine: info, rows, failures, wallMs: Date.now() - started };
   if (o.jsonOut) fs.writeFileSync(o.jsonOut, `${JSON.stringify(report, null, 2)}\n`);
   if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else process.stdout.write(renderTable(report));

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs as parseNodeArgs } from 'node:util';
+import { parseCommandArgs } from './broker-options';
 import { CommandIO, parseOrExit, UsageError } from './command';
 
 export const USAGE = `Usage: courier asyncapi --service NAME=MODULE [--service NAME=MODULE ...] [options]
@@ -60,12 +60,7 @@ interface Parsed {
 }
 
 export function parseArgs(rest: readonly string[]): Parsed | 'help' {
-  let values: ReturnType<typeof parseNodeArgs<{ options: typeof OPTIONS; args: string[] }>>['values'];
-  try {
-    ({ values } = parseNodeArgs({ args: [...rest], options: OPTIONS, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const { values } = parseCommandArgs(rest, OPTIONS, false);
   if (values.help) return 'help';
   const services = (values.service ?? []).map((s) => {
     const m = /^([A-Za-z0-9_.-]+)=(.+)$/.exec(s);

@@ -6,6 +6,8 @@
  * than on the command line, where `ps` shows it to every user of the host.
  */
 import { parseArgs as parseNodeArgs, ParseArgsConfig } from 'node:util';
+
+type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 import type { Transport } from '../lib/transport';
 import { redactSecrets, redactUrl } from '../lib/errors';
 import { UsageError } from './command';
@@ -53,11 +55,14 @@ export interface BrokerChoice {
 
 type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
 
+/** What parseArgs gives for `options`: each option typed by its config (string, boolean, multiple). */
+export type ParsedValues<O extends ParseArgsOptionsConfig> = ReturnType<typeof parseNodeArgs<{ args: string[]; options: O; strict: true; allowPositionals: boolean }>>['values'];
+
 /** parseArgs with usage errors as {@link UsageError}. */
-export function parseCommandArgs<O extends ParseArgsConfig['options']>(args: readonly string[], options: O, allowPositionals = true): { values: Values; positionals: string[] } {
+export function parseCommandArgs<O extends ParseArgsOptionsConfig>(args: readonly string[], options: O, allowPositionals = true): { values: ParsedValues<O>; positionals: string[] } {
   try {
     const r = parseNodeArgs({ args: [...args], options, strict: true, allowPositionals });
-    return { values: r.values as Values, positionals: r.positionals };
+    return { values: r.values as ParsedValues<O>, positionals: r.positionals };
   } catch (err) {
     // node:util's messages name the option and what is wrong; an argument value may be a URL.
     throw new UsageError(redactSecrets((err as Error).message));
@@ -109,8 +114,18 @@ export class AdapterLoadError extends Error {
   }
 }
 
+/** What a command may set beyond the broker options. */
+export interface MakeTransportOptions {
+  /**
+   * AMQP: what a publish does while the connection is down. Default `'reject'`: a command fails
+   * fast rather than wait. The relay buffers: a publish refused during a reconnect would count as
+   * a failed attempt of its row, and a broker restart could then send rows to dead.
+   */
+  readonly whileDisconnected?: 'buffer' | 'reject';
+}
+
 /** A new, unconnected transport for `choice`; `role` names its connections (AMQP connection name). */
-export async function makeTransport(choice: BrokerChoice, role: string): Promise<Transport> {
+export async function makeTransport(choice: BrokerChoice, role: string, options: MakeTransportOptions = {}): Promise<Transport> {
   if (choice.transport === 'memory') {
     const { memoryTransport } = await import('../adapters/memory');
     return memoryTransport();
@@ -129,7 +144,7 @@ export async function makeTransport(choice: BrokerChoice, role: string): Promise
       connectionName: `courier ${role}`,
       startTimeoutMs: choice.timeoutMs,
       connectTimeoutMs: Math.min(choice.timeoutMs, 10_000),
-      whileDisconnected: 'reject',
+      whileDisconnected: options.whileDisconnected ?? 'reject',
     });
   }
   let mqtt: typeof import('../adapters/mqtt');

@@ -2,9 +2,9 @@
  * `courier demo`: the order and product services of samples/ with a driver and the invariant
  * checks. The demo and with it Courier and class-validator load only when a demo runs.
  */
-import { parseArgs as parseNodeArgs } from 'node:util';
 import type { DemoOptions, DemoSummary } from '../samples/demo/run-demo';
 import type { Bus } from 'courier-bus';
+import { integerOption as integer, parseCommandArgs } from './broker-options';
 import { CommandIO, parseOrExit, UsageError } from './command';
 
 export const USAGE = `Usage: courier demo [options]
@@ -39,6 +39,14 @@ Options:
   --http PORT                    serve the services over HTTP on 127.0.0.1:PORT until stopped, instead of
                                  driving orders: GET /products/:id, POST /orders, GET /orders/:id (0: a free port)
                                  (and /ready, /live) while the demo runs (needs prom-client)
+  --dashboard PORT               serve the live dashboard of the run on http://127.0.0.1:PORT/ (docs/dashboard.md;
+                                 token from COURIER_DASHBOARD_TOKEN if set); orders are then paced at 25/s
+                                 unless --rate says otherwise, and the page stays up after the run until Ctrl-C
+  --slow Class.method=MS         delay each message of that handler by MS ms (a stalled dependency: watch
+                                 its backlog grow on the dashboard), e.g. ProductService.onOrderPlaced=2000
+  --late-replica                 (amqp) instead of the order demo: a replica that starts after --orders
+                                 sales and builds itself from the stream's history, then follows, stops
+                                 and resumes from its stored position (docs/scaling.md)
   --help, -h                     this text
 
 Exit status: 0 when every invariant holds, 1 when one fails or the run fails, 2 for bad usage.
@@ -63,18 +71,15 @@ const OPTIONS = {
   verbose: { type: 'boolean' },
   'metrics-port': { type: 'string' },
   http: { type: 'string' },
+  dashboard: { type: 'string' },
+  slow: { type: 'string' },
+  'late-replica': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 /** `courier demo`'s arguments (after the command name) as options, or `'help'`; throws {@link UsageError} for bad usage. */
-export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly metricsPort?: number }) | 'help' {
-  let values: ReturnType<typeof parseNodeArgs<{ options: typeof OPTIONS; args: string[] }>>['values'];
-  try {
-    ({ values } = parseNodeArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }));
-  } catch (err) {
-    // node:util's messages name the option and what is wrong ("Option '--orders <value>' argument missing").
-    throw new UsageError((err as Error).message);
-  }
+export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly metricsPort?: number; readonly dashboard?: number; readonly lateReplica?: true }) | 'help' {
+  const { values } = parseCommandArgs(rest, OPTIONS, false);
   if (values.help) return 'help';
   const transport = values.transport ?? 'memory';
   if (transport !== 'memory' && transport !== 'amqp' && transport !== 'mqtt') throw new UsageError(`--transport must be memory, amqp or mqtt, not "${transport}"`);
@@ -111,20 +116,36 @@ export function parseArgs(rest: readonly string[]): (DemoOptions & { readonly me
     metricsPort: values['metrics-port'] === undefined ? undefined : integer(values['metrics-port'], 'metrics-port', 0, 1, 65535),
     http: values.http === undefined ? undefined : integer(values.http, 'http', 0, 0, 65535),
     removeNamespace: values['remove-namespace'] === true,
+    ...dashboardOptions(values.dashboard, values.slow, values.rate),
+    ...(values['late-replica'] ? { lateReplica: lateReplicaUsage(transport, values) } : {}),
   };
 }
 
-function integer(raw: string | undefined, name: string, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, not "${raw}"`);
-  return Number(raw);
+/** `--dashboard PORT` (which paces the orders at 25/s unless --rate is given) and `--slow Class.method=MS`. */
+function dashboardOptions(dashboard: string | undefined, slow: string | undefined, rate: string | undefined) {
+  const m = slow === undefined ? undefined : /^([A-Za-z_$][\w$]*\.[A-Za-z_$][\w$]*)=(\d{1,6})$/.exec(slow);
+  if (slow !== undefined && !m) throw new UsageError(`--slow must be Class.method=MS (e.g. ProductService.onOrderPlaced=2000), not "${slow}"`);
+  return {
+    ...(dashboard === undefined ? {} : { dashboard: integer(dashboard, 'dashboard', 0, 0, 65535), ...(rate === undefined ? { rate: 25 } : {}) }),
+    ...(m ? { slow: { handler: m[1], ms: Number(m[2]) } } : {}),
+  };
+}
+
+/** `--late-replica` runs alone, on AMQP (streams). */
+function lateReplicaUsage(transport: string, values: Record<string, unknown>): true {
+  if (transport !== 'amqp') throw new UsageError('--late-replica needs --transport amqp (RabbitMQ streams keep the history)');
+  for (const other of ['role', 'namespace', 'remove-namespace', 'http', 'faults', 'db', 'dashboard']) {
+    if (values[other] !== undefined) throw new UsageError(`--late-replica runs alone: not with --${other}`);
+  }
+  return true;
 }
 
 /** Runs `courier demo` with its arguments; resolves to the exit status. */
 export async function run(args: readonly string[], io: CommandIO): Promise<number> {
   const parsed = parseOrExit(() => parseArgs(args), USAGE, io);
   if ('status' in parsed) return parsed.status;
-  const options: (DemoOptions & { readonly metricsPort?: number }) = parsed.options;
+  const options: DemoOptions & { readonly metricsPort?: number; readonly dashboard?: number; readonly lateReplica?: true } = parsed.options;
+  if (options.lateReplica) return runLateReplica(options, io);
   const { formatSummary, runDemo } = await import('../samples/demo/run-demo');
   const { AdapterMissingError } = await import('../samples/demo/transports');
   const stopSignal = new Promise<void>((resolve) => {
@@ -133,9 +154,14 @@ export async function run(args: readonly string[], io: CommandIO): Promise<numbe
   });
   let summary: DemoSummary | null;
   let metrics: { onBuses: (buses: readonly Bus[]) => void; close: () => Promise<void> } | undefined;
+  const dashboard = options.dashboard === undefined ? undefined : await import('./demo-dashboard').then((m) => m.demoDashboard(options.dashboard!, io, stopSignal));
   try {
     if (options.metricsPort !== undefined) metrics = await serveMetrics(options.metricsPort, io);
-    summary = await runDemo(options, { ...io, stopSignal, onBuses: metrics?.onBuses });
+    const onBuses = (buses: readonly Bus[]) => {
+      metrics?.onBuses(buses);
+      dashboard?.onBuses(buses);
+    };
+    summary = await runDemo(options, { ...io, stopSignal, onBuses, ...(dashboard ? { onTransportFactory: dashboard.onTransportFactory, beforeStop: (s: DemoSummary) => dashboard.beforeStop(s, options.json) } : {}) });
   } catch (err) {
     const e = err as Error;
     io.stderr.write(`courier demo failed: ${e instanceof AdapterMissingError ? e.message : e.stack ?? e.message}\n`);
@@ -143,10 +169,28 @@ export async function run(args: readonly string[], io: CommandIO): Promise<numbe
     return 1;
   } finally {
     await metrics?.close();
+    await dashboard?.close();
   }
   if (!summary) return 0;
-  io.stdout.write(options.json ? JSON.stringify(summary) + '\n' : formatSummary(summary));
+  // With --dashboard, the summary was written when the run ended (the page stayed up after it).
+  if (!dashboard) io.stdout.write(options.json ? JSON.stringify(summary) + '\n' : formatSummary(summary));
   return summary.ok ? 0 : 1;
+}
+
+/** `--late-replica`: samples/demo/late-replica.ts. */
+async function runLateReplica(options: DemoOptions, io: CommandIO): Promise<number> {
+  const { runLateReplicaDemo } = await import('../samples/demo/late-replica');
+  try {
+    const url = options.url ?? 'amqp://guest:guest@127.0.0.1:5672';
+    const summary = await runLateReplicaDemo({ url, orders: options.orders, products: options.products, seed: options.seed }, (line) => {
+      if (!options.json) io.stdout.write(line + '\n');
+    });
+    if (options.json) io.stdout.write(JSON.stringify(summary) + '\n');
+    return summary.ok ? 0 : 1;
+  } catch (err) {
+    io.stderr.write(`courier demo --late-replica failed: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
 }
 
 /** `--metrics-port`: /metrics (courier-bus/prometheus) and /ready, /live of the demo's buses on 127.0.0.1. */

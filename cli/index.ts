@@ -12,6 +12,7 @@ export const COMMANDS: Readonly<Record<string, { readonly summary: string; reado
   tail: { summary: 'print the messages of a pattern as they flow, taking work from no group', load: () => import('./tail-command') },
   publish: { summary: 'publish one message in a valid envelope', load: () => import('./publish-command') },
   'dead-letters': { summary: 'list, show, replay or purge the dead letters of one subscription', load: () => import('./dead-letters-command') },
+  dashboard: { summary: 'serve a live web page of the services, their message types, the meter and dead letters', load: () => import('./dashboard-command') },
   metrics: { summary: "show running services' meter figures live, through the broker", load: () => import('./metrics-command') },
   asyncapi: { summary: 'write the AsyncAPI 3.0 document of services, from their decorators', load: () => import('./asyncapi-command') },
   relay: { summary: 'publish the rows of an outbox table (PostgreSQL or SQLite) until stopped', load: () => import('./relay-command') },

@@ -5,8 +5,8 @@
  * relays on one table are safe (leases; docs/consistency.md). The database and broker clients
  * (pg or better-sqlite3, amqplib or mqtt) load only when it runs.
  */
-import { parseArgs as parseNodeArgs } from 'node:util';
-import type { OutboxStore, Transport } from 'courier-bus';
+import type { OutboxStore } from '../lib';
+import { BROKER_OPTIONS, BROKER_USAGE, BrokerChoice, brokerChoice, describeBroker, integerOption, makeTransport, parseCommandArgs, untilSignal } from './broker-options';
 import { CommandIO, parseOrExit, UsageError } from './command';
 
 export const USAGE = `Usage: courier relay --db URL|FILE --transport amqp|mqtt [options]
@@ -17,26 +17,20 @@ Options:
   --db URL|FILE              postgres://... (node-postgres), or a SQLite file (better-sqlite3)
   --table NAME               the outbox table, [schema.]name on PostgreSQL (default courier_outbox)
   --migrate                  create the table (and its trigger) if missing
-  --transport amqp|mqtt      the broker to publish to
-  --url URL                  broker URL (default amqp://guest:guest@127.0.0.1:5672, mqtt://127.0.0.1:1883)
-  --exchange NAME            AMQP exchange (default the adapter's, courier.events)
-  --prefix PREFIX            MQTT topic prefix (default the adapter's, courier)
   --batch-size N             rows per claim (default 100)
   --lease-ms MS              how long a claim holds its rows (default 30000)
   --max-attempts N           failed publishes of a row before it goes to dead (default 10)
   --help, -h                 this text
-
+${BROKER_USAGE}
+--transport is required here, amqp or mqtt (the broker to publish to).
 Exit status: 0 when stopped by a signal, 1 when it failed, 2 for bad usage.
 `;
 
 const OPTIONS = {
+  ...BROKER_OPTIONS,
   db: { type: 'string' },
   table: { type: 'string' },
   migrate: { type: 'boolean' },
-  transport: { type: 'string' },
-  url: { type: 'string' },
-  exchange: { type: 'string' },
-  prefix: { type: 'string' },
   'batch-size': { type: 'string' },
   'lease-ms': { type: 'string' },
   'max-attempts': { type: 'string' },
@@ -47,10 +41,7 @@ export interface RelayCommandOptions {
   readonly db: string;
   readonly table?: string;
   readonly migrate: boolean;
-  readonly transport: 'amqp' | 'mqtt';
-  readonly url?: string;
-  readonly exchange?: string;
-  readonly prefix?: string;
+  readonly broker: BrokerChoice;
   readonly batchSize?: number;
   readonly leaseMs?: number;
   readonly maxAttempts?: number;
@@ -58,38 +49,24 @@ export interface RelayCommandOptions {
 
 /** `courier relay`'s arguments as options, or `'help'`; throws {@link UsageError} for bad usage. */
 export function parseArgs(rest: readonly string[]): RelayCommandOptions | 'help' {
-  let values: ReturnType<typeof parseNodeArgs<{ options: typeof OPTIONS; args: string[] }>>['values'];
-  try {
-    ({ values } = parseNodeArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const { values } = parseCommandArgs(rest, OPTIONS, false);
   if (values.help) return 'help';
   if (!values.db) throw new UsageError('--db is required: postgres://... or a SQLite file');
   const transport = values.transport;
   if (transport !== 'amqp' && transport !== 'mqtt') throw new UsageError(`--transport must be amqp or mqtt${transport ? `, not "${transport}"` : ''}`);
-  if (values.url !== undefined && !/^(amqps?|mqtts?|wss?|tcp):\/\//.test(values.url)) throw new UsageError(`--url "${values.url}" is not a broker URL`);
   if (values.exchange !== undefined && transport !== 'amqp') throw new UsageError('--exchange needs --transport amqp');
   if (values.prefix !== undefined && transport !== 'mqtt') throw new UsageError('--prefix needs --transport mqtt');
   if (values.table !== undefined && !/^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$/.test(values.table)) throw new UsageError(`--table "${values.table}" is not a table name`);
+  const optional = (name: 'batch-size' | 'lease-ms' | 'max-attempts', min: number, max: number) => (values[name] === undefined ? undefined : integerOption(values[name], name, 0, min, max));
   return {
     db: values.db,
     table: values.table,
     migrate: values.migrate === true,
-    transport,
-    url: values.url,
-    exchange: values.exchange,
-    prefix: values.prefix,
-    batchSize: integer(values['batch-size'], 'batch-size', 1, 10_000),
-    leaseMs: integer(values['lease-ms'], 'lease-ms', 100, 3_600_000),
-    maxAttempts: integer(values['max-attempts'], 'max-attempts', 1, 1000),
+    broker: brokerChoice(values),
+    batchSize: optional('batch-size', 1, 10_000),
+    leaseMs: optional('lease-ms', 100, 3_600_000),
+    maxAttempts: optional('max-attempts', 1, 1000),
   };
-}
-
-function integer(raw: string | undefined, name: string, min: number, max: number): number | undefined {
-  if (raw === undefined) return undefined;
-  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, not "${raw}"`);
-  return Number(raw);
 }
 
 const isPostgres = (db: string) => /^postgres(ql)?:\/\//.test(db);
@@ -99,17 +76,15 @@ export async function run(args: readonly string[], io: CommandIO): Promise<numbe
   const parsed = parseOrExit(() => parseArgs(args), USAGE, io);
   if ('status' in parsed) return parsed.status;
   const o: RelayCommandOptions = parsed.options;
-  const { runRelay, redactSecrets } = await import('courier-bus');
-  const signal = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const { runRelay, redactSecrets } = await import('../lib');
+  const signal = untilSignal();
   let close: () => Promise<void> = async () => undefined;
   try {
     const opened = await openStore(o);
     close = opened.close;
     if (o.migrate) await opened.store.migrate();
-    const transport = await openTransport(o);
+    // Publishing only: no subscription, so no persistent MQTT session and no stable client id.
+    const transport = await makeTransport(o.broker, 'relay', { whileDisconnected: 'buffer' });
     const started = Date.now();
     const { relay, stop } = await runRelay({
       store: opened.store,
@@ -120,8 +95,8 @@ export async function run(args: readonly string[], io: CommandIO): Promise<numbe
       ...(o.maxAttempts !== undefined ? { maxAttempts: o.maxAttempts } : {}),
       logger: { warn: (m) => io.stderr.write(`[courier relay] ${m}\n`), error: (m) => io.stderr.write(`[courier relay] ${m}\n`) },
     });
-    io.stderr.write(`courier relay ${relay.owner}: relaying ${opened.store.name} on ${opened.where} to ${o.transport}; SIGTERM or Ctrl-C stops it\n`);
-    const got = await signal;
+    io.stderr.write(`courier relay ${relay.owner}: relaying ${opened.store.name} on ${opened.where} to ${describeBroker(o.broker)}; SIGTERM or Ctrl-C stops it\n`);
+    const got = await signal.promise;
     await stop();
     const stats = await opened.store.stats();
     io.stdout.write(
@@ -133,6 +108,7 @@ export async function run(args: readonly string[], io: CommandIO): Promise<numbe
     io.stderr.write(`courier relay failed: ${redactSecrets((err as Error).stack ?? String(err))}\n`);
     return 1;
   } finally {
+    signal.dispose();
     await close().catch(() => undefined);
   }
 }
@@ -140,25 +116,15 @@ export async function run(args: readonly string[], io: CommandIO): Promise<numbe
 async function openStore(o: RelayCommandOptions): Promise<{ store: OutboxStore; where: string; close: () => Promise<void> }> {
   if (isPostgres(o.db)) {
     const { Pool } = await import('pg');
-    const { PgOutboxStore } = await import('courier-bus/postgres');
+    const { PgOutboxStore } = await import('../adapters/postgres');
     const pool = new Pool({ connectionString: o.db, max: 4 });
     pool.on('error', () => undefined);
     const u = new URL(o.db);
     return { store: new PgOutboxStore({ pool, table: o.table }), where: `postgres://${u.host}${u.pathname}`, close: () => pool.end() };
   }
   const BetterSqlite3 = (await import('better-sqlite3')).default;
-  const { SqliteOutboxStore } = await import('courier-bus/sqlite');
+  const { SqliteOutboxStore } = await import('../adapters/sqlite');
   // timeout 0: a busy file makes the relay try later rather than block (adapters/sqlite).
   const db = new BetterSqlite3(o.db, { timeout: 0, fileMustExist: !o.migrate });
   return { store: new SqliteOutboxStore({ db, table: o.table }), where: o.db, close: async () => void db.close() };
-}
-
-async function openTransport(o: RelayCommandOptions): Promise<Transport> {
-  if (o.transport === 'amqp') {
-    const { amqpTransport } = await import('courier-bus/amqp');
-    return amqpTransport({ url: o.url ?? 'amqp://guest:guest@127.0.0.1:5672', connectionName: 'courier relay', ...(o.exchange ? { exchange: o.exchange } : {}) });
-  }
-  const { mqttTransport } = await import('courier-bus/mqtt');
-  // Publishing only: no persistent session, so no stable client id is needed.
-  return mqttTransport({ url: o.url ?? 'mqtt://127.0.0.1:1883', ...(o.prefix ? { prefix: o.prefix } : {}) });
 }

@@ -3,8 +3,8 @@
  * (docs/discovery.md). Joins as a listener (announces nothing), asks every instance to announce,
  * collects the answers for `--wait` ms and prints them. Courier and the adapter load only when it runs.
  */
-import { parseArgs as parseNodeArgs } from 'node:util';
-import type { ServiceInstance, Transport } from '../lib';
+import type { ServiceInstance } from '../lib';
+import { BROKER_OPTIONS, BROKER_USAGE, BrokerChoice, brokerChoice, describeBroker, integerOption, makeTransport, parseCommandArgs } from './broker-options';
 import { CommandIO, parseOrExit, UsageError } from './command';
 
 export const USAGE = `Usage: courier services [options]
@@ -13,20 +13,19 @@ Lists the live instances of every service on a broker that runs with discovery
 (createBus({ discovery })), with what each handles and publishes.
 
 Options:
-  --transport amqp|mqtt   broker kind (default amqp)
-  --url URL               broker URL (default amqp://guest:guest@127.0.0.1:5672, mqtt://127.0.0.1:1883)
   --wait MS               how long to collect the instances' answers (default 1500)
-  --connect-timeout MS    give up reaching the broker after this long (default 5000)
+  --connect-timeout MS    give up reaching the broker after this long: --timeout-ms by its older
+                          name; here either defaults to 5000, not 15000
   --service NAME          only this service
   --json                  print one JSON array on stdout
   --help, -h              this text
-
+${BROKER_USAGE}
+--transport memory is refused here: the memory broker lives inside one process.
 Exit status: 0 when the broker was reached (even with no instance), 1 when not, 2 for bad usage.
 `;
 
 const OPTIONS = {
-  transport: { type: 'string' },
-  url: { type: 'string' },
+  ...BROKER_OPTIONS,
   wait: { type: 'string' },
   'connect-timeout': { type: 'string' },
   service: { type: 'string' },
@@ -35,35 +34,24 @@ const OPTIONS = {
 } as const;
 
 export interface ServicesOptions {
-  readonly transport: 'amqp' | 'mqtt';
-  readonly url: string;
+  readonly broker: BrokerChoice;
   readonly waitMs: number;
-  readonly connectTimeoutMs: number;
   readonly service?: string;
   readonly json: boolean;
 }
 
 /** `courier services`'s arguments as options, or `'help'`; throws {@link UsageError} for bad usage. */
 export function parseArgs(rest: readonly string[]): ServicesOptions | 'help' {
-  let values: ReturnType<typeof parseNodeArgs<{ options: typeof OPTIONS; args: string[] }>>['values'];
-  try {
-    ({ values } = parseNodeArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const { values } = parseCommandArgs(rest, OPTIONS, false);
   if (values.help) return 'help';
-  const transport = values.transport ?? 'amqp';
-  if (transport !== 'amqp' && transport !== 'mqtt') throw new UsageError(`--transport must be amqp or mqtt, not "${transport}" (the memory broker lives inside one process)`);
-  if (values.url !== undefined && !/^(amqps?|mqtts?|wss?|tcp):\/\//.test(values.url)) throw new UsageError(`--url "${values.url}" is not a broker URL`);
-  const wait = values.wait ?? '1500';
-  if (!/^\d+$/.test(wait) || Number(wait) < 100 || Number(wait) > 60_000) throw new UsageError(`--wait must be an integer from 100 to 60000, not "${wait}"`);
-  const connect = values['connect-timeout'] ?? '5000';
-  if (!/^\d+$/.test(connect) || Number(connect) < 100 || Number(connect) > 120_000) throw new UsageError(`--connect-timeout must be an integer from 100 to 120000, not "${connect}"`);
+  if (values['connect-timeout'] !== undefined && values['timeout-ms'] !== undefined) throw new UsageError('--connect-timeout and --timeout-ms are the same option: give one');
+  // A listing is interactive: 5 s to reach the broker rather than the 15 s of the other commands.
+  const timeoutMs = integerOption(values['connect-timeout'] ?? values['timeout-ms'], values['connect-timeout'] !== undefined ? 'connect-timeout' : 'timeout-ms', 5000, 100, 120_000);
+  const broker = { ...brokerChoice(values), timeoutMs };
+  if (broker.transport === 'memory') throw new UsageError('--transport must be amqp or mqtt, not "memory" (the memory broker lives inside one process)');
   return {
-    transport,
-    connectTimeoutMs: Number(connect),
-    url: values.url ?? (transport === 'amqp' ? 'amqp://guest:guest@127.0.0.1:5672' : 'mqtt://127.0.0.1:1883'),
-    waitMs: Number(wait),
+    broker,
+    waitMs: integerOption(values.wait, 'wait', 1500, 100, 60_000),
     service: values.service,
     json: values.json === true,
   };
@@ -81,12 +69,6 @@ export function formatServices(instances: readonly ServiceInstance[], now = Date
   return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')).join('\n') + '\n';
 }
 
-async function transportFor(options: ServicesOptions): Promise<Transport> {
-  if (options.transport === 'amqp') return (await import('../adapters/amqp')).amqpTransport({ url: options.url, startTimeoutMs: options.connectTimeoutMs, connectTimeoutMs: Math.min(options.connectTimeoutMs, 10_000) });
-  const { randomBytes } = await import('node:crypto');
-  return (await import('../adapters/mqtt')).mqttTransport({ url: options.url, startTimeoutMs: options.connectTimeoutMs, connectTimeoutMs: Math.min(options.connectTimeoutMs, 10_000), clientId: `courier-services-${process.pid}-${randomBytes(3).toString('hex')}` });
-}
-
 /** Runs `courier services`; resolves to the exit status. */
 export async function run(args: readonly string[], io: CommandIO): Promise<number> {
   const parsed = parseOrExit(() => parseArgs(args), USAGE, io);
@@ -95,10 +77,10 @@ export async function run(args: readonly string[], io: CommandIO): Promise<numbe
   const { createBus, silentLogger, redactSecrets } = await import('../lib');
   let bus;
   try {
-    bus = createBus({ transport: await transportFor(options), source: 'courier-cli', logger: silentLogger, meter: false, discovery: { announce: false } });
+    bus = createBus({ transport: await makeTransport(options.broker, 'services'), source: 'courier-cli', logger: silentLogger, meter: false, discovery: { announce: false } });
     await bus.start();
   } catch (err) {
-    io.stderr.write(`courier services: cannot reach ${redactSecrets(options.url)}: ${redactSecrets((err as Error).message)}\n`);
+    io.stderr.write(`courier services: cannot reach ${describeBroker(options.broker)}: ${redactSecrets((err as Error).message)}\n`);
     await bus?.stop({ timeoutMs: 1000 }).catch(() => undefined);
     return 1;
   }

@@ -12,7 +12,7 @@ import type { PublishCallOptions, PublishFunction } from './publish-options';
 
 export type { PublishCallOptions } from './publish-options';
 import { DedupeStore, MemoryDedupeStore } from './dedupe';
-import { messageMetadata, PayloadClass, PayloadShape, publicationsOf } from './decorators';
+import { messageMetadata, MessageMetadata, PayloadClass, PayloadShape, publicationsOf } from './decorators';
 import {
   BusNotStartedError,
   BusStoppedError,
@@ -31,6 +31,7 @@ import { optionKeys, unknownKeys } from './option-keys';
 import { retryDelay, buildRegistry, HandlerDefinition } from './registry';
 import { DeadLetterReason, Delivery, Headers, OutgoingMessage, Subscription, Transport } from './transport';
 import { outboxScope } from './outbox/scope';
+import { retainedTypes, stampKey } from './ordering';
 import { Discovery, DiscoveryOptions, OnInstanceGone, ServiceInstance } from './discovery/discovery';
 import type { BalanceStrategy } from './discovery/balancer';
 
@@ -115,8 +116,19 @@ const BUS_KEYS = optionKeys<BusOptions>({
  * Something that runs with the bus (an outbox relay): started after the transport connected,
  * stopped before it closes. See {@link Bus.attach}.
  */
+/** What a component is given at start. */
+export interface BusComponentHost {
+  readonly transport: Transport;
+  readonly meter?: Meter;
+  readonly logger: Logger;
+  /** The bus's `source`. */
+  readonly source?: string;
+  /** The bus's {@link Bus.instanceId}. */
+  readonly instanceId?: string;
+}
+
 export interface BusComponent {
-  start(host: { readonly transport: Transport; readonly meter?: Meter; readonly logger: Logger }): Promise<void>;
+  start(host: BusComponentHost): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -192,6 +204,8 @@ export class Bus extends EventEmitter {
   /** One settle-failure logger per handler (not a closure per message). */
   private readonly settleLoggers = new Map<HandlerDefinition, (err: unknown) => void>();
   private readonly discovery?: Discovery;
+  /** Message types whose history the transport was asked to keep (retainHistories). */
+  private readonly retained = new Set<string>();
 
   constructor(private readonly options: BusOptions) {
     super();
@@ -236,6 +250,11 @@ export class Bus extends EventEmitter {
     if (this.state !== 'new' || this.starting) throw new CourierError('attach() must be called before start()');
     this.components.push(component);
     return this;
+  }
+
+  /** The `instanceId` option, else the id discovery generated; undefined without either. */
+  get instanceId(): string | undefined {
+    return this.options.instanceId ?? this.discovery?.instanceId;
   }
 
   /** Checks everything registered (one StartupError listing every problem), subscribes, connects. */
@@ -354,16 +373,30 @@ export class Bus extends EventEmitter {
     problems.push(...registry.problems, ...(this.discovery?.problems() ?? []));
     if (problems.length) throw new StartupError(problems);
 
+    await this.retainHistories();
     this.handlerCount = registry.handlers.length;
     for (const h of registry.handlers) {
       this.subscriptions.push(await this.transport.subscribe(h.spec, (d) => this.handle(h, d)));
     }
     await this.discovery?.subscribe(this.transport, this.options.transport, registry.handlers, (h, d) => this.handle(h, d));
     await this.transport.connect();
-    for (const c of this.components) await c.start({ transport: this.transport, meter: this.meter, logger: this.log });
+    for (const c of this.components) await c.start({ transport: this.transport, meter: this.meter, logger: this.log, source: this.source, instanceId: this.instanceId });
     await this.discovery?.start();
     // Unless stop() was called meanwhile.
     if (this.state === 'starting') this.state = 'started';
+  }
+
+  /**
+   * Asks the transport to keep the history of every type with `history` that the registered
+   * classes publish or handle, before anything is published (docs/scaling.md). A transport
+   * without history cannot keep it: said once, not silently.
+   */
+  private async retainHistories(): Promise<void> {
+    for (const [type, history] of retainedTypes(this.instances)) {
+      if (this.transport.capabilities.replay && this.transport.retain) await this.transport.retain(type, history);
+      else this.log.warn(`${type}: history is not kept: the ${this.transport.name} transport has no message history`);
+      this.retained.add(type);
+    }
   }
 
   /**
@@ -383,7 +416,9 @@ export class Bus extends EventEmitter {
     // the instance and a suspended frame (each publish in flight is retained that long).
     // With the meter on, its count and the id share one reaction (MeteredTransport.publishThen).
     try {
-      const message = this.encodeMessage(type, payload, options);
+      const meta = this.meta(type);
+      if (meta.history !== undefined && !this.retained.has(meta.type)) return this.retainThenPublish(type, payload, options);
+      const message = this.encodeWith(meta, type, payload, options);
       const publishOptions = options.mandatory ? MANDATORY : NOT_MANDATORY;
       const metered = this.metered;
       const waiting = this.waiting;
@@ -395,10 +430,24 @@ export class Bus extends EventEmitter {
     }
   }
 
+  /** The first publish of a retained type no registered class names: its history starts before it. */
+  private async retainThenPublish<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions): Promise<string> {
+    const meta = messageMetadata(type)!;
+    if (this.transport.capabilities.replay && this.transport.retain) await this.transport.retain(meta.type, meta.history!);
+    this.retained.add(meta.type);
+    return this.publishNow(type, payload, options);
+  }
+
   /** The message publish() would send (validated, in its envelope), without sending it: what an outbox stores. */
   encodeMessage<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions = {}): OutgoingMessage {
-    const meta = this.meta(type);
-    return encode(validatePayload(type, meta.type, payload), this.envelope(meta.type, options));
+    return this.encodeWith(this.meta(type), type, payload, options);
+  }
+
+  private encodeWith<T>(meta: MessageMetadata, type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions): OutgoingMessage {
+    const valid = validatePayload(type, meta.type, payload);
+    const message = encode(valid, this.envelope(meta.type, options));
+    if (meta.key !== undefined || options.key !== undefined) stampKey(message, meta, valid, options.key);
+    return message;
   }
 
   /** Sends a request and resolves to its validated reply. Outside start() and stop() as publish() does. */
@@ -459,7 +508,7 @@ export class Bus extends EventEmitter {
     return this.stopping;
   }
 
-  private meta(type: PayloadClass): { type: string; reply?: PayloadClass } {
+  private meta(type: PayloadClass): MessageMetadata {
     const meta = messageMetadata(type);
     if (!meta) throw new CourierError(`${type?.name ?? type} has no @Message decorator`);
     return meta;

@@ -15,6 +15,38 @@ export interface MessageOptions {
   readonly reply?: PayloadClass;
   /** Largest body accepted for this type, checked before parsing. Default: the bus's limit. */
   readonly maxBytes?: number;
+  /**
+   * The ordering key: the payload property whose value groups messages that must be handled in
+   * publish order (`orderId`). The publisher sends its value in the `courierkey` header; a
+   * subscription with `ordered: { key, partitions }` handles the messages of one key one at a
+   * time, in order (docs/scaling.md, "Per-key order").
+   */
+  readonly key?: string;
+  /**
+   * Keep a history of this type in the broker: every bus that knows the class (publishers and
+   * subscribers) declares a stream of it at start, so a subscription with `replay` can read it
+   * from its first message later (docs/scaling.md, "Replay from a stream").
+   */
+  readonly history?: HistoryOptions;
+}
+
+/** How long a message type's history is kept (RabbitMQ stream retention). */
+export interface HistoryOptions {
+  /** Age after which whole segments go: a number and a unit of Y, M, D, h, m, s (`7D`). Default: kept until maxBytes. */
+  readonly maxAge?: string;
+  /** Size after which the oldest segments go, in bytes. Default: 1 GiB when maxAge is absent too. */
+  readonly maxBytes?: number;
+}
+
+/** Where a replay starts the first time (later starts resume from the stored position). */
+export type ReplayFrom = 'first' | 'last' | 'next' | number | Date;
+
+/** Per-key order: messages with the same key are handled one at a time, in publish order. */
+export interface OrderedOptions {
+  /** The payload property of the ordering key; every payload class must declare it as its `@Message` `key`. */
+  readonly key: string;
+  /** Partitions of the group (1..64): each is handled by one consumer at a time, one message at a time. */
+  readonly partitions: number;
 }
 
 export interface MessageMetadata extends MessageOptions {
@@ -59,6 +91,18 @@ export interface SubscribeOptions {
    * class whose database is given to its constructor: `inbox: (s: Orders) => s.inbox`.
    */
   readonly inbox?: InboxStore | ((instance: never) => InboxStore | undefined);
+  /**
+   * Per-key order (needs a transport with partitions; needs a group): the group's messages are
+   * spread over `partitions` by the value of `key`, and each partition is handled by one consumer
+   * at a time, one message at a time; a retry waits in place, blocking its partition.
+   */
+  readonly ordered?: OrderedOptions;
+  /**
+   * Read the history of the payload's type (its `@Message` declares `history`) from `from`, then
+   * what follows; the group's position is stored, so a restart resumes where it stopped
+   * (at-least-once). One payload class; one consumer per group (each reads everything).
+   */
+  readonly replay?: { readonly from: ReplayFrom };
 }
 
 export interface SubscriptionMetadata {

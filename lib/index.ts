@@ -1,6 +1,6 @@
 /** Courier's public API. Adapters live in adapters/<name> and are imported from there. */
 export { Bus, createBus, consoleLogger, silentLogger } from './bus';
-export type { BusOptions, BusComponent, Logger, PublishCallOptions, RequestOptions, DeadLetterEvent } from './bus';
+export type { BusOptions, BusComponent, BusComponentHost, Logger, PublishCallOptions, RequestOptions, DeadLetterEvent } from './bus';
 export type { PublishFunction } from './publish-options';
 export { Message, Subscriber, Subscribe, Publisher, Publish, isCourierClass } from './decorators';
 export type { Handler, PayloadClass, PayloadShape, MessageOptions, SubscribeOptions, SubscriberOptions, RetryOptions, PublishMethodOptions } from './decorators';

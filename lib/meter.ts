@@ -117,6 +117,13 @@ export interface BrokerQueueMetrics {
 export interface HandlerMetrics {
   /** The handler's pattern (null when unknown: a meter used through {@link Meter.started} alone). */
   readonly pattern: string | null;
+  /**
+   * The subscription the handler consumes from, as the transport was given it (null when unknown,
+   * as `pattern`): its group (null for an instance or broadcast subscription), its name
+   * (`Class.method`) and, for an instance subscription, `<source>.<instanceId>`. What an operator
+   * needs to reach its dead letters (lib/ops) and what the dashboard groups instances by.
+   */
+  readonly subscription: { readonly group: string | null; readonly name: string; readonly instance: string | null } | null;
   readonly consumed: number;
   readonly failed: number;
   readonly deadLettered: number;
@@ -196,6 +203,7 @@ export interface HandlerState {
   deadLettered: number;
   inFlight: number;
   pattern?: string;
+  subscription?: { readonly group: string | null; readonly name: string; readonly instance: string | null };
   /** Per topic it received. */
   readonly topics: Map<string, HandlerTopicState>;
   brokerQueue?: BrokerQueueMetrics;
@@ -205,8 +213,9 @@ export interface HandlerState {
 export interface MeterOptions {
   /**
    * How often a metered transport asks the broker for the depth of each subscription's queue
-   * (one passive declare per group queue per interval, where the adapter can: AMQP), ms. 0: never.
-   * Default 5,000.
+   * (one passive declare per group queue per interval, on a channel of its own, where the adapter
+   * can: AMQP), ms. 0: never. Default 5,000. The polls start at the first {@link Meter.snapshot}
+   * (`bus.metrics()`, a Prometheus scrape, a metrics reporter): a bus nobody reads costs nothing.
    */
   readonly queueDepthEveryMs?: number;
 }
@@ -220,6 +229,9 @@ export class Meter {
   readonly listeners: MeterListener[] = [];
   /** Resolved {@link MeterOptions}. */
   readonly options: Required<MeterOptions>;
+  /** A snapshot has been read: the broker's queue depths are wanted from then on. */
+  private queueDepthWanted = false;
+  private readonly onQueueDepthWanted: Array<() => void> = [];
   constructor(
     readonly clock: Clock = Date.now,
     options: MeterOptions = {},
@@ -295,9 +307,10 @@ export class Meter {
    * @internal The state of a handler, for {@link MeteredTransport} (looked up once per
    * subscription), with its pattern: the types whose backlog it is counted in.
    */
-  handlerState(handler: string, pattern?: string): HandlerState {
+  handlerState(handler: string, pattern?: string, spec?: Pick<SubscriptionSpec, 'group' | 'name' | 'instance'>): HandlerState {
     const h = this.handler(handler);
     if (pattern !== undefined) h.pattern = pattern;
+    if (spec !== undefined) h.subscription = { group: spec.group ?? null, name: spec.name, instance: spec.group ? null : spec.instance ?? null };
     return h;
   }
 
@@ -331,7 +344,24 @@ export class Meter {
     this.handler(handler).brokerQueue = { ...depth, at: this.clock() };
   }
 
+  /**
+   * @internal Calls `start` once a snapshot is read (at once if one was): a metered transport polls
+   * the broker's queue depths only when someone reads them.
+   */
+  whenQueueDepthWanted(start: () => void): void {
+    if (this.queueDepthWanted) start();
+    else this.onQueueDepthWanted.push(start);
+  }
+
+  /**
+   * Everything counted so far. The first call also starts the broker queue-depth polls
+   * ({@link MeterOptions.queueDepthEveryMs}): `brokerQueue` is null until the first poll answered.
+   */
   snapshot(): MetricsSnapshot {
+    if (!this.queueDepthWanted) {
+      this.queueDepthWanted = true;
+      for (const start of this.onQueueDepthWanted.splice(0)) start();
+    }
     const now = this.clock();
     const rates = (s: Series): Rates => Object.fromEntries(WINDOWS_S.map((w) => [`${w}s`, s.rate(now, w)])) as Rates;
     const drain = (backlog: number, net: number): number | null => (backlog === 0 ? 0 : net > 0 ? Math.round((backlog / net) * 1000) : null);
@@ -359,6 +389,7 @@ export class Meter {
       }
       handlers[name] = {
         pattern: h.pattern ?? null,
+        subscription: h.subscription ?? null,
         consumed: h.consumed.total,
         failed: h.failed,
         deadLettered: h.deadLettered,
@@ -458,10 +489,16 @@ export class MeteredTransport extends TransportWrapper {
   private polling = false;
   private closed = false;
   private connectedOnce = false;
+  /** A snapshot of the meter was read (Meter.whenQueueDepthWanted): no poll before. */
+  private depthWanted = false;
   private admin?: SubscriptionAdmin | null;
 
   constructor(inner: Transport, readonly meter: Meter) {
     super(inner);
+    meter.whenQueueDepthWanted(() => {
+      this.depthWanted = true;
+      if (this.connectedOnce) this.startDepthPolls();
+    });
   }
 
   override async connect(): Promise<void> {
@@ -477,10 +514,14 @@ export class MeteredTransport extends TransportWrapper {
     return this.inner.close(options);
   }
 
-  /** Asks the broker for the depth of each group / instance queue, one at a time, every `queueDepthEveryMs` (a poll still running skips a tick). */
+  /**
+   * Asks the broker for the depth of each group / instance queue, one at a time, every
+   * `queueDepthEveryMs` (a poll still running skips a tick), once the transport is connected and
+   * the meter read.
+   */
   private startDepthPolls(): void {
     const every = this.meter.options.queueDepthEveryMs;
-    if (!every || this.depthTimer || this.closed || this.depths.size === 0) return;
+    if (!every || !this.depthWanted || this.depthTimer || this.closed || this.depths.size === 0) return;
     this.admin ??= subscriptionAdmin(this.inner) ?? null;
     const admin = this.admin;
     if (!admin?.queueDepth) return;
@@ -530,7 +571,7 @@ export class MeteredTransport extends TransportWrapper {
   override subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     const name = spec.group ? `${spec.group}.${spec.name}` : spec.name;
     const meter = this.meter;
-    const h = meter.handlerState(name, spec.pattern);
+    const h = meter.handlerState(name, spec.pattern, spec);
     if (spec.group || spec.instance) this.depths.set(name, spec);
     return this.inner.subscribe(spec, (d: Delivery) => handler(new MeteredDelivery(d, meter, h))).then((sub) => {
       // A subscription added once the transport runs: its queue exists now.

@@ -12,6 +12,8 @@ export interface PublishCallOptions {
   /** W3C trace context (default: that of the message being handled). */
   readonly traceparent?: string;
   readonly tracestate?: string;
+  /** The ordering key (the `courierkey` header), when not the payload class's `key` property (docs/scaling.md). */
+  readonly key?: string;
 }
 
 /** Publishes a message; resolves to its id. What {@link MessageContext} is given instead of the whole bus. */

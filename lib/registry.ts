@@ -4,6 +4,8 @@
  * methods are checked here; the bus wraps them itself at register()).
  */
 import {
+  HistoryOptions,
+  OrderedOptions,
   PayloadClass,
   PublishMethodOptions,
   RetryOptions,
@@ -48,9 +50,13 @@ export interface RegistryInput {
 export const DEFAULT_RETRY: Required<RetryOptions> = { attempts: 3, initialDelayMs: 200, factor: 2, maxDelayMs: 30_000 };
 export const DEFAULT_PREFETCH = 10;
 
-const SUBSCRIBE_KEYS = optionKeys<SubscribeOptions>({ pattern: true, filter: true, group: true, prefetch: true, weight: true, retry: true, idempotent: true, instance: true, inbox: true });
+const SUBSCRIBE_KEYS = optionKeys<SubscribeOptions>({ pattern: true, filter: true, group: true, prefetch: true, weight: true, retry: true, idempotent: true, instance: true, inbox: true, ordered: true, replay: true });
 const RETRY_KEYS = optionKeys<RetryOptions>({ attempts: true, initialDelayMs: true, factor: true, maxDelayMs: true });
 const SUBSCRIBER_KEYS = optionKeys<SubscriberOptions>({ group: true, prefetch: true });
+const ORDERED_KEYS = optionKeys<OrderedOptions>({ key: true, partitions: true });
+/** The most partitions of one ordered subscription: each is a queue and a consumer per instance. */
+export const MAX_PARTITIONS = 64;
+const MAX_AGE = /^[1-9][0-9]*[YMDhms]$/;
 const PUBLISH_KEYS = optionKeys<PublishMethodOptions>({ mandatory: true });
 
 export function buildRegistry(input: RegistryInput): {
@@ -127,6 +133,8 @@ export function buildRegistry(input: RegistryInput): {
           problems.push(`${id}: ${c.name} is a request, and the transport has no request/reply`);
         }
       }
+      const ordering = o.ordered !== undefined ? checkOrdered(id, o, classes, group, caps, problems) : undefined;
+      const replay = o.replay !== undefined ? checkReplay(id, o, classes, group, caps, problems) : undefined;
       const queue = `${group ?? (instanceKey ? `(instance ${instanceKey})` : '(broadcast)')}.${id}`;
       if (group && queues.has(queue)) problems.push(`${id}: duplicate handler (${queues.get(queue)} is registered in group "${group}" already)`);
       queues.set(queue, id);
@@ -144,8 +152,10 @@ export function buildRegistry(input: RegistryInput): {
           pattern,
           group,
           name: id,
-          prefetch,
+          prefetch: ordering ? 1 : prefetch,
           weight: o.weight,
+          ...(ordering ? { partitions: ordering.partitions } : {}),
+          ...(replay ? { replay } : {}),
           maxAttempts: retry.attempts,
           ...(instanceKey ? { instance: instanceKey, expiresAfterMs: input.instance?.expiresAfterMs } : {}),
         },
@@ -159,10 +169,70 @@ export function buildRegistry(input: RegistryInput): {
       if (!pub.payload) problems.push(`${id}: @Publish payload class is undefined (a circular import?)`);
       else if (!meta) problems.push(`${id}: ${pub.payload.name} has no @Message decorator`);
       // The bus wraps the method itself at register() (lib/bus.ts); here it is only checked.
-      else if (pub.options.mandatory && !caps.mandatory) problems.push(`${id}: mandatory needs a transport that reports unroutable messages`);
+      else if (meta.history) checkHistory(id, meta.history, problems);
+      if (meta && pub.options.mandatory && !caps.mandatory) problems.push(`${id}: mandatory needs a transport that reports unroutable messages`);
     }
   }
   return { handlers, problems };
+}
+
+/** The problems of an `ordered` option; its value when there are none of its own. */
+function checkOrdered(
+  id: string,
+  o: SubscribeOptions,
+  classes: ReadonlyMap<string, PayloadClass>,
+  group: string | undefined,
+  caps: TransportCapabilities,
+  problems: string[],
+): OrderedOptions | undefined {
+  const before = problems.length;
+  const ordered = o.ordered!;
+  unknownKeys(ordered, ORDERED_KEYS, `${id} ordered`, problems);
+  if (!caps.partitions) problems.push(`${id}: ordered (per-key order) needs a transport with partitions; this one has none (RabbitMQ has, with its consistent-hash exchange plugin; MQTT and the memory transport refuse it)`);
+  if (!group) problems.push(`${id}: ordered needs a group (per-key order shares a group's work over partitions)`);
+  if (typeof ordered.key !== 'string' || !ordered.key) problems.push(`${id}: ordered.key must name a payload property`);
+  if (!Number.isInteger(ordered.partitions) || ordered.partitions < 1 || ordered.partitions > MAX_PARTITIONS) {
+    problems.push(`${id}: ordered.partitions must be an integer within 1..${MAX_PARTITIONS}`);
+  }
+  if (o.prefetch !== undefined && o.prefetch !== 1) problems.push(`${id}: ordered handles one message at a time per partition: leave prefetch out (it is 1)`);
+  if (o.weight !== undefined) problems.push(`${id}: ordered and weight exclude each other (partitions are spread evenly)`);
+  if (o.replay !== undefined) problems.push(`${id}: ordered and replay exclude each other (a replay is read in order already)`);
+  for (const [type, cls] of classes) {
+    const key = messageMetadata(cls)?.key;
+    if (key !== ordered.key) {
+      problems.push(`${id}: ordered by "${ordered.key}", but ${cls.name} (${type}) declares ${key ? `key "${key}"` : 'no key'}: give it @Message('${type}', { key: '${ordered.key}' }) so its publishers send the key`);
+    }
+  }
+  return problems.length > before ? undefined : ordered;
+}
+
+/** The problems of a `replay` option; the spec's replay when there are none of its own. */
+function checkReplay(
+  id: string,
+  o: SubscribeOptions,
+  classes: ReadonlyMap<string, PayloadClass>,
+  group: string | undefined,
+  caps: TransportCapabilities,
+  problems: string[],
+): SubscriptionSpec['replay'] {
+  const before = problems.length;
+  const from = o.replay!.from;
+  if (!caps.replay) problems.push(`${id}: replay needs a transport with message history (RabbitMQ streams); this one has none (MQTT and the memory transport refuse it)`);
+  if (!group) problems.push(`${id}: replay needs a group: the group names the stored position`);
+  const okFrom = from === 'first' || from === 'last' || from === 'next' || (typeof from === 'number' && Number.isInteger(from) && from >= 0) || (from instanceof Date && Number.isFinite(from.getTime()));
+  if (!okFrom) problems.push(`${id}: replay.from must be 'first', 'last', 'next', an offset (integer >= 0) or a Date`);
+  if (classes.size !== 1) problems.push(`${id}: replay reads the history of one message type: give it one payload class`);
+  if (o.pattern !== undefined && classes.size === 1 && o.pattern !== [...classes.keys()][0]) problems.push(`${id}: replay takes no pattern (it reads its payload type's history)`);
+  const [type, cls] = [...classes][0] ?? [];
+  const history = cls && messageMetadata(cls)?.history;
+  if (cls && !history) problems.push(`${id}: replay of "${type}" needs its history kept: @Message('${type}', { history: { maxAge: '7D' } })`);
+  if (history) checkHistory(id, history, problems);
+  return problems.length > before || !history ? undefined : { from, history: { maxAge: history.maxAge, maxBytes: history.maxBytes } };
+}
+
+function checkHistory(id: string, h: HistoryOptions, problems: string[]): void {
+  if (h.maxAge !== undefined && !MAX_AGE.test(h.maxAge)) problems.push(`${id}: history.maxAge must be a number and a unit of Y, M, D, h, m, s (7D), not "${h.maxAge}"`);
+  if (h.maxBytes !== undefined && !(Number.isInteger(h.maxBytes) && h.maxBytes > 0)) problems.push(`${id}: history.maxBytes must be a positive integer`);
 }
 
 /** The delay before attempt `attempt + 1`: the kit's backoff with half of it random (lib/adapter-kit/backoff.ts). */

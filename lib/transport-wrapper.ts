@@ -6,6 +6,7 @@ import {
   DeadLetterInfo,
   Delivery,
   DeliveryHandler,
+  HistoryRetention,
   OutgoingMessage,
   PublishOptions,
   ReceivedMessage,
@@ -17,6 +18,8 @@ import {
   TransportEvent,
   TransportEvents,
 } from './transport';
+import { setDeliveryFields } from './adapter-kit/delivery-fields';
+import type { DeliveryFields } from './adapter-kit/delivery-fields';
 
 export class TransportWrapper implements Transport {
   constructor(readonly inner: Transport) {}
@@ -44,6 +47,10 @@ export class TransportWrapper implements Transport {
   close(options?: { timeoutMs?: number }): Promise<void> {
     return this.inner.close(options);
   }
+  retain(type: string, retention: HistoryRetention): Promise<void> {
+    if (!this.inner.retain) return Promise.reject(new Error(`${this.inner.name}: no message history (capability replay)`));
+    return this.inner.retain(type, retention);
+  }
   on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this {
     this.inner.on(event, listener);
     return this;
@@ -57,27 +64,16 @@ export class TransportWrapper implements Transport {
 /** How a delivery was settled, as {@link DeliveryWrapper.settling} hears it. */
 export type SettleKind = 'ack' | 'requeue' | 'retry' | 'dead';
 
+// Its data fields (merged into the class): lib/adapter-kit/delivery-fields.ts.
+export interface DeliveryWrapper extends DeliveryFields {}
 /**
  * The base of a wrapper's delivery (the meter's, tracing's): the fields of `inner`, and each
  * settle passed to `inner` after {@link DeliveryWrapper.settling} heard of it. Prototype methods:
  * no closure per message.
  */
 export class DeliveryWrapper implements Delivery {
-  readonly topic: string;
-  readonly body: Buffer;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly attempt: number;
-  readonly redelivered: boolean;
-  readonly replyExpected: boolean;
-  readonly raw: unknown;
   constructor(protected readonly inner: Delivery) {
-    this.topic = inner.topic;
-    this.body = inner.body;
-    this.headers = inner.headers;
-    this.attempt = inner.attempt;
-    this.redelivered = inner.redelivered;
-    this.replyExpected = inner.replyExpected;
-    this.raw = inner.raw;
+    setDeliveryFields(this, inner.topic, inner.body, inner.headers, inner.attempt, inner.redelivered, inner.replyExpected, inner.raw);
   }
   /** Called before a settle is passed on (`info` for a dead letter); a subclass overrides it. */
   protected settling(_kind: SettleKind, _info?: DeadLetterInfo): void {}

@@ -37,6 +37,8 @@ export const Headers = {
   replayed: 'courierreplayed',
   /** On a reply: the remote handler failed; the body is `{ name, message }`. */
   replyError: 'courierreplyerror',
+  /** The ordering key of the message (a `@Message` `key`'s value): what partitions hash. */
+  key: 'courierkey',
   /** Optional message signature (see lib/signing.ts). */
   signature: 'couriersignature',
 } as const;
@@ -179,6 +181,26 @@ export interface SubscriptionSpec {
   readonly weight?: number;
   /** How many attempts the bus will make; lets a broker enforce its own limit as a backstop. */
   readonly maxAttempts?: number;
+  /**
+   * With a group (capability `partitions`): the group's messages are spread over this many
+   * partitions by their {@link Headers.key} header; each partition is delivered to one consumer
+   * of the group at a time, one message at a time, in publish order; a consumer that goes hands
+   * its partitions to the others. `prefetch` is 1 per partition. retry() waits in place.
+   */
+  readonly partitions?: number;
+  /**
+   * With a group (capability `replay`): consume the history of the type `pattern` names (kept as
+   * declared with {@link Transport.retain}) from `from` the first time, and from the group's stored
+   * position after that (at-least-once: what was handled after the last stored position comes again).
+   */
+  readonly replay?: { readonly from: 'first' | 'last' | 'next' | number | Date; readonly history: HistoryRetention };
+}
+
+/** How long a message type's history is kept by the broker. */
+export interface HistoryRetention {
+  /** A number and a unit of Y, M, D, h, m, s (`7D`). */
+  readonly maxAge?: string;
+  readonly maxBytes?: number;
 }
 
 /** Called once per delivery, at most `prefetch` at a time. The handler settles the delivery. */
@@ -219,6 +241,10 @@ export interface TransportCapabilities {
   readonly mandatory: boolean;
   /** The largest body the transport accepts, in bytes. */
   readonly maxMessageBytes: number;
+  /** SubscriptionSpec.partitions (per-key order) is honoured. Absent: false. */
+  readonly partitions?: boolean;
+  /** SubscriptionSpec.replay and Transport.retain (history) are honoured. Absent: false. */
+  readonly replay?: boolean;
 }
 
 export type TransportEvent = 'connected' | 'disconnected' | 'error';
@@ -270,6 +296,13 @@ export interface Transport {
    * Idempotent: a second call returns the first call's promise. publish() after close() rejects.
    */
   close(options?: { timeoutMs?: number }): Promise<void>;
+
+  /**
+   * With capability `replay`: keep the history of `type` from now on (what is published of it is
+   * also stored, per `retention`). Idempotent; called before connect() it takes effect at connect,
+   * and it is declared again on every reconnect.
+   */
+  retain?(type: string, retention: HistoryRetention): Promise<void>;
 
   on<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this;
   off<E extends TransportEvent>(event: E, listener: (...args: TransportEvents[E]) => void): this;

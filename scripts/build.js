@@ -13,10 +13,13 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const dist = path.join(root, 'dist');
-const ENTRIES = ['lib', 'lib/adapter-kit', 'lib/conformance', 'lib/gateway', 'adapters/memory', 'adapters/amqp', 'adapters/mqtt', 'adapters/postgres', 'adapters/sqlite', 'adapters/nest', 'adapters/otel', 'adapters/prometheus', 'adapters/asyncapi'];
+const ENTRIES = ['lib', 'lib/adapter-kit', 'lib/conformance', 'lib/gateway', 'lib/dashboard', 'adapters/memory', 'adapters/amqp', 'adapters/mqtt', 'adapters/postgres', 'adapters/sqlite', 'adapters/nest', 'adapters/otel', 'adapters/prometheus', 'adapters/asyncapi'];
 
 fs.rmSync(dist, { recursive: true, force: true });
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root });
+
+// The dashboard's page (plain HTML, JS and CSS, served as they are) beside its compiled server.
+fs.cpSync(path.join(root, 'lib/dashboard/page'), path.join(dist, 'lib/dashboard/page'), { recursive: true });
 
 for (const entry of ENTRIES) {
   const dir = path.join(dist, entry);

@@ -30,6 +30,7 @@ import { SafeEmitter } from '../../lib/adapter-kit';
 import { BrokerRefusedError, ConnectionError, NotConnectedError, PublishRejectedError, redactUrl, TransportClosedError } from '../../lib/errors';
 import {
   DeliveryHandler,
+  HistoryRetention,
   OutgoingMessage,
   PublishOptions,
   ReceivedMessage,
@@ -51,6 +52,8 @@ import { RequestReply } from './request-reply';
 import { AmqpSession } from './session';
 import { Subscriptions } from './subscriptions';
 import { encodeProperties } from './wire';
+import { PartitionedSubscription, PartitionHost } from './partitioned';
+import { declareHistory, ReplayHost, ReplaySubscription } from './replay';
 
 export class AmqpTransport implements Transport {
   readonly name = 'amqp';
@@ -68,6 +71,10 @@ export class AmqpTransport implements Transport {
   private closing = false;
   private closed = false;
   private closePromise?: Promise<void>;
+  /** The message types whose history is kept (retain()), declared on every connection. */
+  private readonly histories = new Map<string, HistoryRetention>();
+  /** Partitioned and replay subscriptions: closed first at close() (a replay writes its position then). */
+  private readonly composite = new Set<Subscription>();
 
   constructor(options: AmqpTransportOptions) {
     this.options = resolveOptions(options);
@@ -85,6 +92,8 @@ export class AmqpTransport implements Transport {
       confirmedPublish: true,
       mandatory: true,
       maxMessageBytes: o.maxMessageBytes,
+      partitions: true,
+      replay: true,
     };
     this.publisher = new ConfirmPublisher({
       maxUnconfirmed: o.maxUnconfirmed,
@@ -167,6 +176,7 @@ export class AmqpTransport implements Transport {
       const pub = await conn.createConfirmChannel();
       this.watchPublishChannel(session, pub, false);
       await session.declareExchange(this.options.exchange, { durable: true });
+      for (const [type, retention] of this.histories) await declareHistory(session, this.options.exchange, type, retention);
       await this.subscriptions.attachAll(session, start !== undefined);
       if (this.session !== session) throw new Error('connection lost while declaring the topology');
       if (start?.abandoned) throw new Error('not connected when the start timeout passed');
@@ -244,7 +254,34 @@ export class AmqpTransport implements Transport {
   // ---- subscribe ------------------------------------------------------------------------------
 
   subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+    if (spec.group && (spec.partitions !== undefined || spec.replay !== undefined)) {
+      const sub = spec.partitions !== undefined ? new PartitionedSubscription(this.orderedHost(), spec, handler) : new ReplaySubscription(this.orderedHost(), spec, handler);
+      this.composite.add(sub);
+      return sub.open();
+    }
     return this.subscriptions.add(spec, handler, false);
+  }
+
+  /** Keeps the history of `type` in its stream (partition-topology.ts), declared now when connected and on every connection. */
+  async retain(type: string, retention: HistoryRetention): Promise<void> {
+    this.histories.set(type, retention);
+    if (this.session?.ready) await declareHistory(this.session, this.options.exchange, type, retention);
+  }
+
+  /** What partitioned and replay subscriptions need of the transport (partitioned.ts, replay.ts). */
+  private orderedHost(): PartitionHost & ReplayHost {
+    return {
+      subscriptions: this.subscriptions,
+      topology: this.options,
+      publisher: this.publisher,
+      consumerCount: async (queue) => {
+        const session = this.session;
+        if (!session?.ready) return undefined;
+        const ch = await session.channels.get('topology');
+        return (await ch.checkQueue(queue)).consumerCount;
+      },
+      error: (err) => this.emit('error', err),
+    };
   }
 
   subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
@@ -278,7 +315,9 @@ export class AmqpTransport implements Transport {
   private async shutdown(timeoutMs: number): Promise<void> {
     this.closing = true;
     // Stop consuming, let the handlers in flight settle, then give back what they did not.
-    await this.subscriptions.closeAll(Date.now() + timeoutMs);
+    const deadline = Date.now() + timeoutMs;
+    await Promise.all([...this.composite].map((s) => s.close()));
+    await this.subscriptions.closeAll(deadline);
     // The copies made by retry() / deadLetter() and plain publishes: each ends by its own timeout at the latest.
     // Unless nothing could ever send them: never connected and not trying to.
     if (this.session || this.connector.trying) await this.publisher.whenIdle();

@@ -128,6 +128,11 @@ export class RequestReply {
       options.replyTo = DIRECT_REPLY_TO;
       // A request nobody took before its caller gave up is of no use to anyone.
       options.expiration = String(r.timeoutMs);
+      // Transient (delivery_mode 1): a request is worth something only to a caller still waiting,
+      // and a broker restart ends that wait (the caller's timeout rejects it) whether or not the
+      // request survives on disk; persisting it only costs the broker a write per request
+      // (docs/benchmarks.md, "Defaults and why"). A quorum queue stores it anyway.
+      options.persistent = false;
       r.sent = true;
       session.writes.coalesce();
       const ok = publishOn(ch, { exchange: this.host.exchange, routingKey: r.message.topic, content: r.message.body, options });

@@ -14,6 +14,7 @@ import { toBrokerError } from './broker-errors';
 import { AmqpDelivery, DeliveryHost } from './delivery';
 import type { AmqpSession } from './session';
 import { redeliveryLimitOf, subscriptionTopology } from './topology';
+import { ExtendedTopology, missingExchangeType } from './partition-topology';
 
 /** One subscription, for the transport's life. */
 export interface SubState {
@@ -21,6 +22,10 @@ export interface SubState {
   readonly handler: DeliveryHandler;
   /** Consumes the dead letters of `spec` rather than its work queue. */
   readonly deadLetters: boolean;
+  /** What it declares and consumes when not its spec's plain topology (a partition, a replay: partition-topology.ts). */
+  readonly topology?: ExtendedTopology;
+  /** The consume arguments, asked on every attach (a replay's stream offset: replay.ts). */
+  readonly consumeArguments?: (channel: Channel) => Promise<Record<string, unknown> | undefined>;
   /** The queue consumed (a broadcast's is server-named: a new one on every connection). */
   queue?: string;
   /** What consumes for it on the current connection, while anything does. */
@@ -62,9 +67,9 @@ export class Subscriptions {
   constructor(private readonly host: SubscriptionsHost) {}
 
   /** Adds a subscription, consuming at once when connected (a refusal then rejects and removes it). */
-  async add(spec: SubscriptionSpec, handler: DeliveryHandler, deadLetters: boolean): Promise<Subscription> {
+  async add(spec: SubscriptionSpec, handler: DeliveryHandler, deadLetters: boolean, custom: Pick<SubState, 'topology' | 'consumeArguments'> = {}): Promise<Subscription> {
     if (this.host.closing()) throw new TransportClosedError('subscribe');
-    const sub: SubState = { spec, handler, deadLetters, closed: false };
+    const sub: SubState = { spec, handler, deadLetters, closed: false, ...custom };
     this.subs.add(sub);
     const session = this.host.session();
     if (session?.ready) {
@@ -108,8 +113,10 @@ export class Subscriptions {
     let refusal: unknown;
     ch.on('error', (err: Error) => (refusal = err));
     ch.on('close', () => this.onChannelClosed(sub, { session, ch, refusal }));
-    const topo = subscriptionTopology(sub.spec, sub.deadLetters, this.host.delivery.topology);
+    const topo: ExtendedTopology = sub.topology ?? subscriptionTopology(sub.spec, sub.deadLetters, this.host.delivery.topology);
     try {
+      for (const ex of topo.exchanges ?? []) await ch.assertExchange(ex.name, ex.type, { durable: true, arguments: ex.arguments });
+      for (const b of topo.exchangeBindings ?? []) await ch.bindExchange(b.destination, b.source, b.pattern);
       let queue = '';
       for (const q of topo.queues) {
         queue = (await ch.assertQueue(q.name, q.options)).queue;
@@ -118,15 +125,22 @@ export class Subscriptions {
       if (topo.binding) await ch.bindQueue(queue, topo.binding.exchange, topo.binding.pattern);
       await ch.prefetch(topo.prefetch, false);
       sub.queue = queue;
-      const redeliveryLimit = redeliveryLimitOf(sub.spec, sub.deadLetters, this.host.delivery.topology);
+      // A topology of its own (partitions: quorum queues that count redeliveries themselves, where a
+      // copy to the back would break the key's order; streams: nothing is redelivered) is not counted.
+      const redeliveryLimit = sub.topology ? undefined : redeliveryLimitOf(sub.spec, sub.deadLetters, this.host.delivery.topology);
       const consumer: Consumer = { sub, channel: ch, acks: new AckBatcher(ch), inflight: 0, redeliveryLimit };
       sub.consumer = consumer;
       session.consumers.add(consumer);
-      const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(consumer, msg), { noAck: false, priority: topo.priority });
+      const args = sub.consumeArguments ? await sub.consumeArguments(ch) : undefined;
+      const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(consumer, msg), { noAck: false, priority: topo.priority > 0 ? topo.priority : undefined, arguments: args });
       consumer.consumerTag = consumerTag;
     } catch (err) {
       if (sub.consumer?.channel === ch) this.drop(session, sub.consumer);
       ch.close().catch(() => undefined);
+      // The connection's own 'error' (503 COMMAND_INVALID) may come a turn after the channel's rejection.
+      if (topo.exchanges?.length) await new Promise((r) => setTimeout(r, 50));
+      const missing = missingExchangeType(session, topo);
+      if (missing) throw missing;
       throw toBrokerError(err, { user: session.user, action: `subscribe to ${sub.spec.pattern}`, resource: topo.resource });
     }
   }

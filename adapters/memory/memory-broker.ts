@@ -3,8 +3,8 @@
  * hands them (memory-transport.ts is the Transport over it).
  */
 import { DeadLetterInfo, Delivery, DeliveryHandler, Headers, ReplyMessage, SubscriptionSpec } from '../../lib/transport';
-import { deadLetterHeaders, LinkedList, SettleOnce, Wakeup } from '../../lib/adapter-kit';
-import type { Linked } from '../../lib/adapter-kit';
+import { deadLetterHeaders, LinkedList, setDeliveryFields, SettleOnce, Wakeup } from '../../lib/adapter-kit';
+import type { DeliveryFields, Linked } from '../../lib/adapter-kit';
 import { topicMatcher } from '../../lib/topic';
 
 export interface MemoryBrokerOptions {
@@ -195,19 +195,13 @@ export class MemoryBroker {
   }
 }
 
+// Its data fields (merged into the class): lib/adapter-kit/delivery-fields.ts.
+interface MemoryDelivery extends DeliveryFields<StoredMessage> {}
 /**
  * One delivery of a memory queue: settled once (lib/adapter-kit/settle-once.ts), and only while
  * its consumer still holds it (a detached consumer's messages went back to the queue already).
  */
 class MemoryDelivery extends SettleOnce implements Delivery {
-  readonly topic: string;
-  readonly body: Buffer;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly attempt: number;
-  readonly redelivered: boolean;
-  readonly replyExpected: boolean;
-  readonly raw: StoredMessage;
-
   constructor(
     private readonly broker: MemoryBroker,
     private readonly consumer: Consumer,
@@ -215,13 +209,7 @@ class MemoryDelivery extends SettleOnce implements Delivery {
   ) {
     super();
     const m = held.m;
-    this.topic = m.topic;
-    this.body = m.body;
-    this.headers = m.headers;
-    this.attempt = Number(m.headers[Headers.attempt]) || 1;
-    this.redelivered = m.redelivered;
-    this.replyExpected = !!m.replyTo;
-    this.raw = m;
+    setDeliveryFields(this, m.topic, m.body, m.headers, Number(m.headers[Headers.attempt]) || 1, m.redelivered, !!m.replyTo, m);
   }
 
   ack(): Promise<void> {

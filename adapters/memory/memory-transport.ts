@@ -12,9 +12,10 @@ import {
   TransportEvents,
   restoreImpliedHeaders,
 } from '../../lib/transport';
-import { PublishRejectedError, TransportClosedError, UnroutableError } from '../../lib/errors';
+import { CourierError, PublishRejectedError, TransportClosedError, UnroutableError } from '../../lib/errors';
 import { InFlight, LinkedList, SafeEmitter, Wakeup } from '../../lib/adapter-kit';
 import { PendingRequest, RequestTable } from '../../lib/pending-table';
+import type { SubscriptionAdmin } from '../../lib/ops/admin';
 import { Consumer, Held, MemoryBroker, Queue, StoredMessage } from './memory-broker';
 
 export { MemoryBroker } from './memory-broker';
@@ -31,7 +32,7 @@ export interface MemoryTransportOptions {
 }
 
 /** Transport over a {@link MemoryBroker}: no network, the same contract as the broker adapters. */
-export class MemoryTransport extends SafeEmitter<TransportEvents> implements Transport {
+export class MemoryTransport extends SafeEmitter<TransportEvents> implements Transport, SubscriptionAdmin {
   readonly name = 'memory';
   readonly capabilities: TransportCapabilities;
   private readonly broker: MemoryBroker;
@@ -98,6 +99,19 @@ export class MemoryTransport extends SafeEmitter<TransportEvents> implements Tra
 
   async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     return this.consume(this.broker.queueFor(spec), spec, handler);
+  }
+
+  /**
+   * The operations' {@link SubscriptionAdmin} capability (lib/ops/admin.ts): puts `message` in the
+   * queue of the subscription `of` alone (what a dead-letter replay does). Rejects with
+   * CourierError for a broadcast subscription (its queue is its consumer's own).
+   */
+  async sendToSubscription(of: SubscriptionSpec, message: OutgoingMessage): Promise<void> {
+    if (this.closing) throw new TransportClosedError();
+    if (!of.group && !of.instance) throw new CourierError(`${of.name} is a broadcast subscription: it has no queue that outlives its consumer`);
+    const headers = { ...message.headers };
+    restoreImpliedHeaders(headers);
+    this.broker.enqueue(this.broker.queueFor(of), { topic: message.topic, body: Buffer.from(message.body), headers, redelivered: false });
   }
 
   async subscribeDeadLetters(of: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {

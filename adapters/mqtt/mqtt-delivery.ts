@@ -6,7 +6,8 @@
  * broker) before the original is acked, so the message is never lost in between.
  */
 import type { IPublishPacket } from 'mqtt';
-import { deadLetterHeaders, SettleOnce } from '../../lib/adapter-kit';
+import { deadLetterHeaders, setDeliveryFields, SettleOnce } from '../../lib/adapter-kit';
+import type { DeliveryFields } from '../../lib/adapter-kit';
 import { CourierError } from '../../lib/errors';
 import { DeadLetterInfo, Delivery, Headers, ReplyMessage } from '../../lib/transport';
 import { Decoded, InternalHeaders } from './mqtt-mapping';
@@ -41,16 +42,10 @@ export interface Received {
   readonly feed: object;
 }
 
+// Its data fields (merged into the class): lib/adapter-kit/delivery-fields.ts.
+export interface MqttDelivery extends DeliveryFields<IPublishPacket> {}
 /** Settled once (the kit's SettleOnce): a settle that fails (a copy the broker did not confirm) leaves it open. */
 export class MqttDelivery extends SettleOnce implements Delivery {
-  readonly topic: string;
-  readonly body: Buffer;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly attempt: number;
-  readonly redelivered: boolean;
-  readonly replyExpected: boolean;
-  /** The PUBLISH packet as mqtt.js parsed it. */
-  readonly raw: IPublishPacket;
   /** Counted in its subscription's prefetch (handed to the handler, not yet settled). */
   dispatched = false;
 
@@ -61,14 +56,9 @@ export class MqttDelivery extends SettleOnce implements Delivery {
   ) {
     super();
     const decoded = received.decoded;
-    this.topic = received.type;
-    this.raw = received.packet;
-    this.body = decoded.body;
-    this.headers = decoded.headers;
     const a = Number(decoded.headers[Headers.attempt]);
-    this.attempt = Number.isInteger(a) && a >= 1 ? a : 1;
-    this.redelivered = redelivered ?? !!received.packet.dup;
-    this.replyExpected = !!decoded.reply;
+    // raw: the PUBLISH packet as mqtt.js parsed it.
+    setDeliveryFields(this, received.type, decoded.body, decoded.headers, Number.isInteger(a) && a >= 1 ? a : 1, redelivered ?? !!received.packet.dup, !!decoded.reply, received.packet);
   }
 
   /** Settled at once (the PUBACK is written, or queued by mqtt.js): no promise of its own. */

@@ -5,13 +5,12 @@
  * 'drain' honoured); the consumer acks each message. Request/reply: a transient request (no
  * expiration) to a queue through the default exchange, the reply to direct reply-to.
  */
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import amqplib, { ChannelModel, ConsumeMessage } from 'amqplib';
 import type { ChildIo } from '../child';
 import { benchEvent, benchReply } from '../payload';
-import { measureRequests, now } from '../window';
-import { ArrivalCounter, directReplies } from './common';
+import { now } from '../window';
+import { ArrivalCounter, rpcClient } from './common';
 
 /** Publishes between two `waitForConfirms`. */
 const CONFIRM_BATCH = 1000;
@@ -74,26 +73,7 @@ export async function plainAmqpRpcServer(io: ChildIo) {
   return {};
 }
 
-export async function plainAmqpRpcClient(io: ChildIo) {
-  const p = io.params;
-  const conn = await connect(p);
-  const ch = await conn.createChannel();
-  const replyTo = await directReplies(ch);
-  let drain: Promise<unknown> | undefined;
-  const call = async (i: number) => {
-    while (drain) await drain;
-    const id = randomUUID();
-    const reply = replyTo(id);
-    const body = Buffer.from(JSON.stringify(benchEvent(i)));
-    if (!ch.sendToQueue(p.queue, body, { correlationId: id, replyTo: 'amq.rabbitmq.reply-to', contentType: 'application/json' })) {
-      drain = once(ch, 'drain').then(() => (drain = undefined));
-    }
-    const r = JSON.parse((await reply).toString('utf8'));
-    if (r.seq !== i) throw new Error(`reply ${r.seq} to request ${i}`);
-  };
-  io.ready();
-  await io.go;
-  const result = await measureRequests(p.inflight, p.warmup, p.n, call);
-  await conn.close();
-  return result;
+export function plainAmqpRpcClient(io: ChildIo) {
+  const queue = io.params.queue;
+  return rpcClient(io, (ch, body, id) => ch.sendToQueue(queue, body, { correlationId: id, replyTo: 'amq.rabbitmq.reply-to', contentType: 'application/json' }));
 }

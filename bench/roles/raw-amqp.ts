@@ -2,15 +2,16 @@
  * The raw amqplib side: what a careful hand-written client does for the same work. Persistent
  * messages, a confirm channel with the same window of unconfirmed publishes as Courier (and
  * 'drain' honoured), manual acks with the same prefetch, JSON parsed on receipt (not validated),
- * Nagle off as in Courier. Request/reply with direct reply-to.
+ * Nagle off as in Courier. Request/reply with direct reply-to; requests transient with an
+ * expiration, as Courier's (persistent with `persistentRequests`, the diagnostic --raw-persistent-requests).
  */
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import amqplib, { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { ChildIo } from '../child';
 import { benchBulk, benchEvent, benchReply } from '../payload';
-import { measureRequests, now, Window } from '../window';
-import { directReplies } from './common';
+import { now, Window } from '../window';
+import { rpcClient } from './common';
 
 const connect = (p: ChildIo['params']): Promise<ChannelModel> => amqplib.connect(p.url, { noDelay: true });
 
@@ -111,28 +112,14 @@ export async function rawAmqpRpcServer(io: ChildIo) {
   return {};
 }
 
-export async function rawAmqpRpcClient(io: ChildIo) {
+export function rawAmqpRpcClient(io: ChildIo) {
   const p = io.params;
-  const conn = await connect(p);
-  const ch = await conn.createChannel();
-  const replyTo = await directReplies(ch);
-  let drain: Promise<unknown> | undefined;
-  const call = async (i: number) => {
-    while (drain) await drain;
-    const id = randomUUID();
-    const reply = replyTo(id);
-    const body = Buffer.from(JSON.stringify(benchEvent(i)));
-    const plain = { persistent: true, contentType: 'application/json', messageId: id };
+  return rpcClient(io, (ch, body, id) => {
+    const plain = { persistent: p.persistentRequests ?? false, contentType: 'application/json', messageId: id };
     const props = { ...(p.envelope ? envelopeProps(p.source, 'bench.request', id) : plain), correlationId: id, replyTo: 'amq.rabbitmq.reply-to', expiration: '60000' };
-    if (!ch.publish(p.exchange, p.routingKey, body, props)) drain = once(ch, 'drain').then(() => (drain = undefined));
-    const r = JSON.parse((await reply).toString('utf8'));
-    if (r.seq !== i) throw new Error(`reply ${r.seq} to request ${i}`);
-  };
-  io.ready();
-  await io.go;
-  const result = await measureRequests(p.inflight, p.warmup, p.n, call);
-  await conn.close();
-  return result;
+    if (p.envelope) props.persistent = p.persistentRequests ?? false;
+    return ch.publish(p.exchange, p.routingKey, body, props);
+  });
 }
 
 /**
@@ -140,7 +127,7 @@ export async function rawAmqpRpcClient(io: ChildIo) {
  * wire (docs/wire-format.md), built by hand, to tell the broker's cost of the bigger message
  * from the client's CPU.
  */
-function envelopeProps(source: string, type = 'bench.event', id = randomUUID()) {
+function envelopeProps(source: string, type = 'bench.event', id: string = randomUUID()) {
   const time = new Date();
   return {
     persistent: true,

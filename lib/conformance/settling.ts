@@ -1,6 +1,6 @@
 /** Conformance cases: requeue, retry and dead letters, with the exact headers each writes. */
 import assert from 'node:assert/strict';
-import { Delivery, Headers } from '../transport';
+import { Delivery, Headers, SubscriptionSpec, Transport } from '../transport';
 import type { SuiteContext } from './context';
 import { bodyN as n, testMessage as message } from './messages';
 import { sleep, uniq, waitFor } from './wait';
@@ -29,6 +29,20 @@ function assertDeadHeaders(h: Readonly<Record<string, string>>, want: DeadHeader
   const at = Date.parse(time);
   // Millisecond precision; a broker's clock is the machine's here, with 1 s of slack.
   assert.ok(at >= want.after - 1000 && at <= want.before + 1000, `courierdeadtime ${time} within the test`);
+}
+
+/**
+ * Reads the dead letters of `s` on `t` (acking each), then connects `t`: the dead letters as they
+ * come, and the time just after connecting (a dead letter made later is within the test).
+ */
+async function readDeadLettersAndConnect(t: Transport, s: SubscriptionSpec): Promise<{ dead: Delivery[]; after: number }> {
+  const dead: Delivery[] = [];
+  await t.subscribeDeadLetters(s, async (d) => {
+    dead.push(d);
+    await d.ack();
+  });
+  await t.connect();
+  return { dead, after: Date.now() };
 }
 
 export function settlingCases(ctx: SuiteContext): void {
@@ -105,13 +119,7 @@ export function settlingCases(ctx: SuiteContext): void {
       if (n(d) === 1) await d.deadLetter({ reason: 'exhausted', errorName: 'TypeError', errorMessage: 'boom' });
       else await d.ack();
     });
-    const dead: Delivery[] = [];
-    await t.subscribeDeadLetters(s, async (d) => {
-      dead.push(d);
-      await d.ack();
-    });
-    await t.connect();
-    const after = Date.now();
+    const { dead, after } = await readDeadLettersAndConnect(t, s);
     await t.publish(message(topic, 0));
     await t.publish(message(topic, 1));
     await waitFor(() => dead.length === 1, wait, 'one dead letter');
@@ -145,12 +153,7 @@ export function settlingCases(ctx: SuiteContext): void {
     const before = Date.now();
     await first.close();
     const reader = await transport();
-    const dead: Delivery[] = [];
-    await reader.subscribeDeadLetters(s, async (d) => {
-      dead.push(d);
-      await d.ack();
-    });
-    await reader.connect();
+    const { dead } = await readDeadLettersAndConnect(reader, s);
     await waitFor(() => dead.length >= 1, wait, 'the dead letter read after it was made').catch(() => undefined);
     await sleep(200);
     assert.equal(dead.length, 1, 'exactly the one dead letter');
@@ -174,13 +177,7 @@ export function settlingCases(ctx: SuiteContext): void {
         if (d.attempt < 3) await d.retry(20);
         else await d.deadLetter({ reason: 'exhausted', errorName: 'ConnectionError', errorMessage: 'connect to amqp://bob:hunter2@db:5672 failed' });
       });
-      const dead: Delivery[] = [];
-      await t.subscribeDeadLetters(s, async (d) => {
-        dead.push(d);
-        await d.ack();
-      });
-      await t.connect();
-      const after = Date.now();
+      const { dead, after } = await readDeadLettersAndConnect(t, s);
       await t.publish(message(topic, 9));
       await waitFor(() => dead.length === 1, wait, 'the dead letter');
       const before = Date.now();

@@ -1,8 +1,9 @@
 /**
  * What the operations (lib/ops/) ask of a broker beyond the transport contract: an optional
  * capability an adapter may implement on its transport, found through any wrappers (the meter,
- * signing) by {@link subscriptionAdmin}. The AMQP and MQTT adapters implement it; the memory
- * transport does not (its dead letters live and die with its process).
+ * signing) by {@link subscriptionAdmin}. The AMQP, MQTT and memory adapters implement
+ * `sendToSubscription` (the memory broker's dead letters live and die with its process);
+ * `queueDepth` only AMQP.
  */
 import { OutgoingMessage, SubscriptionSpec, Transport } from '../transport';
 

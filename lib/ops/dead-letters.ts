@@ -215,14 +215,18 @@ export async function showDeadLetter(transport: Transport, of: DeadLetterSource,
 /** Replays the selected dead letters of `of` to `of` (see the module comment); the others stay. */
 export async function replayDeadLetters(transport: Transport, of: DeadLetterSource, options: ReplayOptions = {}): Promise<ReplayResult> {
   const admin = subscriptionAdmin(transport);
-  if (!admin) throw new OperationUnsupportedError(`The ${transport.name} transport cannot send a message to one subscription: replay needs the AMQP or MQTT adapter`);
+  if (!admin) throw new OperationUnsupportedError(`The ${transport.name} transport cannot send a message to one subscription: replay needs the AMQP, MQTT or memory adapter`);
   const spec = subscriptionOf(of, 1);
   const gate = new Gate(Math.max(1, options.concurrency ?? 16), options.ratePerSecond ?? 0);
   let replayed = 0;
   let failed = 0;
   let firstError: string | undefined;
+  // A copy this run replayed that died again comes back to this run's reader (memory and MQTT
+  // tell no count to stop at): it is left for the next run, not replayed over and over.
+  const replayedNow = new Set<string>();
   const run = await scan(transport, of, options, async (dl, d) => {
     if (!matchesFilter(dl, options.where)) return 'held';
+    if (dl.id !== undefined && dl.replayedBefore && replayedNow.has(dl.id)) return 'held';
     await gate.enter();
     try {
       if (options.unsafeRemoveFirst) await d.ack();
@@ -236,6 +240,7 @@ export async function replayDeadLetters(transport: Transport, of: DeadLetterSour
       }
       // Only now: the copy is stored at the broker.
       await d.ack();
+      if (dl.id !== undefined) replayedNow.add(dl.id);
       replayed++;
       options.onReplayed?.(dl);
       return 'settled';

@@ -7,10 +7,10 @@
  * watches (the broker drops a message no queue is bound for).
  */
 import os from 'node:os';
-import type { BusComponent, Logger } from '../bus';
+import type { BusComponent, BusComponentHost } from '../bus';
 import { encode, parseJson } from '../codec';
 import { redactSecrets } from '../errors';
-import { Meter, MeteredTransport, MetricsSnapshot } from '../meter';
+import { MeteredTransport, MetricsSnapshot } from '../meter';
 import { Subscription, Transport } from '../transport';
 import { tailMessages } from './tail';
 
@@ -29,9 +29,9 @@ export interface MetricsReport {
 }
 
 export interface MetricsReporterOptions {
-  /** The service name: the bus's `source`. */
-  readonly source: string;
-  /** Names this instance. Default `<host name>:<pid>`. */
+  /** The service name. Default: the bus's `source`. */
+  readonly source?: string;
+  /** Names this instance. Default: the bus's instanceId (its option, or the one discovery generated), else `<host name>:<pid>`. */
   readonly instance?: string;
   /** Interval between two snapshots, ms (>= 100). Default 2,000. */
   readonly everyMs?: number;
@@ -42,15 +42,16 @@ export interface MetricsReporterOptions {
  * every `everyMs` while the bus runs. Its own messages are not counted by the meter. A failed
  * publish is logged (at most once a minute) and the next one is tried at its time.
  */
-export function metricsReporter(options: MetricsReporterOptions): BusComponent {
+export function metricsReporter(options: MetricsReporterOptions = {}): BusComponent {
   const everyMs = Math.max(100, options.everyMs ?? 2000);
-  const instance = options.instance ?? `${os.hostname()}:${process.pid}`;
   let timer: NodeJS.Timeout | undefined;
   let inFlight: Promise<void> | undefined;
   let lastWarning = 0;
   return {
-    async start(host: { readonly transport: Transport; readonly meter?: Meter; readonly logger: Logger }) {
+    async start(host: BusComponentHost) {
       const meter = host.meter;
+      const source = options.source ?? host.source ?? 'unknown';
+      const instance = options.instance ?? host.instanceId ?? `${os.hostname()}:${process.pid}`;
       if (!meter) {
         host.logger.warn('metricsReporter: the bus has no meter (meter: false); nothing is reported');
         return;
@@ -59,9 +60,9 @@ export function metricsReporter(options: MetricsReporterOptions): BusComponent {
       const transport = host.transport instanceof MeteredTransport ? host.transport.inner : host.transport;
       const send = () => {
         if (inFlight) return;
-        const report: MetricsReport = { source: options.source, instance, everyMs, snapshot: meter.snapshot() };
+        const report: MetricsReport = { source, instance, everyMs, snapshot: meter.snapshot() };
         inFlight = transport
-          .publish(encode(report, { type: METRICS_TYPE, source: options.source }), { timeoutMs: everyMs * 5 })
+          .publish(encode(report, { type: METRICS_TYPE, source }), { timeoutMs: everyMs * 5 })
           .catch((err: Error) => {
             if (Date.now() - lastWarning < 60_000) return;
             lastWarning = Date.now();

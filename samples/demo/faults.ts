@@ -8,7 +8,7 @@
  *     in the dead letter and change nothing.
  */
 import { randomUUID } from 'node:crypto';
-import { Headers, OutgoingMessage, PublishOptions, Transport, TransportWrapper } from 'courier-bus';
+import { DeliveryHandler, Headers, OutgoingMessage, PublishOptions, Subscription, SubscriptionSpec, Transport, TransportWrapper } from 'courier-bus';
 
 export class DuplicatingTransport extends TransportWrapper {
   private readonly pending = new Set<Promise<void>>();
@@ -62,4 +62,25 @@ export function poisonMessages(type: string, invalidPayload: object): OutgoingMe
     { topic: type, body: Buffer.from('{"orderId": this is not JSON'), headers: headers(`poison-${randomUUID()}`) },
     { topic: type, body: Buffer.from(JSON.stringify(invalidPayload)), headers: headers(`invalid-${randomUUID()}`) },
   ];
+}
+
+/**
+ * `courier demo --slow Class.method=MS`: the handler of that name (in any group) waits MS ms
+ * before each message it is given, a stand-in for a stalled dependency: with the orders still
+ * coming, its backlog grows (what the dashboard shows within seconds).
+ */
+export class SlowHandlerTransport extends TransportWrapper {
+  constructor(
+    inner: Transport,
+    private readonly handler: string,
+    private readonly delayMs: number,
+  ) {
+    super(inner);
+  }
+
+  override subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+    if (spec.name !== this.handler) return this.inner.subscribe(spec, handler);
+    const ms = this.delayMs;
+    return this.inner.subscribe(spec, (d) => new Promise<void>((resolve) => setTimeout(resolve, ms)).then(() => handler(d)));
+  }
 }

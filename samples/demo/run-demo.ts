@@ -9,7 +9,7 @@ import { Bus, createBus, Logger, silentLogger, Transport } from 'courier-bus';
 import { openServiceDatabase, OpenedDatabase } from '../storage/open-database';
 import { DriverObserver, DriverResult, drive } from './driver';
 import { DriverJournal } from './driver-journal';
-import { DuplicatingTransport, poisonMessages } from './faults';
+import { DuplicatingTransport, poisonMessages, SlowHandlerTransport } from './faults';
 import { Running, startOrderInstances, startProductService } from './services';
 import { demoEnvironment, TransportName } from './transports';
 
@@ -40,6 +40,8 @@ export interface DemoOptions {
   readonly removeNamespace?: boolean;
   /** Serve the services over HTTP on this port (samples/demo/http.ts) until stopped, instead of driving orders. */
   readonly http?: number;
+  /** Delay each message of the handler named `handler` (`Class.method`) by `ms` (SlowHandlerTransport). */
+  readonly slow?: { readonly handler: string; readonly ms: number };
 }
 
 export interface DemoSummary extends DriverResult {
@@ -65,6 +67,10 @@ export interface DemoIo {
   readonly onBuses?: (buses: readonly Bus[]) => void;
   /** Wraps every transport the run creates (tests: to see what it subscribes). */
   readonly wrapTransport?: (t: Transport) => Transport;
+  /** Makes a new transport to the run's broker (the CLI's `--dashboard` reads dead letters with it); told once, before the services start. */
+  readonly onTransportFactory?: (make: (name: string) => Transport) => void;
+  /** Called with the summary of a driven run before its services stop; the run ends when it resolves (`--dashboard` keeps the page up). */
+  readonly beforeStop?: (summary: DemoSummary) => Promise<void>;
 }
 
 const DUPLICATED_TYPES = new Set([
@@ -95,8 +101,10 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
   const dbNamespace = o.transport === 'memory' && !o.role && !o.namespace ? `run${Date.now().toString(36)}${randomBytes(2).toString('hex')}` : undefined;
   const instanceId = o.instanceId ?? `${os.hostname()}-${process.pid}`;
   const duplicating: DuplicatingTransport[] = [];
+  io.onTransportFactory?.((name) => env.makeTransport(name));
   const wrap = (inner: Transport): Transport => {
-    const t = io.wrapTransport ? io.wrapTransport(inner) : inner;
+    const wrapped = io.wrapTransport ? io.wrapTransport(inner) : inner;
+    const t = o.slow ? new SlowHandlerTransport(wrapped, o.slow.handler, o.slow.ms) : wrapped;
     if (!o.faults) return t;
     const d = new DuplicatingTransport(t, 0.2, random, DUPLICATED_TYPES);
     duplicating.push(d);
@@ -195,7 +203,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
     const ok = result.stopped === null && Object.values(result.invariants).every((i) => i.ok);
     // A run that ended is forgotten (the next start begins a new one); a stopped one can be resumed.
     if (result.stopped === null) journal?.finish();
-    return {
+    const summary: DemoSummary = {
       transport: o.transport,
       orders: o.orders,
       instances: result.work.length,
@@ -206,6 +214,8 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<DemoSummary |
       ordersPerSecond: Math.round(result.ended / Math.max(result.durationMs / 1000, 0.001)),
       ok,
     };
+    await io.beforeStop?.(summary);
+    return summary;
   } finally {
     for (const r of running.reverse()) await r.stop().catch(() => undefined);
     journal?.close();

@@ -1,6 +1,7 @@
 /**
  * The order/product pair as one Nest application: `npm run demo:nest` (builds, then runs
- * dist/samples/nestjs/main.js). Places three orders (one from OrdersService's own
+ * dist/samples/nestjs/main.js; from an installed package, `node
+ * node_modules/courier-bus/dist/samples/nestjs/main.js`, docs/nestjs.md). Places three orders (one from OrdersService's own
  * onApplicationBootstrap), prints each outcome, closes the app (the bus finishes what it handles).
  */
 import 'reflect-metadata';

@@ -15,6 +15,7 @@ interface SideJson {
   p50?: number;
   p99?: number;
   peakRssMb: number;
+  rounds: Array<{ detail: Record<string, number> }>;
 }
 
 describe('bench (smoke mode)', function () {
@@ -42,7 +43,7 @@ describe('bench (smoke mode)', function () {
     assert.deepEqual(report.failures, []);
     assert.deepEqual(
       report.rows.map((r) => r.id),
-      ['a', 'b1', 'b100', 'c', 'd-events', 'd-rpc', 'e', 'f-plain', 'f-postgres', 'f-sqlite', 'g-balanced', 'g-gateway', 'h-otel-off', 'h-otel-on', 'q'],
+      ['a', 'b1', 'b100', 'c', 'c-held', 'd-events', 'd-rpc', 'e', 'f-plain', 'f-postgres', 'f-sqlite', 'g-balanced', 'g-gateway', 'h-otel-off', 'h-otel-on', 'q'],
     );
     const positive = (x: unknown, what: string) => assert.ok(typeof x === 'number' && Number.isFinite(x) && x > 0, `${what}: ${x}`);
     for (const row of report.rows) {
@@ -51,13 +52,19 @@ describe('bench (smoke mode)', function () {
       assert.equal(row.raw === undefined, courierOnly, `${row.id}: raw side present only where there is a raw client`);
       // Cases h: the "raw" side is the same bus without tracing; case q: classic queues.
       // The plain raw client a user would write (issue 19) beside a, b and c.
-      const plainToo = ['a', 'b1', 'b100', 'c'].includes(row.id);
+      const plainToo = ['a', 'b1', 'b100', 'c', 'c-held'].includes(row.id);
       assert.equal(row.plain !== undefined, plainToo, `${row.id}: plain side present only on a, b and c`);
       if (plainToo) sides.push(row.plain);
       for (const [i, side] of sides.entries()) {
         const who = `${row.id} ${['Courier', 'raw', 'plain'][i]}`;
         positive(side?.rate, `${who} rate`);
         positive(side?.peakRssMb, `${who} peak RSS`);
+        if (!row.id.startsWith('e') && !row.id.startsWith('f') && !row.id.startsWith('g') && !row.id.startsWith('h') && row.id !== 'q') {
+          // Client CPU per message (issue 19: CPU time, steadier than wall time on a shared machine).
+          const cpu = side?.rounds[0]?.detail;
+          const keys = row.id.startsWith('b') ? ['clientCpuUs', 'serverCpuUs'] : row.id.startsWith('d') ? ['cpuUs'] : ['producerCpuUs', 'consumerCpuUs'];
+          for (const k of keys) positive(cpu?.[k], `${who} ${k}`);
+        }
         if (row.id.startsWith('b') || row.id === 'd-rpc' || row.id.startsWith('f') || row.id.startsWith('g') || row.id === 'q') {
           positive(side?.p50, `${who} p50`);
           positive(side?.p99, `${who} p99`);

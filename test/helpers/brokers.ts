@@ -614,3 +614,27 @@ if (typeof mochaAfter === 'function') {
     await stopAllContainers();
   });
 }
+
+/**
+ * One `describe(kind)` per shared broker, amqp then mqtt, whose before() picks the broker (bounded
+ * by `timeoutMs`: a container may have to start). `body` declares the tests; `broker()` gives the
+ * endpoint inside them (it throws if called before the before() ran, at declaration time).
+ */
+export function describeEachBroker(body: (kind: BrokerKind, broker: () => BrokerEndpoint) => void, timeoutMs = 150_000): void {
+  for (const [kind, pickBroker] of [
+    ['amqp', amqpBroker],
+    ['mqtt', mqttBroker],
+  ] as const) {
+    describe(kind, () => {
+      let endpoint: BrokerEndpoint | undefined;
+      before(async function () {
+        this.timeout(timeoutMs);
+        endpoint = await pickBroker();
+      });
+      body(kind, () => {
+        if (!endpoint) throw new Error(`describeEachBroker: the ${kind} broker is picked in before(); call broker() inside a test`);
+        return endpoint;
+      });
+    });
+  }
+}

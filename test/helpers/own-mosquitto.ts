@@ -17,6 +17,16 @@ export interface OwnMosquittoOptions {
   readonly acl?: string;
   /** The broker's outgoing QoS 1/2 window per client (max_inflight_messages). Default 100. */
   readonly inflight?: number;
+  /**
+   * Persistence as docs/brokers.md recommends: `persistence true` in the broker's own directory,
+   * `autosave_interval 1` with `autosave_on_changes true`, `max_queued_bytes` 1 GiB. Default off.
+   */
+  readonly persistence?: boolean;
+  /**
+   * With `persistence`: save after every change (`autosave_on_changes true`, docs/brokers.md's
+   * durable setting; default) or once a second (`autosave_on_changes false`, the periodic one).
+   */
+  readonly autosaveOnChanges?: boolean;
 }
 
 export class OwnMosquitto {
@@ -45,7 +55,9 @@ export class OwnMosquitto {
       [
         `listener ${this.port} 127.0.0.1`,
         'allow_anonymous true',
-        'persistence false',
+        ...(this.options.persistence
+          ? ['persistence true', `persistence_location ${this.persistenceDir()}/`, 'autosave_interval 1', `autosave_on_changes ${this.options.autosaveOnChanges ?? true}`, 'max_queued_bytes 1073741824']
+          : ['persistence false']),
         'max_queued_messages 0', // no limit: never drop for a subscriber that is behind
         `max_inflight_messages ${this.options.inflight ?? 100}`,
         'log_dest stderr',
@@ -65,6 +77,14 @@ export class OwnMosquitto {
       if (Date.now() > deadline || this.proc.exitCode !== null) throw new Error(`mosquitto did not start: ${stderr}`);
       await sleep(50);
     }
+  }
+
+  /** A directory the broker can write after it dropped to its own user (it runs as `mosquitto` when started as root). */
+  private persistenceDir(): string {
+    const dir = path.join(this.dir, 'data');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.chmodSync(dir, 0o777);
+    return dir;
   }
 
   async stop(): Promise<void> {

@@ -17,6 +17,8 @@ export class TcpProxy {
   cuts = 0;
   /** Chunks read from clients (on loopback, with Nagle off: about one per socket write of theirs). */
   clientChunks = 0;
+  /** Sees every chunk a client writes, with its socket (one per connection), before it is forwarded. */
+  onClientData?: (chunk: Buffer, client: net.Socket) => void;
   port = 0;
 
   constructor(private readonly targetHost: string, private readonly targetPort: number) {}
@@ -47,6 +49,7 @@ export class TcpProxy {
       // Registered before pipe(): a chunk that springs the trap is cut before it is forwarded.
       client.on('data', (chunk: Buffer) => {
         this.clientChunks++;
+        this.onClientData?.(chunk, client);
         const trap = this.trap;
         if (trap && chunk.includes(trap.marker)) {
           if (--trap.left <= 0) this.trap = undefined;

@@ -95,6 +95,8 @@ describe('the npm package, installed by a consumer', function () {
     const files = entry!.files.map((f) => f.path);
     assert.ok(files.includes('dist/lib/index.js') && files.includes('dist/lib/index.mjs') && files.includes('dist/lib/index.d.ts'));
     assert.ok(files.includes('bin/courier.js') && files.includes('CHANGELOG.md'));
+    // The dashboard's page, served as it is (no build step for users).
+    for (const f of ['index.html', 'app.js', 'charts.js', 'app.css']) assert.ok(files.includes(`dist/lib/dashboard/page/${f}`), f);
     assert.deepEqual(files.filter((f) => /^(test|bench|\.ci|scripts)\//.test(f) || (/\.ts$/.test(f) && !/\.d\.m?ts$/.test(f))), []);
   });
 
@@ -175,9 +177,10 @@ describe('the npm package, installed by a consumer', function () {
     assert.equal((await run(bin, ['--version'], js)).stdout, `${version}\n`);
     const help = (await run(bin, ['--help'], js)).stdout;
     assert.match(help, /^Usage: courier <command>/);
-    for (const c of ['demo', 'relay', 'tail', 'publish', 'dead-letters', 'metrics', 'services']) assert.match(help, new RegExp(`^  ${c} `, 'm'), c);
+    for (const c of ['demo', 'relay', 'tail', 'publish', 'dead-letters', 'metrics', 'services', 'dashboard']) assert.match(help, new RegExp(`^  ${c} `, 'm'), c);
     assert.match((await run(bin, ['demo', '--help'], js)).stdout, /^Usage: courier demo/);
     assert.match((await run(bin, ['dead-letters', '--help'], js)).stdout, /^Usage: courier dead-letters list/);
+    assert.match((await run(bin, ['dashboard', '--help'], js)).stdout, /^Usage: courier dashboard/);
     // better-sqlite3 is an optional peer, not installed here: the demo keeps the services' state in
     // memory and says so (with it, SQLite; test/samples/demo.spec.ts).
     const demo = JSON.parse((await run(bin, ['demo', '--orders', '50', '--products', '4', '--json'], js)).stdout) as { ok: boolean; orders: number; notices: string[]; product: { store: string } };

@@ -12,6 +12,7 @@
  * handler in flight when the app closes finishes and is acked: a new consumer of its subscription
  * gets nothing (the negative control: with a shutdown timeout shorter than the handler, it gets
  * the message again). A Courier class with problems fails the app's start with one StartupError.
+ * The built sample the package ships (dist/samples/nestjs) runs from node_modules with node.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -122,6 +123,11 @@ describe('courier-bus/nest, installed beside NestJS 11 and 12', function () {
         assert.equal(r.redelivered, 0, 'the handler finished before close was acked: no new consumer gets it again');
       });
     }
+
+    it(`${which}: the sample the package ships (docs/nestjs.md) runs from node_modules with node, on memory`, async () => {
+      const r = await run(process.execPath, [path.join('node_modules', 'courier-bus', 'dist', 'samples', 'nestjs', 'main.js')], dirs[which], { COURIER_TRANSPORT: 'memory' }, 60_000);
+      assert.deepEqual(r.stdout.trim().split('\n'), ['o-1 p-1: confirmed', 'o-2 p-2: rejected (insufficient-stock)', 'o-3 p-9: rejected (unknown-product)']);
+    });
 
     it(`${which}: a Courier class with problems fails the app's start with one StartupError listing every problem`, async () => {
       const r = lastJson<{ started: boolean; isStartupError: boolean; name: string; code: string; problems: string[] }>((await run(process.execPath, ['out/startup-error.js'], dirs[which], {}, 30_000)).stdout);

@@ -19,7 +19,7 @@ import { Bus, createBus, silentLogger, Subscribe, Subscriber } from 'courier-bus
 import { OrderConfirmed, OrderPlaced, OrderRejected } from '../../samples/order-service';
 import type { DemoSummary } from '../../samples/demo/run-demo';
 import { DemoEnvironment, demoEnvironment } from '../../samples/demo/transports';
-import { amqpBroker, mqttBroker } from '../helpers/brokers';
+import { describeEachBroker } from '../helpers/brokers';
 import { TcpProxy } from '../helpers/tcp-proxy';
 import { sleep, uniq } from '../helpers/wait';
 
@@ -265,62 +265,51 @@ describe('courier demo, one process per role: SIGKILLs, restarts and cut connect
     return { summary, observed, endedIds: [...observer.outcomes.keys()], kills, restartFailed, driverExit, driverStderr: running.driver.stderr, failed };
   }
 
-  for (const [transport, broker] of [
-    ['amqp', amqpBroker],
-    ['mqtt', mqttBroker],
-  ] as const) {
-    describe(transport, () => {
-      let url: string;
-      before(async function () {
-        this.timeout(150_000);
-        url = (await broker()).url;
-      });
-
-      it('state in SQLite files: every order ends once, no overselling, stock conserved, the replicas equal the catalog', async () => {
-        const r = await run(transport, url, []);
-        const s = r.summary;
-        figures(`${transport} sqlite`, r);
-        assert.deepEqual(r.observed, { placed: r.observed.placed, ended: 500, copies: r.observed.copies, contradictory: 0 });
-        assert.match(s.product?.store ?? '', /^sqlite .*product-service\.db$/);
-        for (const [name, i] of Object.entries(s.invariants)) assert.ok(i.ok, `${name}: ${i.detail}`);
-        assert.equal(s.stopped, null);
-        assert.deepEqual([s.placed, s.ended], [500, 500]);
-        assert.ok(!s.rejectedBy['unknown-product'] || s.rejectedBy['unknown-product'] <= 2, `no "unknown product" beyond the two launches: ${JSON.stringify(s.rejectedBy)}`);
-        assert.equal(s.ok, true);
-      });
-
-      it('chaos: every role through a proxy cut every 300-800 ms for 15 s, then the driver, product, oa and ob each SIGKILLed and restarted while orders flow', async () => {
-        const r = await chaos(transport, url, []);
-        const sum = r.summary;
-        assert.equal(r.driverExit, 0, r.driverStderr.slice(-2000));
-        assert.equal(r.kills.length, 4, 'the four kills landed while the driver ran');
-        for (const [name, i] of Object.entries(sum.invariants)) assert.ok(i.ok, `${name}: ${i.detail}`);
-        // The orders of the killed driver included: one run, resumed by the second driver process.
-        assert.equal(sum.driverProcesses, 2);
-        assert.deepEqual([sum.placed, sum.ended, r.observed.ended, r.observed.contradictory], [1400, 1400, 1400, 0]);
-        // Exactly the run's orders ended, o0..o1399, those the killed driver placed included.
-        assert.deepEqual(new Set(r.endedIds), new Set(Array.from({ length: 1400 }, (_, i) => `${sum.runId}-o${i}`)));
-      });
-
-      it('negative control, state in memory (--db memory): the restarted product service has lost what it sold (or cannot start), the driver FAILs', async () => {
-        const r = await run(transport, url, ['--db', 'memory']);
-        const s = r.summary;
-        figures(`${transport} memory`, r);
-        assert.equal(s.ok, false);
-        // Lost state shows as unbalanced or oversold stock, or the service never comes back.
-        assert.ok(!s.invariants.stockConserved.ok || !s.invariants.stockNeverNegative.ok || r.restartFailed, JSON.stringify(s.invariants));
-      });
-
-      // On one transport, to keep the spec near 5 min (AMQP: ~70 s). On MQTT the restarted product
-      // service with its state in memory sometimes cannot start at all (StartTimeoutError) and the
-      // driver then fails without a summary; when it starts, stock is oversold.
-      if (transport === 'amqp') it('negative control of the chaos run, the services\' state in memory (--db memory): the same cuts and kills break an invariant', async () => {
-        const r = await chaos(transport, url, ['--db', 'memory']);
-        // The driver ends by itself (it has deadlines) and an invariant FAILs: lost stock or orders.
-        assert.ok(r.driverExit === 1, `driver exit ${r.driverExit}: ${r.driverStderr.slice(-1000)}`);
-        assert.equal(r.summary.ok, false);
-        assert.ok(r.failed.length > 0, `an invariant FAILs: ${JSON.stringify(r.summary.invariants)}`);
-      });
+  describeEachBroker((transport, broker) => {
+    it('state in SQLite files: every order ends once, no overselling, stock conserved, the replicas equal the catalog', async () => {
+      const r = await run(transport, broker().url, []);
+      const s = r.summary;
+      figures(`${transport} sqlite`, r);
+      assert.deepEqual(r.observed, { placed: r.observed.placed, ended: 500, copies: r.observed.copies, contradictory: 0 });
+      assert.match(s.product?.store ?? '', /^sqlite .*product-service\.db$/);
+      for (const [name, i] of Object.entries(s.invariants)) assert.ok(i.ok, `${name}: ${i.detail}`);
+      assert.equal(s.stopped, null);
+      assert.deepEqual([s.placed, s.ended], [500, 500]);
+      assert.ok(!s.rejectedBy['unknown-product'] || s.rejectedBy['unknown-product'] <= 2, `no "unknown product" beyond the two launches: ${JSON.stringify(s.rejectedBy)}`);
+      assert.equal(s.ok, true);
     });
-  }
+
+    it('chaos: every role through a proxy cut every 300-800 ms for 15 s, then the driver, product, oa and ob each SIGKILLed and restarted while orders flow', async () => {
+      const r = await chaos(transport, broker().url, []);
+      const sum = r.summary;
+      assert.equal(r.driverExit, 0, r.driverStderr.slice(-2000));
+      assert.equal(r.kills.length, 4, 'the four kills landed while the driver ran');
+      for (const [name, i] of Object.entries(sum.invariants)) assert.ok(i.ok, `${name}: ${i.detail}`);
+      // The orders of the killed driver included: one run, resumed by the second driver process.
+      assert.equal(sum.driverProcesses, 2);
+      assert.deepEqual([sum.placed, sum.ended, r.observed.ended, r.observed.contradictory], [1400, 1400, 1400, 0]);
+      // Exactly the run's orders ended, o0..o1399, those the killed driver placed included.
+      assert.deepEqual(new Set(r.endedIds), new Set(Array.from({ length: 1400 }, (_, i) => `${sum.runId}-o${i}`)));
+    });
+
+    it('negative control, state in memory (--db memory): the restarted product service has lost what it sold (or cannot start), the driver FAILs', async () => {
+      const r = await run(transport, broker().url, ['--db', 'memory']);
+      const s = r.summary;
+      figures(`${transport} memory`, r);
+      assert.equal(s.ok, false);
+      // Lost state shows as unbalanced or oversold stock, or the service never comes back.
+      assert.ok(!s.invariants.stockConserved.ok || !s.invariants.stockNeverNegative.ok || r.restartFailed, JSON.stringify(s.invariants));
+    });
+
+    // On one transport, to keep the spec near 5 min (AMQP: ~70 s). On MQTT the restarted product
+    // service with its state in memory sometimes cannot start at all (StartTimeoutError) and the
+    // driver then fails without a summary; when it starts, stock is oversold.
+    if (transport === 'amqp') it('negative control of the chaos run, the services\' state in memory (--db memory): the same cuts and kills break an invariant', async () => {
+      const r = await chaos(transport, broker().url, ['--db', 'memory']);
+      // The driver ends by itself (it has deadlines) and an invariant FAILs: lost stock or orders.
+      assert.ok(r.driverExit === 1, `driver exit ${r.driverExit}: ${r.driverStderr.slice(-1000)}`);
+      assert.equal(r.summary.ok, false);
+      assert.ok(r.failed.length > 0, `an invariant FAILs: ${JSON.stringify(r.summary.invariants)}`);
+    });
+  });
 });

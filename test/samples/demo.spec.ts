@@ -8,7 +8,7 @@ import { Pool } from 'pg';
 import { DeliveryHandler, SubscriptionSpec, Transport, TransportWrapper } from 'courier-bus';
 import { GROUP_HANDLERS } from '../../samples/demo/transports';
 import { check } from '../../samples/demo/driver';
-import { amqpBroker, mqttBroker } from '../helpers/brokers';
+import { describeEachBroker } from '../helpers/brokers';
 import { PG_URL } from '../outbox/db-kit';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'courier.js');
@@ -194,28 +194,17 @@ describe('courier demo', function () {
     });
   });
 
-  for (const [transport, broker] of [
-    ['amqp', amqpBroker],
-    ['mqtt', mqttBroker],
-  ] as const) {
-    describe(transport, () => {
-      let url: string;
-      before(async function () {
-        this.timeout(150_000);
-        url = (await broker()).url;
-      });
-
-      it('300 orders over 2 instances: the invariants hold', async () => {
-        const s = await demo({ transport, url });
-        assertInvariants(s);
-        assertShared(s);
-      });
-
-      it('with duplicated events and poison messages: the invariants still hold, the poison is in the dead letter', async () => {
-        const s = await demo({ transport, url, faults: true });
-        assertInvariants(s);
-        assertPoisonDeadLettered(s);
-      });
+  describeEachBroker((transport, broker) => {
+    it('300 orders over 2 instances: the invariants hold', async () => {
+      const s = await demo({ transport, url: broker().url });
+      assertInvariants(s);
+      assertShared(s);
     });
-  }
+
+    it('with duplicated events and poison messages: the invariants still hold, the poison is in the dead letter', async () => {
+      const s = await demo({ transport, url: broker().url, faults: true });
+      assertInvariants(s);
+      assertPoisonDeadLettered(s);
+    });
+  });
 });

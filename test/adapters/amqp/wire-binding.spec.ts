@@ -202,6 +202,25 @@ describe('amqp wire format, seen by other clients', function () {
     }
   });
 
+  it('requests: transient, with reply_to, correlation_id and expiration, on the events exchange under their type, as a raw server receives them', async () => {
+    const got = await rawQueue(GET);
+    const client = await bus('wire-client-svc');
+    const answered = client.request(GetItem, { key: 'k' }, { timeoutMs: 7000 });
+    await waitFor(() => got.length === 1, 10_000, 'the request');
+    const m = got[0];
+    assert.equal(m.fields.exchange, exchange);
+    assert.equal(m.fields.routingKey, GET);
+    assert.equal(m.properties.deliveryMode, 1, 'requests are not persistent (docs/wire-format.md)');
+    assert.match(String(m.properties.replyTo), /^amq\.rabbitmq\.reply-to\./, 'direct reply-to (the broker fills in the channel)');
+    assert.equal(m.properties.expiration, '7000', 'a request expires with its timeout');
+    assert.match(String(m.properties.correlationId), /\S/);
+    assert.equal((m.properties.headers as Record<string, unknown>).cloudEvents_type, GET);
+    assert.deepEqual(JSON.parse(m.content.toString()), { key: 'k' });
+    // Answer it by hand, as a foreign server would: the caller resolves.
+    ch.publish('', m.properties.replyTo, Buffer.from(JSON.stringify({ key: 'k', found: true })), { correlationId: m.properties.correlationId, messageId: randomUUID(), appId: '/raw', contentType: 'application/json' });
+    assert.deepEqual(await answered, { key: 'k', found: true });
+  });
+
   it('retries: a few hundred failures with jittered delays make a bounded set of delay queues', async () => {
     const group = uniq('wire-retry');
     let calls = 0;

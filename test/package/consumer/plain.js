@@ -1,4 +1,10 @@
 // The consumer test's plain JavaScript app: require(), decorators applied as functions.
+//
+// It repeats round-trip.ts (the same messages, handlers and round trip) on purpose: what it tests
+// is that a project with no TypeScript at all can use the package. Its project installs no
+// compiler (its node_modules is also the install size the spec measures), and importing a compiled
+// round-trip.ts would run the TypeScript emit's decorator calls, not a JavaScript user's. Keep the
+// two in step: consumer.spec.ts asserts the same result (assertRoundTrips) of both.
 'use strict';
 require('reflect-metadata');
 const { IsInt, IsString, Min } = require('class-validator');

@@ -1,7 +1,7 @@
 /**
  * The consumer test's app (test/package/consumer.spec.ts copies this folder into fresh projects
  * that installed the packed tarball): publish, subscribe and request on one transport, imported
- * by the package's documented paths only.
+ * by the package's documented paths only. plain.js repeats it in plain JavaScript (its header says why).
  */
 import 'reflect-metadata';
 import { IsInt, IsString, Min } from 'class-validator';

@@ -1,0 +1,133 @@
+/**
+ * Issue 21, point 5: replay from a RabbitMQ stream. A type declared with `history` is kept in its
+ * stream from its first publish; a late group (a child process, fixtures/replay-worker.ts) reads
+ * it from the first message, is SIGKILLed midway and restarted: it resumes from its stored
+ * position (counted: re-handled, lost). From an offset and from a time. Refused where there is
+ * no history (memory, MQTT).
+ */
+import assert from 'node:assert/strict';
+import { amqpTransport } from '../../adapters/amqp';
+import { memoryTransport } from '../../adapters/memory';
+import { mqttTransport } from '../../adapters/mqtt';
+import { createBus, silentLogger, StartupError, Subscribe, Subscriber } from '../../lib';
+import { amqpBroker } from '../helpers/brokers';
+import { sleep, uniq, waitFor } from '../helpers/wait';
+import { entryClass } from './fixtures/entries';
+import { deleteAll, spawnWorker, Worker } from './scaling-harness';
+
+const N = 600;
+
+function handled(w: Worker): number[] {
+  return w.lines.map((l) => /^H (\d+)$/.exec(l)).filter((m): m is RegExpExecArray => !!m).map((m) => Number(m[1]));
+}
+
+describe('scaling, AMQP: replay from a stream, a late replica', function () {
+  this.timeout(120_000);
+  const workers: Worker[] = [];
+  let cleanup: { queues: string[]; exchanges: string[] } = { queues: [], exchanges: [] };
+  let url: string;
+  let run: string;
+  let exchange: string;
+  let type: string;
+  let Entry: ReturnType<typeof entryClass>;
+  let publisher: ReturnType<typeof createBus>;
+
+  before(async () => {
+    url = (await amqpBroker()).url;
+    run = uniq('rep');
+    exchange = `${run}.events`;
+    type = `${run}.entry`;
+    Entry = entryClass(type);
+    cleanup = { queues: [`${exchange}.history.${type}`], exchanges: [exchange] };
+    publisher = createBus({ transport: amqpTransport({ url, exchange }), source: 'replay-publisher', logger: silentLogger, meter: false });
+    await publisher.start();
+    // Published before any replica exists: only the history has them.
+    const all: Promise<string>[] = [];
+    for (let n = 0; n < N; n++) all.push(publisher.publish(Entry, { n }));
+    await Promise.all(all);
+  });
+
+  afterEach(() => {
+    for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+  });
+
+  after(async () => {
+    await publisher?.stop();
+    await deleteAll(cleanup.queues, cleanup.exchanges);
+  });
+
+  function replica(group: string, from: string, delayMs: number): Worker {
+    const name = `${group}.Replica.onEntry`;
+    cleanup.queues.push(`${name}.position`, `${name}.dead`);
+    const w = spawnWorker('replay-worker.ts', group, { REP_URL: url, REP_EXCHANGE: exchange, REP_TYPE: type, REP_GROUP: group, REP_FROM: from, REP_DELAY_MS: String(delayMs) });
+    workers.push(w);
+    return w;
+  }
+
+  it('a late group reads everything from the first message; SIGKILLed midway and restarted, it resumes from its stored position', async () => {
+    const group = `${run}.late`;
+    const first = replica(group, 'first', 20);
+    await first.ready;
+    await waitFor(() => handled(first).length >= N * 0.4, 60_000, '40 % handled');
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const before = handled(first);
+    const second = replica(group, 'first', 0);
+    await second.ready;
+    await waitFor(() => new Set([...before, ...handled(second)]).size >= N, 60_000, 'every entry handled').catch(() => undefined);
+    await sleep(300);
+    const after = handled(second);
+    const seen = new Set([...before, ...after]);
+    const lost = Array.from({ length: N }, (_, n) => n).filter((n) => !seen.has(n)).length;
+    const rehandled = after.filter((n) => before.includes(n)).length;
+    const resumedAt = Math.min(...after);
+    console.log(`      replay: first run ${before.length} handled, killed; restart resumed at ${resumedAt}, handled ${after.length}, re-handled ${rehandled}, lost ${lost}`);
+    assert.equal(lost, 0, 'lost');
+    assert.deepEqual([...before].sort((a, b) => a - b), [...new Set(before)].sort((a, b) => a - b), 'no duplicate within a run');
+    assert.ok(resumedAt > 0, 'the restart did not start again from the first message');
+    assert.ok(rehandled < before.length, `re-handled ${rehandled} of ${before.length}: it resumed near where it stopped`);
+    // In order: a stream is read in publish order.
+    assert.deepEqual(after, [...after].sort((a, b) => a - b));
+  });
+
+  it('from an offset: what follows it, nothing before', async () => {
+    const w = replica(`${run}.offset`, '400', 0);
+    await w.ready;
+    await waitFor(() => handled(w).length >= N - 400, 30_000, 'entries from 400');
+    await sleep(300);
+    assert.deepEqual(handled(w), Array.from({ length: N - 400 }, (_, i) => 400 + i));
+  });
+
+  it('from a time: what was published after it, nothing before', async () => {
+    await sleep(1500); // the first batch's last second is over
+    const at = new Date();
+    await sleep(1100);
+    const later = Array.from({ length: 50 }, (_, i) => N + i);
+    await Promise.all(later.map((n) => publisher.publish(Entry, { n })));
+    const w = replica(`${run}.time`, at.toISOString(), 0);
+    await w.ready;
+    await waitFor(() => handled(w).length >= later.length, 30_000, 'the later batch');
+    await sleep(300);
+    assert.deepEqual(handled(w), later);
+  });
+});
+
+describe('scaling: replay is refused where there is no history', () => {
+  const Entry = entryClass('refused.entry');
+  @Subscriber({ group: 'refused' })
+  class Replica {
+    @Subscribe(Entry, { replay: { from: 'first' } })
+    onEntry(): void {}
+  }
+
+  for (const [name, make] of [
+    ['memory', () => memoryTransport()],
+    ['MQTT', () => mqttTransport({ url: 'mqtt://127.0.0.1:1' })],
+  ] as const) {
+    it(`${name}: refused at start with a clear error, before connecting`, async () => {
+      const bus = createBus({ transport: make(), source: 'refused', logger: silentLogger });
+      bus.register(new Replica());
+      await assert.rejects(bus.start(), (err: unknown) => err instanceof StartupError && /replay needs a transport with message history/.test(err.message));
+    });
+  }
+});
