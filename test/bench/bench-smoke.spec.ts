@@ -43,11 +43,11 @@ describe('bench (smoke mode)', function () {
     assert.deepEqual(report.failures, []);
     assert.deepEqual(
       report.rows.map((r) => r.id),
-      ['a', 'b1', 'b100', 'c', 'c-held', 'd-events', 'd-rpc', 'e', 'f-plain', 'f-postgres', 'f-sqlite', 'g-balanced', 'g-gateway', 'h-otel-off', 'h-otel-on', 'q'],
+      ['a', 'b1', 'b100', 'c', 'c-held', 'd-events', 'd-rpc', 'e', 'f-plain', 'f-postgres', 'f-sqlite', 'g-balanced', 'g-gateway', 'i-1', 'i-2', 'i-4', 'h-otel-off', 'h-otel-on', 'q'],
     );
     const positive = (x: unknown, what: string) => assert.ok(typeof x === 'number' && Number.isFinite(x) && x > 0, `${what}: ${x}`);
     for (const row of report.rows) {
-      const courierOnly = row.id.startsWith('d') || row.id.startsWith('f') || row.id.startsWith('g');
+      const courierOnly = row.id.startsWith('d') || row.id.startsWith('f') || row.id.startsWith('g') || row.id.startsWith('i');
       const sides = courierOnly ? [row.courier] : [row.courier, row.raw];
       assert.equal(row.raw === undefined, courierOnly, `${row.id}: raw side present only where there is a raw client`);
       // Cases h: the "raw" side is the same bus without tracing; case q: classic queues.
@@ -59,7 +59,7 @@ describe('bench (smoke mode)', function () {
         const who = `${row.id} ${['Courier', 'raw', 'plain'][i]}`;
         positive(side?.rate, `${who} rate`);
         positive(side?.peakRssMb, `${who} peak RSS`);
-        if (!row.id.startsWith('e') && !row.id.startsWith('f') && !row.id.startsWith('g') && !row.id.startsWith('h') && row.id !== 'q') {
+        if (!row.id.startsWith('e') && !row.id.startsWith('f') && !row.id.startsWith('g') && !row.id.startsWith('h') && !row.id.startsWith('i') && row.id !== 'q') {
           // Client CPU per message (issue 19: CPU time, steadier than wall time on a shared machine).
           const cpu = side?.rounds[0]?.detail;
           const keys = row.id.startsWith('b') ? ['clientCpuUs', 'serverCpuUs'] : row.id.startsWith('d') ? ['cpuUs'] : ['producerCpuUs', 'consumerCpuUs'];
