@@ -15,6 +15,7 @@
  */
 import { InPlaceRetryDelivery } from '../../lib/adapter-kit';
 import type { Delivery, DeliveryHandler, Subscription, SubscriptionSpec } from '../../lib/transport';
+import { withDelivery } from '../../lib/transport-wrapper';
 import { membersTopology, partitionTopologies } from './partition-topology';
 import type { Subscriptions } from './subscriptions';
 import type { TopologyOptions } from './topology';
@@ -104,20 +105,7 @@ export class PartitionedSubscription implements Subscription {
       await closing;
       if (!this.closed) await this.consume(p).catch((err) => this.host.error(err as Error));
     };
-    return {
-      topic: d.topic,
-      body: d.body,
-      headers: d.headers,
-      attempt: d.attempt,
-      redelivered: d.redelivered,
-      replyExpected: d.replyExpected,
-      raw: d.raw,
-      ack: release,
-      requeue: () => d.requeue(),
-      retry: (ms) => d.retry(ms),
-      deadLetter: (info) => d.deadLetter(info),
-      reply: (m) => d.reply(m),
-    };
+    return withDelivery(d, { ack: release });
   }
 
   private async balance(): Promise<void> {

@@ -9,12 +9,11 @@
 import assert from 'node:assert/strict';
 import { amqpTransport } from '../../adapters/amqp';
 import { memoryTransport } from '../../adapters/memory';
-import { mqttTransport } from '../../adapters/mqtt';
 import { createBus, silentLogger, StartupError, Subscribe, Subscriber } from '../../lib';
 import { amqpBroker } from '../helpers/brokers';
 import { sleep, uniq, waitFor } from '../helpers/wait';
 import { stepClass } from './fixtures/steps';
-import { checkOrder, deleteAll, handlingsOf, spawnWorker, Worker } from './scaling-harness';
+import { checkOrder, deleteAll, handlingsOf, refusedWithoutCapability, spawnWorker, Worker } from './scaling-harness';
 
 const KEYS = 32;
 const SEQS = 120;
@@ -120,16 +119,7 @@ describe('scaling: per-key order is refused where it cannot hold', () => {
     onStep(): void {}
   }
 
-  for (const [name, make] of [
-    ['memory', () => memoryTransport()],
-    ['MQTT', () => mqttTransport({ url: 'mqtt://127.0.0.1:1' })],
-  ] as const) {
-    it(`${name}: refused at start with a clear error, before connecting`, async () => {
-      const bus = createBus({ transport: make(), source: 'refused', logger: silentLogger });
-      bus.register(new Ordered());
-      await assert.rejects(bus.start(), (err: unknown) => err instanceof StartupError && /ordered \(per-key order\) needs a transport with partitions/.test(err.message));
-    });
-  }
+  refusedWithoutCapability(() => new Ordered(), /ordered \(per-key order\) needs a transport with partitions/);
 
   it('every problem of the option is reported at once', async () => {
     const bus = createBus({ transport: memoryTransport(), source: 'refused', logger: silentLogger });

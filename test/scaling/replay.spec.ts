@@ -7,13 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { amqpTransport } from '../../adapters/amqp';
-import { memoryTransport } from '../../adapters/memory';
-import { mqttTransport } from '../../adapters/mqtt';
-import { createBus, silentLogger, StartupError, Subscribe, Subscriber } from '../../lib';
+import { createBus, silentLogger, Subscribe, Subscriber } from '../../lib';
 import { amqpBroker } from '../helpers/brokers';
 import { sleep, uniq, waitFor } from '../helpers/wait';
 import { entryClass } from './fixtures/entries';
-import { deleteAll, spawnWorker, Worker } from './scaling-harness';
+import { deleteAll, refusedWithoutCapability, spawnWorker, Worker } from './scaling-harness';
 
 const N = 600;
 
@@ -120,14 +118,5 @@ describe('scaling: replay is refused where there is no history', () => {
     onEntry(): void {}
   }
 
-  for (const [name, make] of [
-    ['memory', () => memoryTransport()],
-    ['MQTT', () => mqttTransport({ url: 'mqtt://127.0.0.1:1' })],
-  ] as const) {
-    it(`${name}: refused at start with a clear error, before connecting`, async () => {
-      const bus = createBus({ transport: make(), source: 'refused', logger: silentLogger });
-      bus.register(new Replica());
-      await assert.rejects(bus.start(), (err: unknown) => err instanceof StartupError && /replay needs a transport with message history/.test(err.message));
-    });
-  }
+  refusedWithoutCapability(() => new Replica(), /replay needs a transport with message history/);
 });

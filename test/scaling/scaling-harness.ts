@@ -5,6 +5,10 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
+import assert from 'node:assert/strict';
+import { memoryTransport } from '../../adapters/memory';
+import { mqttTransport } from '../../adapters/mqtt';
+import { createBus, silentLogger, StartupError } from '../../lib';
 import { rawConnection } from '../adapters/amqp/amqp-fixture';
 import { Handling, parseHandling } from './fixtures/steps';
 
@@ -117,5 +121,22 @@ export async function deleteAll(queues: readonly string[], exchanges: readonly s
     }
   } finally {
     await conn.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Registers one case per transport without the capability (memory, MQTT): a bus with `subscriber`
+ * is refused at start with a StartupError whose message matches `refusal`, before connecting.
+ */
+export function refusedWithoutCapability(subscriber: () => object, refusal: RegExp): void {
+  for (const [name, make] of [
+    ['memory', () => memoryTransport()],
+    ['MQTT', () => mqttTransport({ url: 'mqtt://127.0.0.1:1' })],
+  ] as const) {
+    it(`${name}: refused at start with a clear error, before connecting`, async () => {
+      const bus = createBus({ transport: make(), source: 'refused', logger: silentLogger });
+      bus.register(subscriber());
+      await assert.rejects(bus.start(), (err: unknown) => err instanceof StartupError && refusal.test(err.message));
+    });
   }
 }
