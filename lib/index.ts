@@ -3,7 +3,7 @@ export { Bus, createBus, consoleLogger, silentLogger } from './bus';
 export type { BusOptions, BusComponent, BusComponentHost, Logger, PublishCallOptions, RequestOptions, DeadLetterEvent } from './bus';
 export type { PublishFunction } from './publish-options';
 export { Message, Subscriber, Subscribe, Publisher, Publish, isCourierClass } from './decorators';
-export type { Handler, PayloadClass, PayloadShape, MessageOptions, SubscribeOptions, SubscriberOptions, RetryOptions, PublishMethodOptions } from './decorators';
+export type { Handler, PayloadClass, PayloadShape, MessageOptions, SubscribeOptions, SubscriberOptions, RetryOptions, PublishMethodOptions, HistoryOptions, OrderedOptions, ReplayFrom } from './decorators';
 export { MessageContext } from './context';
 export type { Envelope } from './envelope';
 export * from './errors';
