@@ -16,7 +16,7 @@
  */
 import { StartupError } from '../../lib/errors';
 import type { SubscriptionSpec, HistoryRetention } from '../../lib/transport';
-import { QueueDeclaration, SubscriptionTopology, subscriptionTopology, TopologyOptions } from './topology';
+import { QueueDeclaration, redeliveryLimit, SubscriptionTopology, subscriptionTopology, TopologyOptions } from './topology';
 import { workQueueName } from './wire';
 
 /** The consistent-hash exchange type, from RabbitMQ's rabbitmq_consistent_hash_exchange plugin. */
@@ -69,7 +69,7 @@ export function partitionTopologies(spec: SubscriptionSpec, options: TopologyOpt
         // Quorum whatever `queueType`: a classic queue with single active consumer crashes on
         // RabbitMQ 3.10 / 3.11 when its active consumer goes holding unacked messages (the next
         // consumer never takes over: rabbitmq/rabbitmq-server#5460); a quorum queue hands over.
-        arguments: { 'x-delivery-limit': spec.maxAttempts ?? 20, ...work.options.arguments, 'x-queue-type': 'quorum', 'x-single-active-consumer': true },
+        arguments: { 'x-delivery-limit': redeliveryLimit(spec), ...work.options.arguments, 'x-queue-type': 'quorum', 'x-single-active-consumer': true },
       },
     };
     out.push({

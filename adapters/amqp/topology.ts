@@ -102,7 +102,7 @@ export function subscriptionTopology(spec: SubscriptionSpec, deadLetters: boolea
     ...deadLetteringArguments(options, dead),
   };
   // A backstop against a crash loop: the bus counts attempts, the broker counts redeliveries
-  // (a classic queue has no such limit: Courier counts them itself, redelivery-limit.ts).
+  // (a classic queue has no such limit: Courier counts them itself, AmqpDelivery.countRedelivery in delivery.ts).
   if (options.queueType === 'quorum') args['x-delivery-limit'] = redeliveryLimit(spec);
   // Not exclusive: it outlives this connection. It goes once unused for the grace period, so
   // an instance that never returns leaks nothing (a changed grace is a PRECONDITION_FAILED).
@@ -119,7 +119,7 @@ export function subscriptionTopology(spec: SubscriptionSpec, deadLetters: boolea
  * How often a message may be redelivered (given back by a crash, a cut or a requeue, not a retry)
  * before it is dead-lettered with reason `delivery-limit`: the handler's attempts (default 20).
  * A quorum queue counts with `x-delivery-limit`; on a classic queue Courier counts
- * (redelivery-limit.ts). Both let a message be handed over at most limit + 1 times per attempt.
+ * (AmqpDelivery.countRedelivery in delivery.ts). Both let a message be handed over at most limit + 1 times per attempt.
  */
 export function redeliveryLimit(spec: SubscriptionSpec): number {
   return spec.maxAttempts ?? 20;
