@@ -4,7 +4,7 @@
  * meter of each (metricsReporter) and the dead letters, with replay. Serves until Ctrl-C.
  */
 import { BROKER_OPTIONS, BROKER_USAGE, brokerChoice, describeBroker, integerOption, makeTransport, parseCommandArgs, reportFailure, untilSignal } from './broker-options';
-import { CommandIO, UsageError } from './command';
+import { CommandIO, parseOrExit, UsageError } from './command';
 
 export const USAGE = `Usage: courier dashboard [options]
 
@@ -57,19 +57,9 @@ export function parseArgs(args: readonly string[], env: NodeJS.ProcessEnv = proc
 
 /** Runs `courier dashboard`; resolves to the exit status. */
 export async function run(args: readonly string[], io: CommandIO): Promise<number> {
-  let o: Exclude<ReturnType<typeof parseArgs>, 'help'>;
-  try {
-    const parsed = parseArgs(args);
-    if (parsed === 'help') {
-      io.stdout.write(USAGE);
-      return 0;
-    }
-    o = parsed;
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`courier dashboard: ${err.message}\n\n${USAGE}`);
-    return 2;
-  }
+  const parsed = parseOrExit(() => parseArgs(args), USAGE, io);
+  if ('status' in parsed) return parsed.status;
+  const o = parsed.options;
   const signal = untilSignal();
   let dashboard: import('courier-bus/dashboard').Dashboard | undefined;
   try {
