@@ -112,10 +112,6 @@ const BUS_KEYS = optionKeys<BusOptions>({
   tracing: true,
 });
 
-/**
- * Something that runs with the bus (an outbox relay): started after the transport connected,
- * stopped before it closes. See {@link Bus.attach}.
- */
 /** What a component is given at start. */
 export interface BusComponentHost {
   readonly transport: Transport;
@@ -127,6 +123,10 @@ export interface BusComponentHost {
   readonly instanceId?: string;
 }
 
+/**
+ * Something that runs with the bus (an outbox relay): started after the transport connected,
+ * stopped before it closes. See {@link Bus.attach}.
+ */
 export interface BusComponent {
   start(host: BusComponentHost): Promise<void>;
   stop(): Promise<void>;
@@ -417,7 +417,7 @@ export class Bus extends EventEmitter {
     // With the meter on, its count and the id share one reaction (MeteredTransport.publishThen).
     try {
       const meta = this.meta(type);
-      if (meta.history !== undefined && !this.retained.has(meta.type)) return this.retainThenPublish(type, payload, options);
+      if (meta.history !== undefined && !this.retained.has(meta.type)) return this.retainThenPublish(meta, type, payload, options);
       const message = this.encodeWith(meta, type, payload, options);
       const publishOptions = options.mandatory ? MANDATORY : NOT_MANDATORY;
       const metered = this.metered;
@@ -431,8 +431,7 @@ export class Bus extends EventEmitter {
   }
 
   /** The first publish of a retained type no registered class names: its history starts before it. */
-  private async retainThenPublish<T>(type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions): Promise<string> {
-    const meta = messageMetadata(type)!;
+  private async retainThenPublish<T>(meta: MessageMetadata, type: PayloadClass<T>, payload: PayloadShape<T> | T, options: PublishCallOptions): Promise<string> {
     if (this.transport.capabilities.replay && this.transport.retain) await this.transport.retain(meta.type, meta.history!);
     this.retained.add(meta.type);
     return this.publishNow(type, payload, options);
