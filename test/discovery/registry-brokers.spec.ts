@@ -10,6 +10,8 @@ import { amqpBroker, mqttBroker } from '../helpers/brokers';
 import { sleep, uniq, waitFor } from '../helpers/wait';
 import { makeTransport, pingKit, TransportKind } from './fixtures/ping';
 import { Child, spawnInstance } from './fixtures/spawn';
+import { rabbitmqctl } from '../adapters/amqp/amqp-fixture';
+import { deleteQueuesByPrefix, queueNames } from '../reliability/amqp-harness';
 
 const HEARTBEAT_MS = 200;
 const TTL_MS = 1000;
@@ -22,8 +24,18 @@ for (const kind of ['amqp', 'mqtt'] as TransportKind[]) {
     let url: string;
     let children: Child[];
     let client: Bus | undefined;
+    /** The sources of this suite's buses: on RabbitMQ, their queues start with them. */
+    const sources: string[] = [];
+    const named = (prefix: string): string => {
+      const name = uniq(prefix);
+      sources.push(name);
+      return name;
+    };
     before(async () => {
       url = (await (kind === 'amqp' ? amqpBroker() : mqttBroker())).url;
+    });
+    after(async () => {
+      if (kind === 'amqp') await deleteQueuesByPrefix(url, sources, async () => queueNames(await rabbitmqctl(['list_queues', '-q', 'name'])));
     });
     beforeEach(() => {
       children = [];
@@ -54,7 +66,7 @@ for (const kind of ['amqp', 'mqtt'] as TransportKind[]) {
     }
 
     async function startClient(): Promise<Bus> {
-      client = createBus({ transport: makeTransport(kind, url, uniq('disc-client')), source: uniq('client'), instanceId: 'c', logger: silentLogger, discovery: { heartbeatMs: HEARTBEAT_MS, ttlMs: TTL_MS } });
+      client = createBus({ transport: makeTransport(kind, url, uniq('disc-client')), source: named('client'), instanceId: 'c', logger: silentLogger, discovery: { heartbeatMs: HEARTBEAT_MS, ttlMs: TTL_MS } });
       await client.start();
       return client;
     }
@@ -62,7 +74,7 @@ for (const kind of ['amqp', 'mqtt'] as TransportKind[]) {
     const live = (bus: Bus, service: string) => bus.services().filter((s) => s.service === service);
 
     it('lists instances of other processes with what they announce; SIGTERM: gone at once (goodbye); SIGKILL: gone within the TTL', async () => {
-      const service = uniq('svc');
+      const service = named('svc');
       const type = uniq('disc.ping');
       const [graceful, killed] = instances(service, type, [{ id: 'graceful', ttlMs: 60_000 }, { id: 'killed' }]);
       const bus = await startClient();
@@ -98,7 +110,7 @@ for (const kind of ['amqp', 'mqtt'] as TransportKind[]) {
       const port = await proxy.start();
       const proxied = new URL(url);
       proxied.port = String(port);
-      const service = uniq('svc');
+      const service = named('svc');
       const cutBus = createBus({ transport: makeTransport(kind, proxied.toString(), uniq('disc-cut')), source: service, instanceId: 'cut', logger: silentLogger, discovery: { heartbeatMs: HEARTBEAT_MS, ttlMs: TTL_MS } });
       try {
         await cutBus.start();
@@ -119,7 +131,7 @@ for (const kind of ['amqp', 'mqtt'] as TransportKind[]) {
     });
 
     it('weighted over 10,000 requests to two processes (weights 1 and 3): the split matches within 5 %', async () => {
-      const service = uniq('svc');
+      const service = named('svc');
       const type = uniq('disc.w');
       const kit = pingKit(type);
       const started = instances(service, type, [{ id: 'one', weight: 1 }, { id: 'three', weight: 3 }]);
@@ -145,7 +157,7 @@ for (const kind of ['amqp', 'mqtt'] as TransportKind[]) {
 
     for (const onInstanceGone of ['fail', 'retry'] as const) {
       it(`a SIGKILLed instance stops receiving within the TTL; its in-flight requests ${onInstanceGone === 'fail' ? 'fail with InstanceGoneError' : 'are retried on the survivor'}`, async () => {
-        const service = uniq('svc');
+        const service = named('svc');
         const type = uniq('disc.kill');
         const kit = pingKit(type);
         const [victim, survivor] = instances(service, type, [{ id: 'victim', delayMs: 300 }, { id: 'survivor', delayMs: 5 }]);
