@@ -32,6 +32,9 @@ export interface MemoryTransportOptions {
 }
 
 /** Transport over a {@link MemoryBroker}: no network, the same contract as the broker adapters. */
+/** What publish() returns for a message routed at once. */
+const ROUTED: Promise<void> = Promise.resolve();
+
 export class MemoryTransport extends SafeEmitter<TransportEvents> implements Transport, SubscriptionAdmin {
   readonly name = 'memory';
   readonly capabilities: TransportCapabilities;
@@ -73,11 +76,31 @@ export class MemoryTransport extends SafeEmitter<TransportEvents> implements Tra
     this.emit('connected', { url: 'memory://' });
   }
 
-  async publish(message: OutgoingMessage, options: PublishOptions = {}): Promise<void> {
-    await this.send(message, options);
+  /** Not an async function: a message routed at once (the common case) costs no promise but the one returned. */
+  publish(message: OutgoingMessage, options: PublishOptions = {}): Promise<void> {
+    try {
+      const stored = this.store(message);
+      const queues = this.broker.routeNow(stored);
+      if (queues === undefined) return this.route(stored, options);
+      if (queues === 0 && options.mandatory) return Promise.reject(new UnroutableError(message.topic));
+      return ROUTED;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   private async send(message: OutgoingMessage, options: PublishOptions, replyTo?: StoredMessage['replyTo'], expiresAt?: number): Promise<void> {
+    await this.route(this.store(message, replyTo, expiresAt), options);
+  }
+
+  /** Routes once the broker has room (MemoryBroker.route), tracked for close(). */
+  private async route(stored: StoredMessage, options: PublishOptions): Promise<void> {
+    const queues = await this.publishing.track(this.broker.route(stored));
+    if (queues === 0 && options.mandatory) throw new UnroutableError(stored.topic);
+  }
+
+  /** The broker's copy of a message (its own body and headers); throws when closing or too large. */
+  private store(message: OutgoingMessage, replyTo?: StoredMessage['replyTo'], expiresAt?: number): StoredMessage {
     if (this.closing) throw new TransportClosedError();
     if (message.body.length > this.capabilities.maxMessageBytes) {
       throw new PublishRejectedError(message.topic, `message of ${message.body.length} bytes exceeds ${this.capabilities.maxMessageBytes}`);
@@ -93,8 +116,7 @@ export class MemoryTransport extends SafeEmitter<TransportEvents> implements Tra
     // What the broker adapters restore on receipt (an attempt of 1, the correlation id): handlers
     // see the same headers on every transport.
     restoreImpliedHeaders(stored.headers);
-    const queues = await this.publishing.track(this.broker.route(stored));
-    if (queues === 0 && options.mandatory) throw new UnroutableError(message.topic);
+    return stored;
   }
 
   async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
