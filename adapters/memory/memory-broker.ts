@@ -107,16 +107,10 @@ export class MemoryBroker {
    * one costs the promise hooks of AsyncLocalStorage too, docs/benchmarks.md).
    */
   routeNow(message: StoredMessage): number | undefined {
-    if (this.turn || performance.now() - this.turnStarted > 5) return undefined;
-    let targets: Queue[] | undefined;
-    for (const q of this.queues.values()) {
-      if (!q.matches(message.topic)) continue;
-      if (q.ready.length >= this.maxQueueLength) return undefined;
-      (targets ??= []).push(q);
-    }
-    if (targets === undefined) return 0;
-    for (const q of targets) this.enqueue(q, { ...message, redelivered: false });
-    return targets.length;
+    if (this.turnDue()) return undefined;
+    const targets = this.targetsOf(message.topic);
+    for (const q of targets) if (q.ready.length >= this.maxQueueLength) return undefined;
+    return this.enqueueAll(targets, message);
   }
 
   /** Routes to every matching queue; resolves when all have room. Returns how many queues. */
@@ -125,7 +119,7 @@ export class MemoryBroker {
     // timers (retry back-offs, a progress bar) run. A broker's socket yields; so does this one:
     // after 5 ms without a turn of the event loop, every publisher waits for the same next turn
     // (in order, so no publish overtakes another and none waits longer than the rest).
-    if (this.turn || performance.now() - this.turnStarted > 5) {
+    if (this.turnDue()) {
       this.turn ??= new Promise<void>((resolve) =>
         setImmediate(() => {
           this.turn = undefined;
@@ -135,13 +129,28 @@ export class MemoryBroker {
       );
       await this.turn;
     }
-    const targets: Queue[] = [];
-    for (const q of this.queues.values()) if (q.matches(message.topic)) targets.push(q);
+    const targets = this.targetsOf(message.topic);
     for (const q of targets) {
       while (q.ready.length >= this.maxQueueLength && this.queues.get(q.name) === q) {
         await new Promise<void>((resolve) => q.waiters.push(resolve));
       }
     }
+    return this.enqueueAll(targets, message);
+  }
+
+  /** Publishers wait for the next turn of the event loop (route()): one is pending, or 5 ms passed without one. */
+  private turnDue(): boolean {
+    return this.turn !== undefined || performance.now() - this.turnStarted > 5;
+  }
+
+  private targetsOf(topic: string): Queue[] {
+    const targets: Queue[] = [];
+    for (const q of this.queues.values()) if (q.matches(topic)) targets.push(q);
+    return targets;
+  }
+
+  /** A copy of `message` in each of `targets`; returns how many. */
+  private enqueueAll(targets: readonly Queue[], message: StoredMessage): number {
     for (const q of targets) this.enqueue(q, { ...message, redelivered: false });
     return targets.length;
   }

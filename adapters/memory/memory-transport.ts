@@ -31,10 +31,10 @@ export interface MemoryTransportOptions {
   readonly maxMessageBytes?: number;
 }
 
-/** Transport over a {@link MemoryBroker}: no network, the same contract as the broker adapters. */
 /** What publish() returns for a message routed at once. */
 const ROUTED: Promise<void> = Promise.resolve();
 
+/** Transport over a {@link MemoryBroker}: no network, the same contract as the broker adapters. */
 export class MemoryTransport extends SafeEmitter<TransportEvents> implements Transport, SubscriptionAdmin {
   readonly name = 'memory';
   readonly capabilities: TransportCapabilities;
