@@ -14,8 +14,7 @@ import { amqpTransport } from '../../adapters/amqp';
 import { createDashboard, Dashboard, DashboardSource, FleetFrame, InstanceView } from '../../lib/dashboard';
 import type { MetricsSnapshot, TopicMetrics } from '../../lib/meter';
 import { amqpBroker } from '../helpers/brokers';
-import { rabbitmqctl } from '../adapters/amqp/amqp-fixture';
-import { deleteQueuesByPrefix, queueNames } from '../reliability/amqp-harness';
+import { deleteListedQueues } from '../reliability/amqp-harness';
 import { sleep, uniq, waitFor } from '../helpers/wait';
 import { start } from '../ops/cli';
 
@@ -282,7 +281,7 @@ describe('dashboard server', function () {
     after(async () => {
       await bus?.stop({ timeoutMs: 2000 });
       // The service's group, dead-letter and instance queues all start with its name.
-      await deleteQueuesByPrefix(amqpUrl, [service], async () => queueNames(await rabbitmqctl(['list_queues', '-q', 'name'])));
+      await deleteListedQueues(amqpUrl, [service]);
     });
 
     it('shows the service, and the broker password appears in no page or endpoint', async () => {

@@ -10,8 +10,7 @@ import { amqpBroker, mqttBroker } from '../helpers/brokers';
 import { sleep, uniq, waitFor } from '../helpers/wait';
 import { makeTransport, pingKit, TransportKind } from './fixtures/ping';
 import { Child, spawnInstance } from './fixtures/spawn';
-import { rabbitmqctl } from '../adapters/amqp/amqp-fixture';
-import { deleteQueuesByPrefix, queueNames } from '../reliability/amqp-harness';
+import { deleteListedQueues } from '../reliability/amqp-harness';
 
 const HEARTBEAT_MS = 200;
 const TTL_MS = 1000;
@@ -35,7 +34,7 @@ for (const kind of ['amqp', 'mqtt'] as TransportKind[]) {
       url = (await (kind === 'amqp' ? amqpBroker() : mqttBroker())).url;
     });
     after(async () => {
-      if (kind === 'amqp') await deleteQueuesByPrefix(url, sources, async () => queueNames(await rabbitmqctl(['list_queues', '-q', 'name'])));
+      if (kind === 'amqp') await deleteListedQueues(url, sources);
     });
     beforeEach(() => {
       children = [];

@@ -21,8 +21,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { amqpBroker, mqttBroker } from '../helpers/brokers';
-import { rabbitmqctl } from '../adapters/amqp/amqp-fixture';
-import { deleteQueuesByPrefix, queueNames } from '../reliability/amqp-harness';
+import { deleteListedQueues } from '../reliability/amqp-harness';
 import { NPM_FLAGS, packedTarball, project, ROOT, run, locked } from './package-kit';
 
 const APP = path.join(__dirname, 'nest');
@@ -99,7 +98,7 @@ describe('courier-bus/nest, installed beside NestJS 11 and 12', function () {
   after(async () => {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     // The apps' groups are `nest-<run>-...` (nest/services.ts): their queues on RabbitMQ go with the run.
-    if (brokerEnv) await deleteQueuesByPrefix(brokerEnv.COURIER_AMQP_URL!, [`nest-${runId}`], async () => queueNames(await rabbitmqctl(['list_queues', '-q', 'name'])));
+    if (brokerEnv) await deleteListedQueues(brokerEnv.COURIER_AMQP_URL!, [`nest-${runId}`]);
   });
 
   async function app(which: 'nest12' | 'nest11', transport: string, env: NodeJS.ProcessEnv = {}): Promise<Report> {

@@ -16,8 +16,7 @@ import { encode } from '../../lib/codec';
 import { Headers, ReceivedMessage } from '../../lib';
 import { amqpBroker } from '../helpers/brokers';
 import { sleep, uniq } from '../helpers/wait';
-import { rabbitmqctl } from '../adapters/amqp/amqp-fixture';
-import { bounded, deleteQueuesByPrefix, queueNames } from './amqp-harness';
+import { bounded, deleteListedQueues } from './amqp-harness';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 /** The handler's attempts, so the redelivery limit: a message is handed over at most LIMIT + 1 times. */
@@ -50,7 +49,7 @@ describe('reliability, AMQP: a message that crashes its consumer process (crash 
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await Promise.all(transports.map((t) => t.close({ timeoutMs: 2000 }).catch(() => undefined)));
     const { url } = await amqpBroker();
-    await deleteQueuesByPrefix(url, groups, async () => queueNames(await rabbitmqctl(['list_queues', '-q', 'name'])));
+    await deleteListedQueues(url, groups);
   });
 
   /** Publishes the poison and GOOD others, then restarts the consumer after each crash, up to `maxSpawns` processes. */

@@ -11,8 +11,7 @@ import { encodeProperties } from '../../adapters/amqp/wire';
 import { amqpBroker } from '../helpers/brokers';
 import { TcpProxy } from '../helpers/tcp-proxy';
 import { sleep, uniq, waitFor } from '../helpers/wait';
-import { rabbitmqctl } from '../adapters/amqp/amqp-fixture';
-import { amqpBus, bounded, CaseBus, counterClass, deleteQueuesByPrefix, queueNames, tickClass, viaProxy } from './amqp-harness';
+import { amqpBus, bounded, CaseBus, counterClass, tickClass, viaProxy, deleteListedQueues } from './amqp-harness';
 import { Ledger } from './ledger';
 
 const CUTS = 5;
@@ -38,7 +37,7 @@ describe('reliability, AMQP: connection cuts', function () {
     await Promise.all(buses.map((b) => b.bus.stop({ timeoutMs: 2000 }).catch(() => undefined)));
     await Promise.all(proxies.map((p) => p.stop()));
     const { url } = await amqpBroker();
-    await deleteQueuesByPrefix(url, groups, async () => queueNames(await rabbitmqctl(['list_queues', '-q', 'name'])));
+    await deleteListedQueues(url, groups);
   });
 
   async function proxy(): Promise<TcpProxy> {

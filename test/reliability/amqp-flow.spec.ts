@@ -6,8 +6,7 @@
 import assert from 'node:assert/strict';
 import { amqpBroker } from '../helpers/brokers';
 import { sleep, uniq, waitFor } from '../helpers/wait';
-import { rabbitmqctl } from '../adapters/amqp/amqp-fixture';
-import { amqpBus, bounded, CaseBus, counterClass, deleteQueuesByPrefix, queueNames, tickClass } from './amqp-harness';
+import { amqpBus, bounded, CaseBus, counterClass, tickClass, deleteListedQueues } from './amqp-harness';
 import { fullGc, heldHeapMb } from '../helpers/gc';
 import { Ledger } from './ledger';
 
@@ -20,7 +19,7 @@ describe('reliability, AMQP: flow control', function () {
     this.timeout(30_000);
     await Promise.all(buses.map((b) => b.bus.stop({ timeoutMs: 2000 }).catch(() => undefined)));
     const { url } = await amqpBroker();
-    await deleteQueuesByPrefix(url, groups, async () => queueNames(await rabbitmqctl(['list_queues', '-q', 'name'])));
+    await deleteListedQueues(url, groups);
   });
 
   it('slow consumer: unacked never above prefetch; 10,000 x 16 KiB published with bounded memory', async () => {

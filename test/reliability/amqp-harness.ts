@@ -13,6 +13,7 @@ import { Bus, BusOptions, createBus, DedupeStore, Headers, Message, MessageConte
 import type { Delivery, RetryOptions, Transport } from '../../lib';
 import { Ledger } from './ledger';
 import { TcpProxy } from '../helpers/tcp-proxy';
+import { rabbitmqctl } from '../adapters/amqp/amqp-fixture';
 
 /** The payload of every case: a sequence number and optional padding (for size). */
 export interface TickShape {
@@ -156,6 +157,11 @@ export async function deleteQueuesByPrefix(url: string, prefixes: readonly strin
   } finally {
     await conn?.close().catch(() => undefined);
   }
+}
+
+/** deleteQueuesByPrefix over every queue `rabbitmqctl list_queues` lists on the broker amqpBroker() chose. */
+export async function deleteListedQueues(url: string, prefixes: readonly string[]): Promise<void> {
+  await deleteQueuesByPrefix(url, prefixes, async () => queueNames(await rabbitmqctl(['list_queues', '-q', 'name'])));
 }
 
 /** Queue names from `rabbitmqctl list_queues` output. */

@@ -13,8 +13,7 @@ import { encode } from '../../lib/codec';
 import { Delivery, Headers, Message, MessageContext, Subscribe, Subscriber } from '../../lib';
 import { amqpBroker } from '../helpers/brokers';
 import { sleep, uniq, waitFor } from '../helpers/wait';
-import { rabbitmqctl } from '../adapters/amqp/amqp-fixture';
-import { amqpBus, bounded, CaseBus, deleteQueuesByPrefix, queueNames, tickClass } from './amqp-harness';
+import { amqpBus, bounded, CaseBus, tickClass, deleteListedQueues } from './amqp-harness';
 import { Ledger } from './ledger';
 
 class AlwaysFailsError extends Error {
@@ -32,7 +31,7 @@ describe('reliability, AMQP: poison messages', function () {
     await Promise.all(buses.map((b) => b.bus.stop({ timeoutMs: 2000 }).catch(() => undefined)));
     for (const c of closers) await c().catch(() => undefined);
     const { url } = await amqpBroker();
-    await deleteQueuesByPrefix(url, groups, async () => queueNames(await rabbitmqctl(['list_queues', '-q', 'name'])));
+    await deleteListedQueues(url, groups);
   });
 
   it('each poison message is dead-lettered with reason, error class and attempts; 1,000 good ones behind them are handled', async () => {

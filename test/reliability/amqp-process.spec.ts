@@ -13,8 +13,7 @@ import Redis from 'ioredis';
 import { ClaimResult, DedupeStore, Headers, RedisDedupeStore } from '../../lib';
 import { amqpBroker } from '../helpers/brokers';
 import { sleep, uniq, waitFor } from '../helpers/wait';
-import { rabbitmqctl } from '../adapters/amqp/amqp-fixture';
-import { amqpBus, bounded, CaseBus, counterClass, deleteQueuesByPrefix, queueNames, tickClass } from './amqp-harness';
+import { amqpBus, bounded, CaseBus, counterClass, tickClass, deleteListedQueues } from './amqp-harness';
 import { Effects } from './fixtures/effects';
 import { Ledger } from './ledger';
 
@@ -88,7 +87,7 @@ describe('reliability, AMQP: consumer processes killed and stopped', function ()
     for (const e of runs) await e.clear().catch(() => undefined);
     await redis?.quit().catch(() => undefined);
     const { url } = await amqpBroker();
-    await deleteQueuesByPrefix(url, groups, async () => queueNames(await rabbitmqctl(['list_queues', '-q', 'name'])));
+    await deleteListedQueues(url, groups);
   });
 
   it('SIGKILL with unacked messages: all redelivered; with the idempotency option each effect applied exactly once', async () => {

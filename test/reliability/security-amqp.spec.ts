@@ -16,7 +16,7 @@ import { AccessRefusedError, ConnectionError, consoleLogger, CourierError, Deliv
 import { amqpBroker } from '../helpers/brokers';
 import { sleep, uniq, waitFor } from '../helpers/wait';
 import { rabbitmqctl, urlAs } from '../adapters/amqp/amqp-fixture';
-import { amqpBus, bounded, CaseBus, counterClass, deleteQueuesByPrefix, queueNames, tickClass } from './amqp-harness';
+import { amqpBus, bounded, CaseBus, counterClass, tickClass, deleteListedQueues } from './amqp-harness';
 import { Ledger } from './ledger';
 
 const CANARY = `cAnArY${randomBytes(6).toString('hex')}`;
@@ -65,7 +65,7 @@ describe('reliability, AMQP: secrets and permissions', function () {
     for (const c of closers) await c().catch(() => undefined);
     for (const u of users) await rabbitmqctl(['delete_user', u]).catch(() => undefined);
     const { url } = await amqpBroker();
-    await deleteQueuesByPrefix(url, groups, async () => queueNames(await rabbitmqctl(['list_queues', '-q', 'name'])));
+    await deleteListedQueues(url, groups);
   });
 
   it('a canary password never appears in logs, errors, events or dead-letter headers, failed logins included', async () => {
