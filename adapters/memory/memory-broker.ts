@@ -101,35 +101,41 @@ export class MemoryBroker {
   }
 
   /**
-   * Routes now when no publisher has to wait (no turn of the event loop is due, every matching
-   * queue has room): returns how many queues took the message. Undefined, with nothing routed,
-   * when it has to wait: then route() does. The common publish costs no promise this way (each
-   * one costs the promise hooks of AsyncLocalStorage too, docs/benchmarks.md).
+   * Routes to every matching queue and returns how many took the message: at once (a number) when
+   * no publisher has to wait, which is the common case and costs no promise (each one costs the
+   * promise hooks of AsyncLocalStorage too, docs/benchmarks.md); otherwise a promise that settles
+   * once it is routed, after the turn of the event loop all waiting publishers share and, where a
+   * matching queue is full, once it has room.
    */
-  routeNow(message: StoredMessage): number | undefined {
-    if (this.turnDue()) return undefined;
-    const targets = this.targetsOf(message.topic);
-    for (const q of targets) if (q.ready.length >= this.maxQueueLength) return undefined;
-    return this.enqueueAll(targets, message);
-  }
-
-  /** Routes to every matching queue; resolves when all have room. Returns how many queues. */
-  async route(message: StoredMessage): Promise<number> {
+  route(message: StoredMessage): number | Promise<number> {
     // Deliveries run as microtasks; a publisher looping on `await publish()` would never let
     // timers (retry back-offs, a progress bar) run. A broker's socket yields; so does this one:
     // after 5 ms without a turn of the event loop, every publisher waits for the same next turn
     // (in order, so no publish overtakes another and none waits longer than the rest).
-    if (this.turnDue()) {
-      this.turn ??= new Promise<void>((resolve) =>
-        setImmediate(() => {
-          this.turn = undefined;
-          this.turnStarted = performance.now();
-          resolve();
-        }),
-      );
-      await this.turn;
-    }
+    if (this.turnDue()) return this.nextTurn().then(() => this.routeWithRoom(message));
+    return this.routeWithRoom(message);
+  }
+
+  /** The turn of the event loop that publishers wait for (one setImmediate for all of them). */
+  private nextTurn(): Promise<void> {
+    this.turn ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.turn = undefined;
+        this.turnStarted = performance.now();
+        resolve();
+      }),
+    );
+    return this.turn;
+  }
+
+  private routeWithRoom(message: StoredMessage): number | Promise<number> {
     const targets = this.targetsOf(message.topic);
+    for (const q of targets) if (q.ready.length >= this.maxQueueLength) return this.routeOnceRoom(targets, message);
+    return this.enqueueAll(targets, message);
+  }
+
+  /** Waits until every one of `targets` has room (or is deleted), then routes. */
+  private async routeOnceRoom(targets: readonly Queue[], message: StoredMessage): Promise<number> {
     for (const q of targets) {
       while (q.ready.length >= this.maxQueueLength && this.queues.get(q.name) === q) {
         await new Promise<void>((resolve) => q.waiters.push(resolve));

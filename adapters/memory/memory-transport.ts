@@ -79,24 +79,37 @@ export class MemoryTransport extends SafeEmitter<TransportEvents> implements Tra
   /** Not an async function: a message routed at once (the common case) costs no promise but the one returned. */
   publish(message: OutgoingMessage, options: PublishOptions = {}): Promise<void> {
     try {
-      const stored = this.store(message);
-      const queues = this.broker.routeNow(stored);
-      if (queues === undefined) return this.route(stored, options);
-      if (queues === 0 && options.mandatory) return Promise.reject(new UnroutableError(message.topic));
-      return ROUTED;
+      return this.route(this.store(message), options);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  private async send(message: OutgoingMessage, options: PublishOptions, replyTo?: StoredMessage['replyTo'], expiresAt?: number): Promise<void> {
-    await this.route(this.store(message, replyTo, expiresAt), options);
+  private send(message: OutgoingMessage, options: PublishOptions, replyTo?: StoredMessage['replyTo'], expiresAt?: number): Promise<void> {
+    try {
+      return this.route(this.store(message, replyTo, expiresAt), options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
-  /** Routes once the broker has room (MemoryBroker.route), tracked for close(). */
-  private async route(stored: StoredMessage, options: PublishOptions): Promise<void> {
-    const queues = await this.publishing.track(this.broker.route(stored));
-    if (queues === 0 && options.mandatory) throw new UnroutableError(stored.topic);
+  /** Routes through the broker (MemoryBroker.route); one that has to wait is tracked for close(). */
+  private route(stored: StoredMessage, options: PublishOptions): Promise<void> {
+    const routed = this.broker.route(stored);
+    if (typeof routed === 'number') {
+      return routed === 0 && options.mandatory ? Promise.reject(new UnroutableError(stored.topic)) : ROUTED;
+    }
+    this.publishing.begin();
+    return routed.then(
+      (queues) => {
+        this.publishing.end();
+        if (queues === 0 && options.mandatory) throw new UnroutableError(stored.topic);
+      },
+      (err: unknown) => {
+        this.publishing.end();
+        throw err;
+      },
+    );
   }
 
   /** The broker's copy of a message (its own body and headers); throws when closing or too large. */
