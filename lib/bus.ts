@@ -31,6 +31,7 @@ import { optionKeys, unknownKeys } from './option-keys';
 import { retryDelay, buildRegistry, HandlerDefinition } from './registry';
 import { DeadLetterReason, Delivery, Headers, OutgoingMessage, Subscription, Transport } from './transport';
 import { outboxScope } from './outbox/scope';
+import { SETTLED_AT_ONCE } from './adapter-kit/settle-once';
 import { retainedTypes, stampKey } from './ordering';
 import { Discovery, DiscoveryOptions, OnInstanceGone, ServiceInstance } from './discovery/discovery';
 import type { BalanceStrategy } from './discovery/balancer';
@@ -532,8 +533,8 @@ export class Bus extends EventEmitter {
    *
    * Per message on the common path (no idempotency store): no async function, no await. Decode,
    * validation and the handler call run synchronously; a handler that returns a promise gets one
-   * `then`, and the settle's promise one more (to log its failure). The ack still follows the
-   * handler's resolution, never precedes it.
+   * `then`, and a settle that did not complete at once one more (to log its failure). The ack
+   * still follows the handler's resolution, never precedes it.
    */
   private handle(h: HandlerDefinition, d: Delivery): Promise<void> {
     try {
@@ -609,11 +610,17 @@ export class Bus extends EventEmitter {
       : currentMessage.run(envelope, () => method.call(h.instance, payload, ctx));
   }
 
-  /** The handler resolved: reply if asked for, then ack. Never throws; what it returns never rejects. */
+  /**
+   * The handler resolved: reply if asked for, then ack. Never throws; what it returns never
+   * rejects. Undefined when the ack completed at once (SETTLED_AT_ONCE, the adapters' common
+   * case): then no promise is made to log a failure that cannot come, and the promise of
+   * process() has nothing to adopt.
+   */
   private handled(h: HandlerDefinition, d: Delivery, cls: PayloadClass, envelope: Envelope, result: unknown): Promise<void> | undefined {
     try {
       if (d.replyExpected) return this.guard(h, this.replyThenAck(h, d, cls, envelope, result));
-      return this.guard(h, d.ack());
+      const acked = d.ack();
+      return acked === SETTLED_AT_ONCE ? undefined : this.guard(h, acked);
     } catch (err) {
       this.settleFailed(h, err);
       return undefined;

@@ -18,7 +18,7 @@ export { deadLetterHeaders, deadLetterQueueLabel } from './dead-letter-headers';
 export type { DeadLetterHeaderInput } from './dead-letter-headers';
 export { SafeEmitter } from './safe-emitter';
 export type { EventMap, ListenerErrorHandler, SafeEmitterOptions } from './safe-emitter';
-export { SettleOnce, SettleState } from './settle-once';
+export { SETTLED_AT_ONCE, SettleOnce, SettleState } from './settle-once';
 export { setDeliveryFields } from './delivery-fields';
 export type { DeliveryFields } from './delivery-fields';
 export { InFlight, Wakeup } from './in-flight';

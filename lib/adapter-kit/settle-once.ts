@@ -17,7 +17,13 @@
 export const SettleState = { open: 0, settling: 1, settled: 2 } as const;
 export type SettleState = (typeof SettleState)[keyof typeof SettleState];
 
-const RESOLVED: Promise<void> = Promise.resolve();
+/**
+ * What every settle of a {@link SettleOnce} returns when it completed synchronously (or was a
+ * no-op): one resolved promise for all of them. A caller may compare against it to skip waiting
+ * (the bus does, sparing two promises per message); any other promise is awaited as usual.
+ */
+export const SETTLED_AT_ONCE: Promise<void> = Promise.resolve();
+const RESOLVED = SETTLED_AT_ONCE;
 
 /**
  * Base class of an adapter's delivery class. Per delivery it adds one field, no closure: a
