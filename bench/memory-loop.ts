@@ -15,7 +15,7 @@ let count = 0; let finish!: () => void; const done = new Promise<void>((r) => (f
 @Subscriber({ prefetch: 1000 })
 class Sink { @Subscribe(BenchEvent) async handle(): Promise<void> { if (++count === n) finish(); } }
 async function main() {
-  const b = createBus({ transport: memoryTransport(), source: 'perf', logger: silentLogger }).register(new Sink());
+  const b = createBus({ transport: memoryTransport(), source: 'perf', logger: silentLogger, asyncContext: process.env.PERF_NOALS !== '1' }).register(new Sink());
   await b.start();
   for (let round = 0; round < 3; round++) {
     count = 0;
