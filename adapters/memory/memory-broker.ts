@@ -155,9 +155,12 @@ export class MemoryBroker {
     return targets;
   }
 
-  /** A copy of `message` in each of `targets`; returns how many. */
+  /**
+   * `message` (a publish's own copy, not redelivered) in each of `targets`, a copy of it in each
+   * but the first: each queue's copy has a `redelivered` flag of its own. Returns how many.
+   */
   private enqueueAll(targets: readonly Queue[], message: StoredMessage): number {
-    for (const q of targets) this.enqueue(q, { ...message, redelivered: false });
+    for (let i = 0; i < targets.length; i++) this.enqueue(targets[i], i === 0 ? message : { ...message, redelivered: false });
     return targets.length;
   }
 
