@@ -72,6 +72,8 @@ export class MemoryBroker {
   /** The next turn of the event loop, while publishers wait for it. */
   private turn?: Promise<void>;
   private turnStarted = performance.now();
+  /** Queues whose dispatch waits for the next turn (turnIfDue). */
+  private readonly deferred = new Set<Queue>();
 
   constructor(options: MemoryBrokerOptions = {}) {
     this.maxQueueLength = options.maxQueueLength ?? 10_000;
@@ -101,37 +103,42 @@ export class MemoryBroker {
   }
 
   /**
-   * Routes to every matching queue and returns how many took the message: at once (a number) when
-   * no publisher has to wait, which is the common case and costs no promise (each one costs the
-   * promise hooks of AsyncLocalStorage too, docs/benchmarks.md); otherwise a promise that settles
-   * once it is routed, after the turn of the event loop all waiting publishers share and, where a
-   * matching queue is full, once it has room.
+   * Routes to every matching queue and returns how many took the message: at once (a number),
+   * which costs no promise (each one costs the promise hooks of AsyncLocalStorage too,
+   * docs/benchmarks.md); a promise only where a matching queue is full, settled once it has room
+   * and the message went in. A publisher then waits for {@link MemoryBroker.turnIfDue}.
    */
   route(message: StoredMessage): number | Promise<number> {
-    // Deliveries run as microtasks; a publisher looping on `await publish()` would never let
-    // timers (retry back-offs, a progress bar) run. A broker's socket yields; so does this one:
-    // after 5 ms without a turn of the event loop, every publisher waits for the same next turn
-    // (in order, so no publish overtakes another and none waits longer than the rest).
-    if (this.turnDue()) return this.nextTurn().then(() => this.routeWithRoom(message));
-    return this.routeWithRoom(message);
+    const targets = this.targetsOf(message.topic);
+    for (const q of targets) if (q.ready.length >= this.maxQueueLength) return this.routeOnceRoom(targets, message);
+    return this.enqueueAll(targets, message);
   }
 
-  /** The turn of the event loop that publishers wait for (one setImmediate for all of them). */
+  /**
+   * The turn of the event loop a publisher waits for before its publish resolves, when one is
+   * due; else undefined. Deliveries run as microtasks; a publisher looping on `await publish()`
+   * would never let timers (retry back-offs, a progress bar) run. A broker's socket yields; so
+   * does this one: after 5 ms without a turn of the event loop, every publish resolves at the
+   * same next turn (its message is routed already, in order), and dispatch() hands nothing more
+   * to a consumer until that turn, so that handlers publishing without awaiting cannot keep the
+   * loop from turning either. All waiting publishers share one promise.
+   */
+  turnIfDue(): Promise<void> | undefined {
+    return this.turnDue() ? this.nextTurn() : undefined;
+  }
+
   private nextTurn(): Promise<void> {
     this.turn ??= new Promise<void>((resolve) =>
       setImmediate(() => {
         this.turn = undefined;
         this.turnStarted = performance.now();
+        const deferred = [...this.deferred];
+        this.deferred.clear();
+        for (const q of deferred) this.dispatch(q);
         resolve();
       }),
     );
     return this.turn;
-  }
-
-  private routeWithRoom(message: StoredMessage): number | Promise<number> {
-    const targets = this.targetsOf(message.topic);
-    for (const q of targets) if (q.ready.length >= this.maxQueueLength) return this.routeOnceRoom(targets, message);
-    return this.enqueueAll(targets, message);
   }
 
   /** Waits until every one of `targets` has room (or is deleted), then routes. */
@@ -144,7 +151,7 @@ export class MemoryBroker {
     return this.enqueueAll(targets, message);
   }
 
-  /** Publishers wait for the next turn of the event loop (route()): one is pending, or 5 ms passed without one. */
+  /** A turn of the event loop is due (turnIfDue): one is pending, or 5 ms passed without one. */
   private turnDue(): boolean {
     return this.turn !== undefined || performance.now() - this.turnStarted > 5;
   }
@@ -203,7 +210,11 @@ export class MemoryBroker {
 
   /** Hands ready messages to consumers with room, the least loaded relative to its weight first. */
   dispatch(q: Queue): void {
-    while (q.ready.length > 0) {
+    if (q.ready.length > 0 && this.turnDue()) {
+      this.deferred.add(q);
+      void this.nextTurn();
+    }
+    while (q.ready.length > 0 && !this.deferred.has(q)) {
       let best: Consumer | undefined;
       for (const c of q.consumers) {
         if (!c.active || c.unacked.size >= c.prefetch) continue;

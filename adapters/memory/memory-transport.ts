@@ -93,11 +93,15 @@ export class MemoryTransport extends SafeEmitter<TransportEvents> implements Tra
     }
   }
 
-  /** Routes through the broker (MemoryBroker.route); one that has to wait is tracked for close(). */
+  /**
+   * Routes through the broker (MemoryBroker.route) and resolves at the turn of the event loop
+   * that is due, if one is (MemoryBroker.turnIfDue); one waiting for room is tracked for close().
+   */
   private route(stored: StoredMessage, options: PublishOptions): Promise<void> {
     const routed = this.broker.route(stored);
     if (typeof routed === 'number') {
-      return routed === 0 && options.mandatory ? Promise.reject(new UnroutableError(stored.topic)) : ROUTED;
+      if (routed === 0 && options.mandatory) return Promise.reject(new UnroutableError(stored.topic));
+      return this.broker.turnIfDue() ?? ROUTED;
     }
     this.publishing.begin();
     return routed.then(
