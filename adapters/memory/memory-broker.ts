@@ -72,6 +72,8 @@ export class MemoryBroker {
   /** The next turn of the event loop, while publishers wait for it. */
   private turn?: Promise<void>;
   private turnStarted = performance.now();
+  /** targetsOf's answers by topic; cleared whenever a queue is added or deleted. */
+  private readonly targets = new Map<string, readonly Queue[]>();
   /** Queues whose dispatch waits for the next turn (turnIfDue). */
   private readonly deferred = new Set<Queue>();
 
@@ -94,12 +96,14 @@ export class MemoryBroker {
       q.dead.dead = q.dead;
       if (!spec.group && spec.instance) q.expiresAfterMs = spec.expiresAfterMs ?? 60 * 60_000;
       this.queues.set(name, q);
+      this.targets.clear();
     }
     return q;
   }
 
   deleteQueue(q: Queue): void {
     this.queues.delete(q.name);
+    this.targets.clear();
   }
 
   /**
@@ -156,9 +160,15 @@ export class MemoryBroker {
     return this.turn !== undefined || performance.now() - this.turnStarted > 5;
   }
 
-  private targetsOf(topic: string): Queue[] {
-    const targets: Queue[] = [];
-    for (const q of this.queues.values()) if (q.matches(topic)) targets.push(q);
+  /** The queues bound to `topic`, matched once per topic until a queue is added or deleted. */
+  private targetsOf(topic: string): readonly Queue[] {
+    let targets = this.targets.get(topic);
+    if (targets !== undefined) return targets;
+    const matched: Queue[] = [];
+    for (const q of this.queues.values()) if (q.matches(topic)) matched.push(q);
+    // Bounded: a publisher of ever new topics must not grow it without end.
+    if (this.targets.size >= 10_000) this.targets.clear();
+    this.targets.set(topic, (targets = matched));
     return targets;
   }
 
