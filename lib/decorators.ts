@@ -131,6 +131,8 @@ export interface PublishMethodOptions {
 }
 
 const MESSAGE = Symbol('courier:message');
+/** messageMetadata()'s answers by class (a class @Message marks afresh is read again). */
+const messageMetadataOf = new WeakMap<Function, MessageMetadata>();
 const SUBSCRIBER = Symbol('courier:subscriber');
 const SUBSCRIPTIONS = Symbol('courier:subscriptions');
 const PUBLISHER = Symbol('courier:publisher');
@@ -138,7 +140,10 @@ const PUBLICATIONS = Symbol('courier:publications');
 
 /** Marks a payload class; `type` is its routing identity (`product.price-changed`). */
 export function Message(type: string, options: MessageOptions = {}): ClassDecorator {
-  return (target) => Reflect.defineMetadata(MESSAGE, { ...options, type }, target);
+  return (target) => {
+    Reflect.defineMetadata(MESSAGE, { ...options, type }, target);
+    messageMetadataOf.delete(target);
+  };
 }
 
 /** Marks a class whose `@Subscribe` methods handle messages. */
@@ -192,7 +197,15 @@ export function Publish<T>(
 }
 
 export function messageMetadata(cls: unknown): MessageMetadata | undefined {
-  return typeof cls === 'function' ? Reflect.getMetadata(MESSAGE, cls) : undefined;
+  if (typeof cls !== 'function') return undefined;
+  // Read on every publish and delivery: reflect-metadata's walk up the prototype chain, once per
+  // class. @Message runs when its class is defined, before anything can read it.
+  let meta = messageMetadataOf.get(cls);
+  if (meta === undefined) {
+    meta = Reflect.getMetadata(MESSAGE, cls) as MessageMetadata | undefined;
+    if (meta !== undefined) messageMetadataOf.set(cls, meta);
+  }
+  return meta;
 }
 export function subscriberMetadata(cls: Function): SubscriberOptions | undefined {
   return Reflect.getMetadata(SUBSCRIBER, cls);
