@@ -4,7 +4,8 @@
  * with its contract in its doc comments:
  * - {@link deadLetterHeaders}: the headers of a dead letter (docs/wire-format.md);
  * - {@link SafeEmitter}: a typed event emitter whose emit() never throws;
- * - {@link SettleOnce}: the settle-once state machine of a delivery;
+ * - {@link SettleOnce}: the settle-once state machine of a delivery, and {@link SETTLED_AT_ONCE},
+ *   what its settles return when they completed at once (the bus then waits for nothing);
  * - {@link setDeliveryFields} and {@link DeliveryFields}: a delivery's data fields, set in one place;
  * - {@link InFlight} and {@link Wakeup}: waiting, with a timeout, until in-flight work is done;
  * - {@link backoffDelay}: the one exponential backoff with jitter;
