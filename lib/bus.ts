@@ -161,7 +161,6 @@ export interface DeadLetterEvent {
   readonly type: string;
 }
 
-const SETTLED: Promise<void> = Promise.resolve();
 const DEFAULT_DEDUPE_TTL_MS = 24 * 3600_000;
 const DEFAULT_DEDUPE_LEASE_MS = 30_000;
 /** A copy whose id another holder has claimed polls the store, from the first wait to the longest. */
@@ -538,10 +537,10 @@ export class Bus extends EventEmitter {
    */
   private handle(h: HandlerDefinition, d: Delivery): Promise<void> {
     try {
-      return this.process(h, d) ?? SETTLED;
+      return this.process(h, d) ?? SETTLED_AT_ONCE;
     } catch (err) {
       this.settleFailed(h, err);
-      return SETTLED;
+      return SETTLED_AT_ONCE;
     }
   }
 

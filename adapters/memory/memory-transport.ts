@@ -40,7 +40,7 @@ export class MemoryTransport extends SafeEmitter<TransportEvents> implements Tra
   readonly capabilities: TransportCapabilities;
   private readonly broker: MemoryBroker;
   private readonly consumers = new Set<Consumer>();
-  /** Publishes routing now (waiting for room, or for the broker's turn). */
+  /** Publishes waiting for room in a full queue (MemoryBroker.route). */
   private readonly publishing = new InFlight();
   /** Notified on each settle of a delivery of this transport's consumers. */
   private readonly settled = new Wakeup();
@@ -78,11 +78,7 @@ export class MemoryTransport extends SafeEmitter<TransportEvents> implements Tra
 
   /** Not an async function: a message routed at once (the common case) costs no promise but the one returned. */
   publish(message: OutgoingMessage, options: PublishOptions = {}): Promise<void> {
-    try {
-      return this.route(this.store(message), options);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return this.send(message, options);
   }
 
   private send(message: OutgoingMessage, options: PublishOptions, replyTo?: StoredMessage['replyTo'], expiresAt?: number): Promise<void> {

@@ -23,7 +23,6 @@ export type SettleState = (typeof SettleState)[keyof typeof SettleState];
  * (the bus does, sparing two promises per message); any other promise is awaited as usual.
  */
 export const SETTLED_AT_ONCE: Promise<void> = Promise.resolve();
-const RESOLVED = SETTLED_AT_ONCE;
 
 /**
  * Base class of an adapter's delivery class. Per delivery it adds one field, no closure: a
@@ -53,7 +52,7 @@ export abstract class SettleOnce {
    * synchronous action that returns nothing costs no promise (the same resolved one is returned).
    */
   protected settle(action: () => void | Promise<void>): Promise<void> {
-    if (this.#state !== SettleState.open) return RESOLVED;
+    if (this.#state !== SettleState.open) return SETTLED_AT_ONCE;
     this.#state = SettleState.settling;
     let result: void | Promise<void>;
     try {
@@ -64,7 +63,7 @@ export abstract class SettleOnce {
     }
     if (result === undefined) {
       this.markSettled();
-      return RESOLVED;
+      return SETTLED_AT_ONCE;
     }
     return result.then(
       () => this.markSettled(),
