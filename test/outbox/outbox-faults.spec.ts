@@ -315,11 +315,11 @@ describe('outbox and inbox under faults (RabbitMQ, PostgreSQL, SQLite)', functio
       let killed: Promise<unknown> = Promise.resolve('none');
       if (mode === 'relay') {
         // One relay in a child process, SIGKILLed by itself after 20 confirms (inside its first
-        // batch of 50, before that batch is marked); two in this process. The child polls before
-        // it prints `ready` and the other two start after that, so its first claim holds 50 rows
-        // and the kill lands whatever the speeds. Later batches are not certain: in two loaded CI
-        // runs the child, the slowest of the three, never reached its 300th and then its 120th
-        // confirm of the 1000 rows.
+        // batch of 50, before that batch is marked); two in this process. The child prints
+        // `ready` once its first claim holds rows and the other two start after that, so that
+        // batch is its own and the kill lands whatever the speeds. (Before, `ready` came before
+        // the first claim: in loaded CI runs the two in-process relays took every row first and
+        // the child never reached its 300th, 120th, then 20th confirm.)
         const child = spawnChild({ OB_MODE: 'relay', OB_DB: 'postgres', OB_WHERE: kit.where, OB_URL: url, OB_TYPE: type, OB_LEASE_MS: 1000, OB_BATCH: 50, OB_KILL_AFTER_CONFIRM: 20 });
         children.push(child);
         await withTimeout(child.ready, 20_000, 'the child relay is ready');
