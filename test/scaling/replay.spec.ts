@@ -104,7 +104,9 @@ describe('scaling, AMQP: replay from a stream, a late replica', function () {
     await Promise.all(later.map((n) => publisher.publish(Entry, { n })));
     const w = replica(`${run}.time`, at.toISOString(), 0);
     await w.ready;
-    await waitFor(() => handled(w).length >= later.length, 30_000, 'the later batch');
+    await waitFor(() => handled(w).length >= later.length, 30_000, 'the later batch').catch((err: Error) => {
+      throw new Error(`${err.message}: handled ${JSON.stringify(handled(w))}; worker said ${JSON.stringify(w.lines.slice(-5))}`);
+    });
     await sleep(300);
     assert.deepEqual(handled(w), later);
   });
