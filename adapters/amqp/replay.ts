@@ -10,7 +10,7 @@
  */
 import type { Channel } from 'amqplib';
 import { InPlaceRetryDelivery } from '../../lib/adapter-kit';
-import type { DeliveryHandler, Subscription, SubscriptionSpec } from '../../lib/transport';
+import { DeliveryHandler, Headers, Subscription, SubscriptionSpec } from '../../lib/transport';
 import type { ConfirmPublisher } from './confirm-publisher';
 import type { HistoryRetention } from '../../lib/transport';
 import { toBrokerError } from './broker-errors';
@@ -46,6 +46,14 @@ export class ReplaySubscription implements Subscription {
   private readonly done = new Set<number>();
   /** Deliveries before this offset are skipped (a stream may start a read at its chunk's beginning). */
   private startAt = 0;
+  /**
+   * On the first attach from a Date (its time in ms): the leading deliveries published before it
+   * are skipped. A stream attaches at the first chunk stored in that second (AMQP timestamps are
+   * seconds), which may hold messages of the same second published earlier; the first message
+   * whose CloudEvents `time` is at or after the Date (or that has none) ends the skipping, so a
+   * later message from a publisher whose clock lags is never dropped.
+   */
+  private notBefore?: number;
   private handled?: number;
   private saved?: number;
   /** One write at a time: a later one never lands before an earlier one. */
@@ -69,6 +77,10 @@ export class ReplaySubscription implements Subscription {
     const onDelivery: DeliveryHandler = (d) => {
       const offset = offsetOf(d.raw);
       if (offset === undefined || offset < this.startAt) return d.ack();
+      if (this.notBefore !== undefined) {
+        if (Date.parse(d.headers[Headers.time] ?? '') < this.notBefore) return d.ack();
+        this.notBefore = undefined;
+      }
       this.pending.push(offset);
       return this.handler(new InPlaceRetryDelivery(d, onRetry, { requeueInPlace: true, settled: () => this.settled(offset) }));
     };
@@ -101,12 +113,15 @@ export class ReplaySubscription implements Subscription {
     const resume = Math.max(Number.isInteger(stored?.offset) ? stored!.offset : -1, this.handled ?? -1);
     this.pending = [];
     this.done.clear();
+    this.notBefore = undefined;
     if (resume >= 0) {
       this.startAt = resume + 1;
       return { 'x-stream-offset': resume + 1 };
     }
-    this.startAt = typeof this.spec.replay!.from === 'number' ? this.spec.replay!.from : 0;
-    return { 'x-stream-offset': streamOffsetArgument(this.spec.replay!.from) };
+    const from = this.spec.replay!.from;
+    this.startAt = typeof from === 'number' ? from : 0;
+    if (from instanceof Date) this.notBefore = from.getTime();
+    return { 'x-stream-offset': streamOffsetArgument(from) };
   }
 
   private settled(offset: number): void {

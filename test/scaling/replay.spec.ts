@@ -2,10 +2,12 @@
  * Issue 21, point 5: replay from a RabbitMQ stream. A type declared with `history` is kept in its
  * stream from its first publish; a late group (a child process, fixtures/replay-worker.ts) reads
  * it from the first message, is SIGKILLed midway and restarted: it resumes from its stored
- * position (counted: re-handled, lost). From an offset and from a time. Refused where there is
- * no history (memory, MQTT).
+ * position (counted: re-handled, lost). From an offset and from a time (to the millisecond, not
+ * from the start of its second as the stream hands it over: a plain consumer shows the difference).
+ * Refused where there is no history (memory, MQTT).
  */
 import assert from 'node:assert/strict';
+import amqp from 'amqplib';
 import { amqpTransport } from '../../adapters/amqp';
 import { createBus, silentLogger, Subscribe, Subscriber } from '../../lib';
 import { amqpBroker } from '../helpers/brokers';
@@ -96,12 +98,31 @@ describe('scaling, AMQP: replay from a stream, a late replica', function () {
     assert.deepEqual(handled(w), Array.from({ length: N - 400 }, (_, i) => 400 + i));
   });
 
-  it('from a time: what was published after it, nothing before', async () => {
-    await sleep(1500); // the first batch's last second is over
-    const at = new Date();
-    await sleep(1100);
-    const later = Array.from({ length: 50 }, (_, i) => N + i);
+  it('from a time: what was published at or after it, nothing before, within its second too', async () => {
+    // Entries published earlier in the same second as the Date: the stream attaches at the first
+    // chunk of that second (AMQP timestamps are seconds) and hands them over; Courier skips them.
+    let next = N;
+    const early: number[] = [];
+    let at: Date | undefined;
+    for (let tries = 0; tries < 5 && at === undefined; tries++) {
+      await waitFor(() => Date.now() % 1000 >= 50 && Date.now() % 1000 <= 300, 2_000, 'the start of a second');
+      const second = Math.floor(Date.now() / 1000);
+      const batch = Array.from({ length: 10 }, () => next++);
+      await Promise.all(batch.map((n) => publisher.publish(Entry, { n })));
+      early.push(...batch);
+      await sleep(5);
+      const t = new Date();
+      if (Math.floor(t.getTime() / 1000) === second) at = t;
+    }
+    assert.ok(at, 'could not publish 10 entries within one second in 5 tries');
+    await sleep(5);
+    const later = Array.from({ length: 50 }, () => next++);
     await Promise.all(later.map((n) => publisher.publish(Entry, { n })));
+
+    // The control: a plain consumer attached at the same second gets early entries too.
+    const fromStream = await readStreamAt(`${exchange}.history.${type}`, Math.floor(at.getTime() / 1000), later[later.length - 1]);
+    assert.ok(fromStream.some((n) => early.includes(n)), `the stream handed over none of ${JSON.stringify(early)}: ${JSON.stringify(fromStream)}`);
+
     const w = replica(`${run}.time`, at.toISOString(), 0);
     await w.ready;
     await waitFor(() => handled(w).length >= later.length, 30_000, 'the later batch').catch((err: Error) => {
@@ -110,6 +131,25 @@ describe('scaling, AMQP: replay from a stream, a late replica', function () {
     await sleep(300);
     assert.deepEqual(handled(w), later);
   });
+
+  /** What a plain amqplib consumer reads of the stream from the AMQP timestamp `seconds`, up to entry `last`. */
+  async function readStreamAt(queue: string, seconds: number, last: number): Promise<number[]> {
+    const conn = await amqp.connect(url);
+    try {
+      const ch = await conn.createChannel();
+      await ch.prefetch(100);
+      const seen: number[] = [];
+      await ch.consume(queue, (m) => {
+        if (!m) return;
+        seen.push((JSON.parse(m.content.toString('utf8')) as { n: number }).n);
+        ch.ack(m);
+      }, { arguments: { 'x-stream-offset': { '!': 'timestamp', value: seconds } } });
+      await waitFor(() => seen.includes(last), 10_000, 'the raw stream consumer');
+      return seen;
+    } finally {
+      await conn.close();
+    }
+  }
 });
 
 describe('scaling: replay is refused where there is no history', () => {
