@@ -204,7 +204,8 @@ if (!engine.ok && containersRequired()) {
       assertNothingLost(figures);
     });
 
-    it('quorum queue: a rolling restart of all three nodes: nothing lost, the consumer resumes', async () => {
+    it('quorum queue: a rolling restart of all three nodes: nothing lost, the consumer resumes', async function () {
+      this.timeout(480_000); // three stops and starts, each start allowed one retry (rabbit-cluster.ts)
       const figures = await stream('quorum, rolling restart', {
         queueType: 'quorum',
         fault: async ({ cluster }) => {

@@ -129,6 +129,20 @@ async function startCluster(): Promise<RabbitCluster> {
     const url = `amqp://guest:guest@${host}:${port}`;
     await untilSpeaks('amqp', host, port, 60_000);
     const container = () => dockerode.getContainer(started.getId());
+    /** The container's state and the last 30 lines of its log (the engine's multiplexed stream: 8-byte frame headers). */
+    const lastLines = async (): Promise<string> => {
+      try {
+        const state = (await container().inspect()).State;
+        const raw = (await container().logs({ stdout: true, stderr: true, tail: 30 })) as unknown as Buffer;
+        const parts: Buffer[] = [];
+        for (let at = 0; at + 8 <= raw.length; at += 8 + raw.readUInt32BE(at + 4)) parts.push(raw.subarray(at + 8, at + 8 + raw.readUInt32BE(at + 4)));
+        const framed = raw.length >= 8 && raw[0] <= 2 && raw[1] === 0 && raw[2] === 0 && raw[3] === 0;
+        const text = (framed ? Buffer.concat(parts) : raw).toString('utf8');
+        return `state ${state.Status} (exit ${state.ExitCode}); ${text.trim().slice(-3000)}`;
+      } catch (e) {
+        return `(no logs: ${(e as Error).message})`;
+      }
+    };
     const self: ClusterNode = {
       name,
       node: `rabbit@${name}`,
@@ -145,7 +159,18 @@ async function startCluster(): Promise<RabbitCluster> {
       },
       async start() {
         await container().start();
-        await untilSpeaks('amqp', host, port, 90_000);
+        try {
+          await untilSpeaks('amqp', host, port, 90_000);
+        } catch (err) {
+          // Seen once in CI in a rolling restart (its other starts take ~20 s): what the node said
+          // goes to the log and the error, and the container gets one more start.
+          const said = await lastLines();
+          console.log(`      [cluster] ${name} does not answer 90 s after its start; restarting it once. Its last lines:\n${said}`);
+          await container().restart({ t: 10 });
+          await untilSpeaks('amqp', host, port, 90_000).catch((again: Error) => {
+            throw new Error(`${(err as Error).message}, and again after a restart: ${again.message}; last lines: ${said}`);
+          });
+        }
         await cluster.untilWhole(90_000);
       },
       async partition() {
