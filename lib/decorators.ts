@@ -38,7 +38,11 @@ export interface HistoryOptions {
   readonly maxBytes?: number;
 }
 
-/** Where a replay starts the first time (later starts resume from the stored position). */
+/**
+ * Where a replay starts the first time (later starts resume from the stored position): the first
+ * message, the last chunk, only what comes, an offset, or a Date (what was published at or after it,
+ * by the messages' CloudEvents `time`; docs/scaling.md).
+ */
 export type ReplayFrom = 'first' | 'last' | 'next' | number | Date;
 
 /** Per-key order: messages with the same key are handled one at a time, in publish order. */

@@ -10,9 +10,9 @@
  */
 import type { Channel } from 'amqplib';
 import { InPlaceRetryDelivery } from '../../lib/adapter-kit';
-import { DeliveryHandler, Headers, Subscription, SubscriptionSpec } from '../../lib/transport';
+import { Headers } from '../../lib/transport';
+import type { DeliveryHandler, HistoryRetention, Subscription, SubscriptionSpec } from '../../lib/transport';
 import type { ConfirmPublisher } from './confirm-publisher';
-import type { HistoryRetention } from '../../lib/transport';
 import { toBrokerError } from './broker-errors';
 import { historyTopology, positionQueueName, replayTopology } from './partition-topology';
 import type { AmqpSession } from './session';

@@ -134,10 +134,12 @@ async function startCluster(): Promise<RabbitCluster> {
       try {
         const state = (await container().inspect()).State;
         const raw = (await container().logs({ stdout: true, stderr: true, tail: 30 })) as unknown as Buffer;
-        const parts: Buffer[] = [];
-        for (let at = 0; at + 8 <= raw.length; at += 8 + raw.readUInt32BE(at + 4)) parts.push(raw.subarray(at + 8, at + 8 + raw.readUInt32BE(at + 4)));
-        const framed = raw.length >= 8 && raw[0] <= 2 && raw[1] === 0 && raw[2] === 0 && raw[3] === 0;
-        const text = (framed ? Buffer.concat(parts) : raw).toString('utf8');
+        let text = raw.toString('utf8');
+        if (raw.length >= 8 && raw[0] <= 2 && raw[1] === 0 && raw[2] === 0 && raw[3] === 0) {
+          const parts: Buffer[] = [];
+          for (let at = 0; at + 8 <= raw.length; at += 8 + raw.readUInt32BE(at + 4)) parts.push(raw.subarray(at + 8, at + 8 + raw.readUInt32BE(at + 4)));
+          text = Buffer.concat(parts).toString('utf8');
+        }
         return `state ${state.Status} (exit ${state.ExitCode}); ${text.trim().slice(-3000)}`;
       } catch (e) {
         return `(no logs: ${(e as Error).message})`;

@@ -54,6 +54,9 @@ describe('scaling, AMQP: per-key order over partitions, four consumer processes'
         return Promise.all(all);
       };
       const handled = () => handlingsOf(workers).length;
+      /** Per consumer, how many keys it began handling in the second before `until` (monotonic ns). */
+      const keysInSecondBefore = (until: bigint): Record<string, number> =>
+        Object.fromEntries(workers.map((w) => [w.name, new Set(handlingsOf([w]).filter((h) => h.start > until - 1_000_000_000n && h.start < until).map((h) => h.key)).size]));
       let killed: { worker: Worker; at: bigint; keys: Set<string> } | undefined;
       const half = SEQS / 2;
       await publish(0, half);
@@ -61,11 +64,8 @@ describe('scaling, AMQP: per-key order over partitions, four consumer processes'
         // The kill waits for the balancer (it looks once a second): single active consumer gives
         // every partition to the first consumer, and a first half handled within that second
         // would leave nothing to spread (seen in CI: one consumer held all 32 keys at the kill).
-        const keysLastSecond = () => {
-          const recent = process.hrtime.bigint() - 1_000_000_000n;
-          return workers.map((w) => new Set(handlingsOf([w]).filter((h) => h.start > recent).map((h) => h.key)).size);
-        };
-        await waitFor(() => handled() >= KEYS * half * 0.3 && keysLastSecond().filter((n) => n > 0).length >= 2, 60_000, 'the partitions spread and 30 % of the first half handled');
+        const spreadNow = () => Object.values(keysInSecondBefore(process.hrtime.bigint())).filter((n) => n > 0).length;
+        await waitFor(() => handled() >= KEYS * half * 0.3 && spreadNow() >= 2, 60_000, 'the partitions spread and 30 % of the first half handled');
         // The busiest consumer goes: it holds partitions, and a message in flight.
         const counts = workers.map((w) => handlingsOf([w]).length);
         const worker = workers[counts.indexOf(Math.max(...counts))];
@@ -84,9 +84,8 @@ describe('scaling, AMQP: per-key order over partitions, four consumer processes'
       if (killed) {
         const after = handlingsOf(workers.filter((w) => w !== killed!.worker)).filter((h) => h.start > killed!.at);
         moved = after.filter((h) => killed!.keys.has(h.key)).length;
-        // Where the partitions were just before the kill: the keys each consumer handled in its last second.
-        const recent = killed.at - 1_000_000_000n;
-        spread = Object.fromEntries(workers.map((w) => [w.name, new Set(handlingsOf([w]).filter((h) => h.start > recent && h.start < killed!.at).map((h) => h.key)).size]));
+        // Where the partitions were just before the kill.
+        spread = keysInSecondBefore(killed.at);
       }
       console.log(`      partitions ${partitions || 'none'}: ${JSON.stringify({ ...report, moved, keysPerWorkerLastSecondBeforeKill: spread })}`);
       return { report, moved, killed, spread };
