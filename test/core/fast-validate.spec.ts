@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import fc from 'fast-check';
 import { Type } from 'class-transformer';
 import { IsBoolean, IsEmail, IsIn, IsInt, IsOptional, IsString, Length, Max, Min, ValidateIf, ValidateNested, validateSync } from 'class-validator';
 import { certainlyValid } from '../../lib/fast-validate';
+import { answers } from '../helpers/fast-validate-cases';
 
 const VALIDATION = { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true } as const;
 
@@ -50,6 +53,37 @@ describe('fast validation', () => {
       { numRuns: 20_000, seed: 7 },
     );
     assert.ok(fastYes > 100, `valid objects were generated (${fastYes})`);
+  });
+
+  it('agrees with validateSync on the edge values of every constraint it has a fast yes for', () => {
+    const all = answers();
+    const wrong = all.filter((a) => a.fast && !a.valid);
+    assert.deepEqual(wrong, [], 'fast path accepted what validateSync refuses');
+    const missed = all.filter((a) => a.valid && !a.fast);
+    assert.deepEqual(missed, [], 'fast path did not accept what validateSync accepts');
+    // The edges must reach both answers for the test to mean anything.
+    assert.ok(all.filter((a) => a.valid).length > 100 && all.filter((a) => !a.valid).length > 300, `valid ${all.filter((a) => a.valid).length} of ${all.length}`);
+    // Spot checks of the delicate ones, against class-validator's own answers.
+    const valid = (property: string, value: string) => all.find((a) => a.property === property && a.value === value)!.valid;
+    assert.equal(valid('sparse', 'undefined'), false); // a hole is no undefined entry for `some`
+    assert.equal(valid('withUndefined', 'undefined'), true);
+    assert.equal(valid('withUndefined', 'NaN'), false); // NaN !== NaN
+    assert.equal(valid('anyNumber', 'NaN'), true);
+    assert.equal(valid('n', 'Infinity'), false);
+    assert.equal(valid('decimals', '2.25'), false);
+    assert.equal(valid('optional', 'String(abc)'), true); // isString takes a String object
+    assert.equal(valid('s', 'String(abc)'), false); // length does not
+    assert.equal(valid('s', JSON.stringify('a\u{1F600}')), true); // three code units, two characters
+    assert.equal(valid('global', '"x"'), true);
+  });
+
+  it('gives the same answers where code cannot be generated (node --disallow-code-generation-from-strings)', function () {
+    this.timeout(60_000);
+    const script = path.join(__dirname, '../helpers/fast-validate-cases.ts');
+    const out = execFileSync(process.execPath, ['--disallow-code-generation-from-strings', '-r', 'ts-node/register/transpile-only', script], {
+      encoding: 'utf8', timeout: 50_000, cwd: path.join(__dirname, '../..'),
+    });
+    assert.deepEqual(JSON.parse(out), answers());
   });
 
   it('leaves what it does not cover to validateSync', () => {
