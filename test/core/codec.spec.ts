@@ -41,6 +41,20 @@ describe('codec', () => {
     assert.ok(validatePayload(Flat, 'flat', { a: 'x' }) instanceof Flat);
     assert.throws(() => validatePayload(Flat, 'flat', { a: 'x', b: 1 }), PayloadValidationError);
     assert.throws(() => validatePayload(Flat, 'flat', JSON.parse('{"a":"x","__proto__":{"p":1}}')), PayloadValidationError);
+    for (const key of ['__proto__', 'constructor', 'prototype']) {
+      const err = (() => {
+        try {
+          validatePayload(Flat, 'flat', JSON.parse(`{"a":"x",${JSON.stringify(key)}:{"p":1}}`));
+        } catch (e) {
+          return e as PayloadValidationError;
+        }
+      })();
+      assert.ok(err instanceof PayloadValidationError, key);
+      assert.deepEqual(err.violations.map((v) => v.property), [key]);
+    }
+    const copy = validatePayload(Flat, 'flat', JSON.parse('{"a":"x"}'));
+    assert.equal(Object.getPrototypeOf(copy), Flat.prototype);
+    assert.deepEqual(Object.keys(copy), ['a']);
     assert.throws(() => validatePayload(Flat, 'flat', [] as never), PayloadValidationError);
   });
 
