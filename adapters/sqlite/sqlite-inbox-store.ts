@@ -7,6 +7,7 @@
  */
 import type { Database } from 'better-sqlite3';
 import type { InboxStore } from '../../lib/outbox/store';
+import { whenNotBusy } from './busy';
 import { checkName, inboxDdl } from './sqlite-schema';
 
 export interface SqliteInboxStoreOptions {
@@ -28,8 +29,10 @@ export class SqliteInboxStore implements InboxStore<Database> {
     this.t = checkName(this.name);
   }
 
+  /** Creates the table if missing, in one transaction; waits (bounded) while another writer holds the file. */
   async migrate(): Promise<void> {
-    this.db.exec(inboxDdl(this.name));
+    const ddl = inboxDdl(this.name);
+    await whenNotBusy(this.db, `inbox ${this.name}: migrate`, () => this.db.transaction(() => this.db.exec(ddl)).immediate());
   }
 
   run(consumer: string, messageId: string, fn: (tx: Database) => unknown): Promise<boolean> {

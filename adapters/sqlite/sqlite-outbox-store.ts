@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import type { Database, Statement } from 'better-sqlite3';
 import type { BatchOutcome, ClaimedRow, OutboxEntry, OutboxStats, OutboxStore } from '../../lib/outbox/store';
+import { isBusy, whenNotBusy } from './busy';
 import { checkName, outboxDdl } from './sqlite-schema';
 
 export interface SqliteOutboxStoreOptions {
@@ -47,8 +48,10 @@ export class SqliteOutboxStore implements OutboxStore<Database> {
     this.t = checkName(this.name);
   }
 
+  /** Creates the table and its indexes if missing, in one transaction; waits (bounded) while another writer holds the file. */
   async migrate(): Promise<void> {
-    this.db.exec(outboxDdl(this.name));
+    const ddl = outboxDdl(this.name);
+    await whenNotBusy(this.db, `outbox ${this.name}: migrate`, () => this.db.transaction(() => this.db.exec(ddl)).immediate());
   }
 
   private get s() {
@@ -144,16 +147,7 @@ export class SqliteOutboxStore implements OutboxStore<Database> {
       for (const seq of o.released) s.release.run(seq, owner);
     });
     // Wait (asynchronously) while the connection is in someone's transaction or the file is locked.
-    for (const until = Date.now() + 10_000; ; ) {
-      if (!this.db.inTransaction) {
-        try {
-          return settle.immediate();
-        } catch (err) {
-          if (!isBusy(err) || Date.now() > until) throw err;
-        }
-      } else if (Date.now() > until) throw new Error(`outbox ${this.name}: the connection stayed in a transaction for 10 s`);
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    return whenNotBusy(this.db, `outbox ${this.name}`, () => settle.immediate());
   }
 
   async purgeSent(olderThanMs: number): Promise<number> {
@@ -179,9 +173,4 @@ export class SqliteOutboxStore implements OutboxStore<Database> {
     this.commits.on('commit', listener);
     return async () => void this.commits.off('commit', listener);
   }
-}
-
-function isBusy(err: unknown): boolean {
-  const code = (err as { code?: string })?.code;
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
 }
