@@ -6,7 +6,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import type { InboxStore } from '../../lib/outbox/store';
-import { inboxDdl, qualifiedName } from './pg-schema';
+import { inboxDdl, migrationLock, qualifiedName } from './pg-schema';
 
 export interface PgInboxStoreOptions {
   readonly pool: Pool;
@@ -26,7 +26,7 @@ export class PgInboxStore implements InboxStore<PoolClient> {
   }
 
   async migrate(): Promise<void> {
-    await this.pool.query(inboxDdl(this.name));
+    await this.pool.query(migrationLock(this.name) + inboxDdl(this.name));
   }
 
   async run(consumer: string, messageId: string, fn: (tx: PoolClient) => unknown): Promise<boolean> {

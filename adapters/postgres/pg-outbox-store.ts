@@ -10,7 +10,7 @@
  */
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import type { BatchOutcome, ClaimedRow, OutboxEntry, OutboxStats, OutboxStore } from '../../lib/outbox/store';
-import { baseName, outboxDdl, qualifiedName } from './pg-schema';
+import { baseName, migrationLock, outboxDdl, qualifiedName } from './pg-schema';
 
 /** What insert() needs of the caller's client: a `pg` Client or PoolClient inside BEGIN. */
 export interface PgQueryable {
@@ -64,7 +64,7 @@ RETURNING u.seq, u.id, u.topic, u.headers, u.body, u.ordering_key, u.attempts`,
   }
 
   async migrate(): Promise<void> {
-    await this.pool.query(outboxDdl(this.name, this.channel));
+    await this.pool.query(migrationLock(this.name) + outboxDdl(this.name, this.channel));
   }
 
   async insert(tx: PgQueryable, e: OutboxEntry): Promise<void> {
