@@ -33,3 +33,8 @@ export async function whenNotBusy<T>(db: Database, what: string, step: () => T, 
     await new Promise((r) => setTimeout(r, 2));
   }
 }
+
+/** Runs `ddl` in one BEGIN IMMEDIATE transaction on `db`, waiting as whenNotBusy does: the stores' migrate(). */
+export function migrateWhenNotBusy(db: Database, what: string, ddl: string): Promise<void> {
+  return whenNotBusy(db, `${what}: migrate`, () => void db.transaction(() => db.exec(ddl)).immediate());
+}

@@ -7,7 +7,7 @@
  */
 import type { Database } from 'better-sqlite3';
 import type { InboxStore } from '../../lib/outbox/store';
-import { whenNotBusy } from './busy';
+import { migrateWhenNotBusy } from './busy';
 import { checkName, inboxDdl } from './sqlite-schema';
 
 export interface SqliteInboxStoreOptions {
@@ -31,8 +31,7 @@ export class SqliteInboxStore implements InboxStore<Database> {
 
   /** Creates the table if missing, in one transaction; waits (bounded) while another writer holds the file. */
   async migrate(): Promise<void> {
-    const ddl = inboxDdl(this.name);
-    await whenNotBusy(this.db, `inbox ${this.name}: migrate`, () => this.db.transaction(() => this.db.exec(ddl)).immediate());
+    await migrateWhenNotBusy(this.db, `inbox ${this.name}`, inboxDdl(this.name));
   }
 
   run(consumer: string, messageId: string, fn: (tx: Database) => unknown): Promise<boolean> {

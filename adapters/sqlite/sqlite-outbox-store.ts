@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import type { Database, Statement } from 'better-sqlite3';
 import type { BatchOutcome, ClaimedRow, OutboxEntry, OutboxStats, OutboxStore } from '../../lib/outbox/store';
-import { isBusy, whenNotBusy } from './busy';
+import { isBusy, migrateWhenNotBusy, whenNotBusy } from './busy';
 import { checkName, outboxDdl } from './sqlite-schema';
 
 export interface SqliteOutboxStoreOptions {
@@ -50,8 +50,7 @@ export class SqliteOutboxStore implements OutboxStore<Database> {
 
   /** Creates the table and its indexes if missing, in one transaction; waits (bounded) while another writer holds the file. */
   async migrate(): Promise<void> {
-    const ddl = outboxDdl(this.name);
-    await whenNotBusy(this.db, `outbox ${this.name}: migrate`, () => this.db.transaction(() => this.db.exec(ddl)).immediate());
+    await migrateWhenNotBusy(this.db, `outbox ${this.name}`, outboxDdl(this.name));
   }
 
   private get s() {
