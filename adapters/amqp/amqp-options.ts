@@ -59,6 +59,14 @@ export interface AmqpTransportOptions {
   readonly maxMessageBytes?: number;
   /** Shown in the RabbitMQ management UI as the connection name. */
   readonly connectionName?: string;
+  /**
+   * A replay `from` a Date attaches to the stream this much earlier than the Date. The stream
+   * finds a time by the broker's clock (when it stored each chunk), the Date and the CloudEvents
+   * `time` Courier skips by come from the clients': a broker clock that lags by more than this
+   * would make the stream attach after what was published at the Date (at its end, when nothing
+   * came since: nothing at all would be read). Earlier is safe, only read and skipped. Default 10000.
+   */
+  readonly replayClockMarginMs?: number;
 }
 
 export type ResolvedAmqpOptions = Required<Omit<AmqpTransportOptions, 'url' | 'tls' | 'connectionName' | 'reconnect'>> & {
@@ -93,6 +101,7 @@ export function resolveOptions(o: AmqpTransportOptions): ResolvedAmqpOptions {
     tls: o.tls,
     maxMessageBytes: o.maxMessageBytes ?? 128 * 1024 * 1024,
     connectionName: o.connectionName,
+    replayClockMarginMs: o.replayClockMarginMs ?? 10_000,
   };
   const problems: string[] = [];
   if (!urls.length) problems.push('amqp: url is required');
@@ -113,6 +122,7 @@ export function resolveOptions(o: AmqpTransportOptions): ResolvedAmqpOptions {
   ];
   for (const [name, v] of positive) if (!(Number.isFinite(v) && v > 0)) problems.push(`amqp: ${name} must be a positive number`);
   if (!(r.connectAttempts >= 1)) problems.push('amqp: connectAttempts must be at least 1');
+  if (!(Number.isFinite(r.replayClockMarginMs) && r.replayClockMarginMs >= 0)) problems.push('amqp: replayClockMarginMs must be a number >= 0');
   if (!(r.heartbeatSeconds >= 0)) problems.push('amqp: heartbeatSeconds must be >= 0');
   if (!(r.reconnect.jitter >= 0 && r.reconnect.jitter <= 1)) problems.push('amqp: reconnect.jitter must be within 0..1');
   if (problems.length) throw new StartupError(problems);

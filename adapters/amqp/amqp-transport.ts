@@ -273,6 +273,7 @@ export class AmqpTransport implements Transport {
     return {
       subscriptions: this.subscriptions,
       topology: this.options,
+      replayClockMarginMs: this.options.replayClockMarginMs,
       publisher: this.publisher,
       consumerCount: async (queue) => {
         const session = this.session;

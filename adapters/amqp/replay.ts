@@ -22,6 +22,8 @@ import type { TopologyOptions } from './topology';
 export interface ReplayHost {
   readonly subscriptions: Subscriptions;
   readonly topology: TopologyOptions;
+  /** AmqpTransportOptions.replayClockMarginMs: a replay from a Date attaches this much earlier. */
+  readonly replayClockMarginMs: number;
   readonly publisher: ConfirmPublisher;
   error(err: Error): void;
 }
@@ -32,9 +34,12 @@ interface StoredPosition {
   readonly time: string;
 }
 
-/** `x-stream-offset` of the first attach: a name, an offset, or a time (an AMQP timestamp, seconds). */
-export function streamOffsetArgument(from: NonNullable<SubscriptionSpec['replay']>['from']): unknown {
-  if (from instanceof Date) return { '!': 'timestamp', value: Math.floor(from.getTime() / 1000) };
+/**
+ * `x-stream-offset` of the first attach: a name, an offset, or a time (an AMQP timestamp,
+ * seconds), `marginMs` before a Date (the broker's clock may lag the caller's).
+ */
+export function streamOffsetArgument(from: NonNullable<SubscriptionSpec['replay']>['from'], marginMs: number): unknown {
+  if (from instanceof Date) return { '!': 'timestamp', value: Math.floor((from.getTime() - marginMs) / 1000) };
   return from;
 }
 
@@ -48,8 +53,9 @@ export class ReplaySubscription implements Subscription {
   private startAt = 0;
   /**
    * On the first attach from a Date (its time in ms): the leading deliveries published before it
-   * are skipped. A stream attaches at the first chunk stored in that second (AMQP timestamps are
-   * seconds), which may hold messages of the same second published earlier; the first message
+   * are skipped. A stream attaches at the first chunk stored in the second `replayClockMarginMs`
+   * before it (by the broker's clock; AMQP timestamps are seconds), so it hands over messages
+   * published earlier; the first message
    * whose CloudEvents `time` is at or after the Date (or that has none) ends the skipping, so a
    * later message from a publisher whose clock lags is never dropped.
    */
@@ -121,7 +127,7 @@ export class ReplaySubscription implements Subscription {
     const from = this.spec.replay!.from;
     this.startAt = typeof from === 'number' ? from : 0;
     if (from instanceof Date) this.notBefore = from.getTime();
-    return { 'x-stream-offset': streamOffsetArgument(from) };
+    return { 'x-stream-offset': streamOffsetArgument(from, this.host.replayClockMarginMs) };
   }
 
   private settled(offset: number): void {

@@ -3,7 +3,8 @@
  * stream from its first publish; a late group (a child process, fixtures/replay-worker.ts) reads
  * it from the first message, is SIGKILLed midway and restarted: it resumes from its stored
  * position (counted: re-handled, lost). From an offset and from a time (to the millisecond, not
- * from the start of its second as the stream hands it over: a plain consumer shows the difference).
+ * from the start of its second as the stream hands it over: a plain consumer shows the difference),
+ * also when the clients' clock is ahead of the broker's (negative control: no clock margin).
  * Refused where there is no history (memory, MQTT).
  */
 import assert from 'node:assert/strict';
@@ -56,10 +57,10 @@ describe('scaling, AMQP: replay from a stream, a late replica', function () {
     await deleteAll(cleanup.queues, cleanup.exchanges);
   });
 
-  function replica(group: string, from: string, delayMs: number): Worker {
+  function replica(group: string, from: string, delayMs: number, env: Record<string, string> = {}): Worker {
     const name = `${group}.Replica.onEntry`;
     cleanup.queues.push(`${name}.position`, `${name}.dead`);
-    const w = spawnWorker('replay-worker.ts', group, { REP_URL: url, REP_EXCHANGE: exchange, REP_TYPE: type, REP_GROUP: group, REP_FROM: from, REP_DELAY_MS: String(delayMs) });
+    const w = spawnWorker('replay-worker.ts', group, { REP_URL: url, REP_EXCHANGE: exchange, REP_TYPE: type, REP_GROUP: group, REP_FROM: from, REP_DELAY_MS: String(delayMs), ...env });
     workers.push(w);
     return w;
   }
@@ -119,8 +120,9 @@ describe('scaling, AMQP: replay from a stream, a late replica', function () {
     const later = Array.from({ length: 50 }, () => next++);
     await Promise.all(later.map((n) => publisher.publish(Entry, { n })));
 
-    // The control: a plain consumer attached at the same second gets early entries too.
-    const fromStream = await readStreamAt(`${exchange}.history.${type}`, Math.floor(at.getTime() / 1000), later[later.length - 1]);
+    // The control: a plain consumer attached where Courier attaches (the default
+    // replayClockMarginMs, 10 s, before the Date's second) gets early entries too.
+    const fromStream = await readStreamAt(`${exchange}.history.${type}`, Math.floor((at.getTime() - 10_000) / 1000), later[later.length - 1]);
     assert.ok(fromStream.some((n) => early.includes(n)), `the stream handed over none of ${JSON.stringify(early)}: ${JSON.stringify(fromStream)}`);
 
     const w = replica(`${run}.time`, at.toISOString(), 0);
@@ -130,6 +132,37 @@ describe('scaling, AMQP: replay from a stream, a late replica', function () {
     });
     await sleep(300);
     assert.deepEqual(handled(w), later);
+  });
+
+  /** Publishes 10 early entries, a time, 50 later ones from a process whose clock is `aheadMs` ahead (fixtures/replay-publisher.ts). */
+  async function publishAhead(first: number, aheadMs: number): Promise<{ early: number[]; at: string; later: number[] }> {
+    const p = spawnWorker('replay-publisher.ts', 'publisher', { REP_URL: url, REP_EXCHANGE: exchange, REP_TYPE: type, REP_FIRST: String(first), REP_CLOCK_AHEAD_MS: String(aheadMs) });
+    const { code } = await Promise.race([p.exited, sleep(30_000).then(() => ({ code: 'timeout' }))]);
+    assert.equal(code, 0, `the publisher ended with ${code}: ${p.lines.join(' | ')}`);
+    return JSON.parse(p.lines[0]) as { early: number[]; at: string; later: number[] };
+  }
+
+  it('from a time, the clients\' clock 5 s ahead of the broker\'s: the later entries, none before (negative control: no margin reads nothing)', async () => {
+    // The stream finds the time by the broker's clock, the Date and the CloudEvents times are the
+    // clients'. A broker 5 s behind: with no margin the stream attaches at its end and nothing
+    // published at the Date is read; with the default margin (10 s) exactly the later ones are.
+    const ahead = { REP_CLOCK_AHEAD_MS: '5000' };
+    const guarded = await publishAhead(10_000, 5000);
+    const w = replica(`${run}.ahead`, guarded.at, 0, ahead);
+    const unguarded = await publishAhead(20_000, 5000);
+    const control = replica(`${run}.ahead-nomargin`, unguarded.at, 0, { ...ahead, REP_CLOCK_MARGIN_MS: '0' });
+    await Promise.all([w.ready, control.ready]);
+    // w reads on: the second publisher's entries, all published after its Date, are its too.
+    const expected = [...guarded.later, ...unguarded.early, ...unguarded.later];
+    await waitFor(() => handled(w).length >= expected.length, 30_000, 'the later batches').catch((err: Error) => {
+      throw new Error(`${err.message}: handled ${JSON.stringify(handled(w))}`);
+    });
+    await sleep(1500);
+    assert.deepEqual(handled(w), expected, 'with the margin');
+    const got = handled(control);
+    const lost = unguarded.later.filter((n) => !got.includes(n)).length;
+    console.log(`      clock 5 s ahead: margin 10 s handled ${handled(w).length}, lost 0; margin 0 handled ${got.length}, lost ${lost} of ${unguarded.later.length}`);
+    assert.equal(lost, unguarded.later.length, `the control read ${JSON.stringify(got)}: it attached before the Date`);
   });
 
   /** What a plain amqplib consumer reads of the stream from the AMQP timestamp `seconds`, up to entry `last`. */
@@ -144,7 +177,9 @@ describe('scaling, AMQP: replay from a stream, a late replica', function () {
         seen.push((JSON.parse(m.content.toString('utf8')) as { n: number }).n);
         ch.ack(m);
       }, { arguments: { 'x-stream-offset': { '!': 'timestamp', value: seconds } } });
-      await waitFor(() => seen.includes(last), 10_000, 'the raw stream consumer');
+      await waitFor(() => seen.includes(last), 10_000, 'the raw stream consumer').catch((err: Error) => {
+        throw new Error(`${err.message} (attached at ${new Date(seconds * 1000).toISOString()}, now ${new Date().toISOString()}): read ${seen.length}, the last ${JSON.stringify(seen.slice(-5))}`);
+      });
       return seen;
     } finally {
       await conn.close();
