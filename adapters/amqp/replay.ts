@@ -14,6 +14,7 @@ import { Headers } from '../../lib/transport';
 import type { DeliveryHandler, HistoryRetention, Subscription, SubscriptionSpec } from '../../lib/transport';
 import type { ConfirmPublisher } from './confirm-publisher';
 import { toBrokerError } from './broker-errors';
+import { HEADER_PREFIX, HEADER_PREFIX_COLON } from './wire';
 import { historyTopology, positionQueueName, replayTopology } from './partition-topology';
 import type { AmqpSession } from './session';
 import type { Subscriptions } from './subscriptions';
@@ -56,8 +57,9 @@ export class ReplaySubscription implements Subscription {
    * are skipped. A stream attaches at the first chunk stored in the second `replayClockMarginMs`
    * before it (by the broker's clock; AMQP timestamps are seconds), so it hands over messages
    * published earlier; the first message
-   * whose CloudEvents `time` is at or after the Date (or that has none) ends the skipping, so a
-   * later message from a publisher whose clock lags is never dropped.
+   * whose CloudEvents `time` is at or after the Date (or that has none; a time from a plain
+   * publisher's AMQP timestamp, in seconds, counts as any moment of its second: certainlyBefore)
+   * ends the skipping, so a later message from a publisher whose clock lags is never dropped.
    */
   private notBefore?: number;
   private handled?: number;
@@ -84,7 +86,7 @@ export class ReplaySubscription implements Subscription {
       const offset = offsetOf(d.raw);
       if (offset === undefined || offset < this.startAt) return d.ack();
       if (this.notBefore !== undefined) {
-        if (Date.parse(d.headers[Headers.time] ?? '') < this.notBefore) return d.ack();
+        if (certainlyBefore(d.headers[Headers.time], !hasCloudEventsTime(d.raw), this.notBefore)) return d.ack();
         this.notBefore = undefined;
       }
       this.pending.push(offset);
@@ -160,6 +162,22 @@ export class ReplaySubscription implements Subscription {
       this.saving = false;
     }
   }
+}
+
+/**
+ * Whether an ISO `time` is before `ms`. One that stands for an AMQP `timestamp` (`wholeSeconds`:
+ * a plain publisher's, in seconds; wire.ts decodeHeaders) is before only when its whole second
+ * is; no time, or one that does not parse, is not before.
+ */
+export function certainlyBefore(time: string | undefined, wholeSeconds: boolean, ms: number): boolean {
+  const t = Date.parse(time ?? '');
+  return (wholeSeconds ? t + 999 : t) < ms;
+}
+
+/** Whether the delivery's headers table carries the CloudEvents `time` (in ms), not only a `timestamp`. */
+function hasCloudEventsTime(raw: unknown): boolean {
+  const table = (raw as { properties?: { headers?: Record<string, unknown> } } | undefined)?.properties?.headers;
+  return table !== undefined && (table[`${HEADER_PREFIX}time`] !== undefined || table[`${HEADER_PREFIX_COLON}time`] !== undefined);
 }
 
 function offsetOf(raw: unknown): number | undefined {
