@@ -56,10 +56,10 @@ export class ReplaySubscription implements Subscription {
    * On the first attach from a Date (its time in ms): the leading deliveries published before it
    * are skipped. A stream attaches at the first chunk stored in the second `replayClockMarginMs`
    * before it (by the broker's clock; AMQP timestamps are seconds), so it hands over messages
-   * published earlier; the first message
-   * whose CloudEvents `time` is at or after the Date (or that has none; a time from a plain
-   * publisher's AMQP timestamp, in seconds, counts as any moment of its second: certainlyBefore)
-   * ends the skipping, so a later message from a publisher whose clock lags is never dropped.
+   * published earlier; the first message whose CloudEvents `time` is at or after the Date (or
+   * that has none; a time that is only a plain publisher's AMQP timestamp counts as any moment of
+   * its second: certainlyBefore) ends the skipping, so a later message from a publisher whose
+   * clock lags is never dropped.
    */
   private notBefore?: number;
   private handled?: number;
@@ -169,7 +169,7 @@ export class ReplaySubscription implements Subscription {
  * a plain publisher's, in seconds; wire.ts decodeHeaders) is before only when its whole second
  * is; no time, or one that does not parse, is not before.
  */
-export function certainlyBefore(time: string | undefined, wholeSeconds: boolean, ms: number): boolean {
+function certainlyBefore(time: string | undefined, wholeSeconds: boolean, ms: number): boolean {
   const t = Date.parse(time ?? '');
   return (wholeSeconds ? t + 999 : t) < ms;
 }
