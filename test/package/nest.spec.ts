@@ -70,7 +70,9 @@ describe('courier-bus/nest, installed beside NestJS 11 and 12', function () {
   const runId = randomBytes(4).toString('hex');
 
   before(async function () {
-    this.timeout(300_000);
+    // Above its three steps' own bounds (run(): 120 s each), so that a slow one fails with its output.
+    this.timeout(400_000);
+    const t0 = Date.now();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'courier-nest-'));
     // The packing (prepack builds dist/) and the installs of everything else run at once; the
     // tarball is installed last, into projects that have its peers already.
@@ -91,8 +93,11 @@ describe('courier-bus/nest, installed beside NestJS 11 and 12', function () {
       })(),
     ]);
     brokerEnv = { COURIER_AMQP_URL: amqp.url, COURIER_MQTT_URL: mqtt.url };
+    const installed = Date.now();
     await Promise.all(Object.values(dirs).map((dir) => run('npm', ['install', ...NPM_FLAGS, tarball], dir)));
+    const tarballIn = Date.now();
     await Promise.all([compile(dirs.nest12), compile(dirs.nest11)]);
+    console.log(`      set-up: projects and packing ${installed - t0} ms, the tarball ${tarballIn - installed} ms, compiling ${Date.now() - tarballIn} ms`);
   });
 
   after(async () => {

@@ -2,28 +2,55 @@
  * What the package specs (consumer.spec.ts, nest.spec.ts) share: running a command, fresh
  * projects installed from npm's cache, and the packed tarball — packed once per test process.
  */
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 export const ROOT = path.join(__dirname, '..', '..');
 
-/** npm flags for a consumer's install: from the cache, quiet, no lock file. */
-export const NPM_FLAGS = ['--prefer-offline', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error'];
+/**
+ * npm flags for a consumer's install: from the cache, quiet, no lock file. A registry request that
+ * stalls gives up after 30 s and is tried again (npm's own default waits 5 minutes, longer than
+ * the specs' set-up: a CI run lost the nest spec's whole `before` to one such stall).
+ */
+export const NPM_FLAGS = ['--prefer-offline', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error', '--fetch-timeout=30000', '--fetch-retries=4'];
 
 export interface Run {
   readonly stdout: string;
   readonly stderr: string;
 }
 
-/** Runs a command to its end (bounded by `timeoutMs`); rejects with its output when it fails. */
+/**
+ * Runs a command to its end; rejects with its output when it fails. Bounded by `timeoutMs`: then
+ * its whole process group is killed and the promise rejects at once, with what it printed so far
+ * (a child it left holding the pipes cannot keep the caller waiting).
+ */
 export function run(cmd: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<Run> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd, env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let stdout = '';
+    let stderr = '';
+    let done = false;
+    const finish = (err?: Error) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
       if (err) reject(new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed: ${err.message}\n${stdout}\n${stderr}`));
       else resolve({ stdout, stderr });
-    });
+    };
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      finish(new Error(`timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.stdout!.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+    child.stderr!.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    child.on('error', (err) => finish(err));
+    child.on('close', (code, signal) => finish(code === 0 ? undefined : new Error(`exit ${code ?? signal}`)));
   });
 }
 
