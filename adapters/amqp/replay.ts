@@ -174,14 +174,19 @@ function certainlyBefore(time: string | undefined, wholeSeconds: boolean, ms: nu
   return (wholeSeconds ? t + 999 : t) < ms;
 }
 
+/** The headers table of a stream delivery (`raw`: amqplib's message). */
+function tableOf(raw: unknown): Record<string, unknown> | undefined {
+  return (raw as { properties?: { headers?: Record<string, unknown> } } | undefined)?.properties?.headers;
+}
+
 /** Whether the delivery's headers table carries the CloudEvents `time` (in ms), not only a `timestamp`. */
 function hasCloudEventsTime(raw: unknown): boolean {
-  const table = (raw as { properties?: { headers?: Record<string, unknown> } } | undefined)?.properties?.headers;
+  const table = tableOf(raw);
   return table !== undefined && (table[`${HEADER_PREFIX}time`] !== undefined || table[`${HEADER_PREFIX_COLON}time`] !== undefined);
 }
 
 function offsetOf(raw: unknown): number | undefined {
-  const v = (raw as { properties?: { headers?: Record<string, unknown> } } | undefined)?.properties?.headers?.['x-stream-offset'];
+  const v = tableOf(raw)?.['x-stream-offset'];
   return typeof v === 'number' ? v : undefined;
 }
 

@@ -28,7 +28,7 @@ export function baseName(name: string): string {
  * ordering keys.
  */
 export function migrationLock(table: string): string {
-  qualifiedName(table);
+  qualifiedName(table); // throws on anything but a plain name: `table` is safe inside the quotes
   return `SELECT pg_advisory_xact_lock(7743, hashtext('${table}'));\n`;
 }
 

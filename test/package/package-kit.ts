@@ -12,7 +12,7 @@ export const ROOT = path.join(__dirname, '..', '..');
 /**
  * npm flags for a consumer's install: from the cache, quiet, no lock file. A registry request that
  * stalls gives up after 30 s and is tried again (npm's own default waits 5 minutes, longer than
- * the specs' set-up: a CI run lost the nest spec's whole `before` to one such stall).
+ * the specs' set-up; a CI run lost the nest spec's whole `before`, most likely to such a stall).
  */
 export const NPM_FLAGS = ['--prefer-offline', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error', '--fetch-timeout=30000', '--fetch-retries=4'];
 

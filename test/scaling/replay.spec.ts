@@ -153,6 +153,7 @@ describe('scaling, AMQP: replay from a stream, a late replica', function () {
   /** Publishes 10 early entries, a time, 50 later ones from a process whose clock is `aheadMs` ahead (fixtures/replay-publisher.ts). */
   async function publishAhead(first: number, aheadMs: number): Promise<{ early: number[]; at: string; later: number[] }> {
     const p = spawnWorker('replay-publisher.ts', 'publisher', { REP_URL: url, REP_EXCHANGE: exchange, REP_TYPE: type, REP_FIRST: String(first), REP_CLOCK_AHEAD_MS: String(aheadMs) });
+    workers.push(p); // killed after the test if it is still running (a timeout)
     const { code } = await Promise.race([p.exited, sleep(30_000).then(() => ({ code: 'timeout' }))]);
     assert.equal(code, 0, `the publisher ended with ${code}: ${p.lines.join(' | ')}`);
     return JSON.parse(p.lines[0]) as { early: number[]; at: string; later: number[] };
