@@ -15,9 +15,14 @@
  *                              bench/snapshot-summary.ts.
  *   BENCH_V8_FLAGS="..."       V8 flags set at start, e.g. "--trace-gc-nvp" to log every GC with
  *                              the bytes that survived it (NODE_OPTIONS refuses such flags).
+ *   BENCH_PAUSES=DIR           write DIR/<role>-<pid>.gc.json (every garbage collection: start in
+ *                              epoch ms, duration, kind) and, for a request/reply client,
+ *                              DIR/<role>-<pid>.requests.json (each measured request's start and
+ *                              latency); bench/pause-summary.ts tells which slow requests met a GC.
  */
 import * as fs from 'node:fs';
 import * as inspector from 'node:inspector';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import * as v8 from 'node:v8';
 
 const env = process.env;
@@ -48,6 +53,22 @@ export function onNewPeak(): void {
   };
 }
 
+interface GcEntry { start: number; duration: number; kind: string }
+const gcKinds: Record<number, string> = {
+  [perfConstants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+};
+const gcLog: GcEntry[] | undefined = env.BENCH_PAUSES ? [] : undefined;
+if (gcLog) {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
+      gcLog.push({ start: performance.timeOrigin + e.startTime, duration: e.duration, kind: gcKinds[kind ?? -1] ?? String(kind) });
+    }
+  }).observe({ entryTypes: ['gc'] });
+}
 let session: inspector.Session | undefined;
 if (env.BENCH_ALLOC_PROF) {
   session = new inspector.Session();
@@ -59,8 +80,11 @@ if (env.BENCH_ALLOC_PROF) {
   } as inspector.HeapProfiler.StartSamplingParameterType);
 }
 
-/** Before the child reports: writes the allocation profile and prints the peak's heap. */
-export async function finish(role: string): Promise<void> {
+/**
+ * Before the child reports: writes the allocation profile and the pause logs (`requests`: what
+ * window.ts measureRequests timed, if this child is a request/reply client) and prints the peak's heap.
+ */
+export async function finish(role: string, requests?: { starts: number[]; latencies: number[] }): Promise<void> {
   if (session) {
     const s = session;
     await new Promise<void>((resolve, reject) =>
@@ -71,6 +95,13 @@ export async function finish(role: string): Promise<void> {
         resolve();
       }),
     );
+  }
+  if (gcLog) {
+    const dir = env.BENCH_PAUSES!;
+    fs.mkdirSync(dir, { recursive: true });
+    const name = `${dir}/${role}-${process.pid}`;
+    fs.writeFileSync(`${name}.gc.json`, JSON.stringify(gcLog.map((g) => ({ role, pid: process.pid, ...g }))));
+    if (requests) fs.writeFileSync(`${name}.requests.json`, JSON.stringify({ role, pid: process.pid, ...requests }));
   }
   if (peak) process.stderr.write(`heap at peak RSS, ${role}: ${JSON.stringify(peak)}\n`);
 }

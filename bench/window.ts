@@ -79,6 +79,9 @@ export function median(values: number[]): number {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
+/** With BENCH_PAUSES set (diagnostics.ts): each request measureRequests timed, start in epoch ms and latency. */
+export let measuredRequests: { starts: number[]; latencies: number[] } | undefined;
+
 /**
  * Request/reply measurement, the same for both sides: a warm-up, then `n` calls with `inflight`
  * outstanding, timing each; rates from the first call to the last reply.
@@ -86,13 +89,16 @@ export function median(values: number[]): number {
 export async function measureRequests(inflight: number, warmup: number, n: number, call: (i: number) => Promise<void>) {
   await new Window(inflight).run(warmup, call);
   const latencies = new Float64Array(n);
+  const starts = process.env.BENCH_PAUSES ? new Float64Array(n) : undefined;
   const first = now();
   await new Window(inflight).run(n, async (i) => {
     const t = performance.now();
+    if (starts) starts[i] = performance.timeOrigin + t;
     await call(i);
     latencies[i] = performance.now() - t;
   });
   const last = now();
+  if (starts) measuredRequests = { starts: Array.from(starts), latencies: Array.from(latencies) };
   latencies.sort();
   return { first, last, count: n, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
 }
