@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { quantile } from './window';
 
 interface Gc { role: string; pid: number; start: number; duration: number; kind: string }
 interface Requests { role: string; pid: number; starts: number[]; latencies: number[] }
@@ -33,11 +34,10 @@ function met(from: number, to: number): Gc[] {
   return out;
 }
 
-const q = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
 const fmt = (x: number) => x.toFixed(2);
 for (const c of clients.sort((a, b) => a.starts[0] - b.starts[0])) {
   const sorted = [...c.latencies].sort((a, b) => a - b);
-  const p99 = q(sorted, 0.99);
+  const p99 = quantile(sorted, 0.99);
   let any = 0;
   let slow = 0;
   let slowMet = 0;
@@ -58,7 +58,7 @@ for (const c of clients.sort((a, b) => a.starts[0] - b.starts[0])) {
   const ownGcs = gcs.filter((g) => g.start >= c.starts[0] && g.start <= c.starts[c.starts.length - 1] + 1000);
   const gcMs = ownGcs.reduce((s, g) => s + g.duration, 0);
   console.log(
-    `${c.role} (${c.starts.length} requests): p50 ${fmt(q(sorted, 0.5))} ms, p99 ${fmt(p99)} ms, max ${fmt(sorted[sorted.length - 1])} ms; ` +
+    `${c.role} (${c.starts.length} requests): p50 ${fmt(quantile(sorted, 0.5))} ms, p99 ${fmt(p99)} ms, max ${fmt(sorted[sorted.length - 1])} ms; ` +
       `${slow} at or above p99, ${slowMet} of them overlapped a GC (${JSON.stringify(Object.fromEntries(kinds))}, by ${JSON.stringify(Object.fromEntries(byRole))}); ` +
       `of all requests ${fmt((100 * any) / c.starts.length)} % overlapped one; GCs in the run ${ownGcs.length}, ${fmt(gcMs)} ms`,
   );
