@@ -7,7 +7,6 @@
 import 'reflect-metadata';
 import { finish as finishDiagnostics, onNewPeak } from './diagnostics';
 import { roles } from './roles';
-import { measuredRequests } from './window';
 
 export interface ChildIo {
   readonly params: Record<string, any>;
@@ -57,7 +56,7 @@ async function main(): Promise<void> {
   const cpu = process.cpuUsage(cpuAtReady);
   const cpuMs = (cpu.user + cpu.system) / 1000;
   sample();
-  await finishDiagnostics(name, measuredRequests);
+  await finishDiagnostics(name);
   await send({ type: 'result', result: { ...result, peakRssMb: peakRss / 1024 / 1024, cpuMs } });
   process.disconnect();
   // Whatever a client library left open must not keep the process (and the run) alive.

@@ -24,6 +24,7 @@ import * as fs from 'node:fs';
 import * as inspector from 'node:inspector';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import * as v8 from 'node:v8';
+import { measuredRequests } from './window';
 
 const env = process.env;
 if (env.BENCH_V8_FLAGS) v8.setFlagsFromString(env.BENCH_V8_FLAGS);
@@ -81,10 +82,10 @@ if (env.BENCH_ALLOC_PROF) {
 }
 
 /**
- * Before the child reports: writes the allocation profile and the pause logs (`requests`: what
+ * Before the child reports: writes the allocation profile and the pause logs (with what
  * window.ts measureRequests timed, if this child is a request/reply client) and prints the peak's heap.
  */
-export async function finish(role: string, requests?: { starts: number[]; latencies: number[] }): Promise<void> {
+export async function finish(role: string): Promise<void> {
   if (session) {
     const s = session;
     await new Promise<void>((resolve, reject) =>
@@ -101,7 +102,7 @@ export async function finish(role: string, requests?: { starts: number[]; latenc
     fs.mkdirSync(dir, { recursive: true });
     const name = `${dir}/${role}-${process.pid}`;
     fs.writeFileSync(`${name}.gc.json`, JSON.stringify(gcLog.map((g) => ({ role, pid: process.pid, ...g }))));
-    if (requests) fs.writeFileSync(`${name}.requests.json`, JSON.stringify({ role, pid: process.pid, ...requests }));
+    if (measuredRequests) fs.writeFileSync(`${name}.requests.json`, JSON.stringify({ role, pid: process.pid, ...measuredRequests }));
   }
   if (peak) process.stderr.write(`heap at peak RSS, ${role}: ${JSON.stringify(peak)}\n`);
 }

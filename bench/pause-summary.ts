@@ -8,10 +8,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { quantile } from './window';
+import { MeasuredRequests, quantile } from './window';
 
 interface Gc { role: string; pid: number; start: number; duration: number; kind: string }
-interface Requests { role: string; pid: number; starts: number[]; latencies: number[] }
+interface Requests extends MeasuredRequests { role: string; pid: number }
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: pause-summary.ts DIR');
@@ -55,11 +55,13 @@ for (const c of clients.sort((a, b) => a.starts[0] - b.starts[0])) {
       byRole.set(g.role, (byRole.get(g.role) ?? 0) + 1);
     }
   }
-  const ownGcs = gcs.filter((g) => g.start >= c.starts[0] && g.start <= c.starts[c.starts.length - 1] + 1000);
+  let end = c.starts[0];
+  for (let i = 0; i < c.starts.length; i++) end = Math.max(end, c.starts[i] + c.latencies[i]);
+  const ownGcs = met(c.starts[0], end);
   const gcMs = ownGcs.reduce((s, g) => s + g.duration, 0);
   console.log(
     `${c.role} (${c.starts.length} requests): p50 ${fmt(quantile(sorted, 0.5))} ms, p99 ${fmt(p99)} ms, max ${fmt(sorted[sorted.length - 1])} ms; ` +
       `${slow} at or above p99, ${slowMet} of them overlapped a GC (${JSON.stringify(Object.fromEntries(kinds))}, by ${JSON.stringify(Object.fromEntries(byRole))}); ` +
-      `of all requests ${fmt((100 * any) / c.starts.length)} % overlapped one; GCs in the run ${ownGcs.length}, ${fmt(gcMs)} ms`,
+      `of all requests ${fmt((100 * any) / c.starts.length)} % overlapped one; GCs from its first request to its last reply ${ownGcs.length}, ${fmt(gcMs)} ms`,
   );
 }

@@ -79,8 +79,14 @@ export function median(values: number[]): number {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
-/** With BENCH_PAUSES set (diagnostics.ts): each request measureRequests timed, start in epoch ms and latency. */
-export let measuredRequests: { starts: number[]; latencies: number[] } | undefined;
+/** Each request measureRequests timed: start in epoch ms, latency in ms, by index. */
+export interface MeasuredRequests {
+  readonly starts: number[];
+  readonly latencies: number[];
+}
+
+/** With BENCH_PAUSES set (diagnostics.ts): the requests the last measureRequests timed. */
+export let measuredRequests: MeasuredRequests | undefined;
 
 /**
  * Request/reply measurement, the same for both sides: a warm-up, then `n` calls with `inflight`
